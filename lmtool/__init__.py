@@ -1,0 +1,37 @@
+"""lmtool: n-gram and recurrent language models from plain text, served through one interface.
+
+    >>> import lmtool
+    >>> model = lmtool.load("kjv5.lm")
+    >>> model.score("and god said")            # log10 p of the sentence, </s> included
+    >>> model.perplexity("in the beginning")
+
+Models are built with ``lmtool.ngram.build.build_ngram_model`` (what ``lmtool count`` runs) or the
+recurrent trainer (``lmtool train``); both answer the ``LanguageModel`` interface.
+"""
+
+__version__ = "0.1.0"
+
+
+def load(path, verify=True):
+    """Open a model file of any kind (n-gram or recurrent) and return the model.
+
+    ``verify`` checks the data checksum (a few milliseconds per 10 MB).
+    """
+    from . import modelfile
+
+    opened = modelfile.read(path, verify=verify)
+    return model_classes()[opened.kind].from_file(opened)
+
+
+def model_classes():
+    """Registry: model-file kind -> class with a ``from_file`` constructor."""
+    from .ngram.model import NgramModel
+
+    classes = {"ngram": NgramModel}
+    try:
+        from .neural.model import RecurrentModel
+    except ImportError:
+        pass
+    else:
+        classes["recurrent"] = RecurrentModel
+    return classes

@@ -1,0 +1,273 @@
+"""The lmtool command line: each subcommand parses its options, calls the library and formats.
+
+Results go to stdout, progress bars and messages to stderr. Bad input ends with one line,
+``lmtool: error: ...``, and a non-zero exit status; outputs are written to a temporary file and
+renamed into place, so a failure never leaves a partial file.
+"""
+
+import json
+import os
+import sys
+import warnings
+
+import click
+
+from .errors import LmtoolError, LmtoolWarning
+
+SMOOTHING_CHOICES = ("modified-kneser-ney", "kneser-ney", "witten-bell", "add-k", "stupid-backoff")
+LEVEL_CHOICES = ("word", "char")
+
+
+def _tqdm_factory(quiet):
+    """A progress factory (see ``lmtool.progress``) drawing tqdm bars on stderr, or nothing."""
+    from .progress import silent
+
+    if quiet:
+        return silent
+
+    def factory(desc=None, total=None, unit="it"):
+        from tqdm import tqdm
+
+        return tqdm(desc=desc, total=total, unit=unit, unit_scale=unit == "B", file=sys.stderr,
+                    leave=False, dynamic_ncols=True, mininterval=0.25)
+
+    return factory
+
+
+def quiet_option(command):
+    return click.option("--quiet", "-q", is_flag=True, help="No progress bars on stderr.")(command)
+
+
+def _check_writable(path):
+    """Fail before long work if ``path`` cannot be written (missing folder, a directory, no permission)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise LmtoolError("is a directory, expected an output file name", path)
+    if not os.path.isdir(folder):
+        raise LmtoolError(f"cannot write: folder {folder} does not exist", path)
+    if not os.access(folder, os.W_OK):
+        raise LmtoolError(f"cannot write: no permission in {folder}", path)
+
+
+def _load(path):
+    import lmtool
+
+    return lmtool.load(path)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="lmtool", prog_name="lmtool")
+def cli():
+    """Language models from plain text: n-gram (Kneser-Ney, ARPA) and recurrent (RNN, LSTM, GRU).
+
+    Corpora are UTF-8 text, one sentence per line, tokens separated by spaces (gzip, bzip2 and xz
+    are read transparently; '-' is stdin). Run 'lmtool COMMAND --help' for each command.
+    """
+
+
+@cli.command()
+@click.argument("corpus", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, metavar="MODEL", help="Model file to write.")
+@click.option("--order", "-n", default=3, show_default=True, type=int, help="Longest n-gram.")
+@click.option("--smoothing", type=click.Choice(SMOOTHING_CHOICES), default="modified-kneser-ney",
+              show_default=True, help="How counts become probabilities.")
+@click.option("--k", "add_k", type=float, default=1.0, show_default=True,
+              help="Count added to every n-gram with --smoothing add-k (1 is Laplace).")
+@click.option("--arpa", metavar="FILE", help="Also write the model as an ARPA file.")
+@click.option("--level", type=click.Choice(LEVEL_CHOICES), default="word", show_default=True,
+              help="Tokens are words (split on spaces) or characters (spaces included).")
+@click.option("--vocab", "vocab_file", metavar="FILE", help="Only these tokens (whitespace-separated); others are <unk>.")
+@click.option("--min-count", type=int, default=1, show_default=True, help="Rarer tokens become <unk>.")
+@click.option("--max-vocab", type=int, help="Keep only the N most frequent tokens (specials included).")
+@quiet_option
+def count(corpus, output, order, smoothing, add_k, arpa, level, vocab_file, min_count, max_vocab, quiet):
+    """Count n-grams in CORPUS files and write a smoothed n-gram model.
+
+    Modified Kneser-Ney, interpolated, with three discounts per order estimated as KenLM's lmplz
+    estimates them, is the default.
+    """
+    from .ngram.arpa import write_arpa
+    from .ngram.build import build_ngram_model, check_order
+    from .vocab import read_vocab_file
+
+    check_order(order)
+    if smoothing == "add-k" and not 0 < add_k <= 1e6:
+        raise LmtoolError(f"--k must be positive (and at most 1e6), got {add_k}")
+    for path in (output, arpa):
+        if path:
+            _check_writable(path)
+    keep = read_vocab_file(vocab_file) if vocab_file else None
+    options = {"k": add_k} if smoothing == "add-k" else {}
+    model = build_ngram_model(list(corpus), order=order, smoothing=smoothing, level=level, min_count=min_count,
+                              max_vocab=max_vocab, keep=keep, progress=_tqdm_factory(quiet), **options)
+    if arpa:
+        write_arpa(model, arpa)
+    model.save(output)
+    if not quiet:
+        sizes = " ".join(f"{n}:{s:,}" for n, s in enumerate(model.sizes, 1))
+        click.echo(f"{output}: {model.order}-gram {smoothing}, vocabulary {len(model.vocab):,}, "
+                   f"n-grams {sizes}", err=True)
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the summary.")
+@quiet_option
+def perplexity(model, files, as_json, quiet):
+    """Perplexity of MODEL on FILES (one sentence per line; '-' is stdin).
+
+    Tokens are words plus one </s> per sentence; words outside the vocabulary (OOVs) are scored as
+    <unk>, as KenLM's query does.
+    """
+    from .scoring import corpus_totals
+
+    lm = _load(model)
+    if not lm.normalized:
+        raise LmtoolError(f"its {lm.meta.get('smoothing')} scores are not probabilities (they do not sum "
+                          "to one), so perplexity is meaningless; use 'lmtool score' for the raw scores", model)
+    summary = corpus_totals(lm, list(files), progress=_tqdm_factory(quiet)).summary()
+    if as_json:
+        click.echo(json.dumps(dict(summary, model=model, kind=lm.kind)))
+        return
+    click.echo(f"Perplexity including OOVs:\t{summary['perplexity']:.5f}\n"
+               f"Perplexity excluding OOVs:\t{summary['perplexity_excluding_oov']:.5f}\n"
+               f"OOVs:\t{summary['oov']}\n"
+               f"Tokens:\t{summary['tokens']}\n"
+               f"Sentences:\t{summary['sentences']}\n"
+               f"Log10 probability:\t{summary['logprob10']:.4f}")
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of tab-separated values.")
+@click.option("--per-token", is_flag=True, help="Add each token's log10 probability (and n-gram length).")
+@quiet_option
+def score(model, files, as_json, per_token, quiet):
+    """Score each line of FILES with MODEL: one output line per input line, in order.
+
+    Columns: total log10 probability (</s> included), tokens (words + </s>), OOVs. With
+    --per-token, then one column per token: TOKEN, the n-gram length used, and its log10 p.
+    """
+    from .scoring import format_scores, score_chunks
+
+    lm = _load(model)
+    out = sys.stdout
+    for batch in score_chunks(lm, list(files), progress=_tqdm_factory(quiet)):
+        out.write(format_scores(lm, batch, as_json=as_json, per_token=per_token))
+    out.flush()
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--prefix", default="", help="Start every sentence with these tokens.")
+@click.option("-n", "count_", default=1, show_default=True, type=int, help="Number of sentences.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed: same seed, same text.")
+@click.option("--temperature", default=1.0, show_default=True, type=float,
+              help="Below 1 sharpens the distribution, above 1 flattens it.")
+@click.option("--top-k", default=0, show_default=True, type=int, help="Sample among the K likeliest tokens (0: all).")
+@click.option("--max-tokens", default=100, show_default=True, type=int, help="Stop a sentence after this many tokens.")
+@quiet_option
+def generate(model, prefix, count_, seed, temperature, top_k, max_tokens, quiet):
+    """Generate sentences from MODEL by sampling, one per line; a sentence stops at </s>."""
+    from .corpus import line_tokens
+    from .sampling import check_options, generate as sample
+
+    check_options(temperature, top_k, max_tokens, count_)
+    lm = _load(model)
+    tokens = line_tokens(prefix, lm.vocab.level)
+    samples = sample(lm, lm.vocab.encode(tokens), n=count_, seed=seed, temperature=temperature, top_k=top_k,
+                     max_tokens=max_tokens)
+    glue = "" if lm.vocab.level == "char" else " "
+    for ids in samples:
+        click.echo(glue.join(tokens + lm.vocab.decode(ids)))
+
+
+@cli.command()
+@click.argument("source")
+@click.argument("target")
+@quiet_option
+def convert(source, target, quiet):
+    """Convert between ARPA and lmtool model files.
+
+    An ARPA SOURCE (from KenLM, SRILM or lmtool) becomes an lmtool model; an lmtool n-gram model
+    becomes ARPA when TARGET ends in .arpa.
+    """
+    from . import modelfile
+    from .ngram.arpa import read_arpa, write_arpa
+
+    _check_writable(target)
+    progress = _tqdm_factory(quiet)
+    if modelfile.is_model_file(source):
+        lm = _load(source)
+        if lm.kind != "ngram":
+            raise LmtoolError(f"a {lm.kind} model has no ARPA form; only n-gram models convert", source)
+    else:
+        bar = progress("reading ARPA", unit="order")
+        try:
+            lm = read_arpa(source, progress=bar.update)
+        finally:
+            bar.close()
+    if target.endswith(".arpa"):
+        write_arpa(lm, target)
+    else:
+        lm.save(target)
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="Print the model's header as JSON.")
+def info(model, as_json):
+    """Describe MODEL: kind, order, vocabulary, n-gram counts, options, training data, size."""
+    from . import modelfile
+
+    opened = modelfile.read(model, verify=False)
+    details = {"file": model, "kind": opened.kind, "bytes": os.path.getsize(model), **opened.meta}
+    if as_json:
+        click.echo(json.dumps(details, indent=2))
+        return
+    for key, value in details.items():
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value)
+        click.echo(f"{key}:\t{value}")
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, LmtoolWarning):
+        print(f"lmtool: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")
+
+
+def main(argv=None):
+    """Entry point: run the command, turning every expected failure into one line on stderr."""
+    warnings.showwarning = _one_line_warning
+    try:
+        cli.main(args=argv, prog_name="lmtool", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.ClickException as err:
+        hint = f" (see 'lmtool {err.ctx.info_name} --help')" if getattr(err, "ctx", None) else ""
+        if getattr(err, "ctx", None) and err.ctx.parent is None:
+            hint = " (see 'lmtool --help')"
+        print(f"lmtool: error: {err.format_message()}{hint}", file=sys.stderr)
+        return err.exit_code
+    except LmtoolError as err:
+        print(f"lmtool: error: {err}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        print("lmtool: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except MemoryError:
+        print("lmtool: error: out of memory; try a smaller --order, --max-vocab or corpus", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

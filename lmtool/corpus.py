@@ -1,0 +1,193 @@
+"""Read plain-text corpora: one sentence per line, checked for the usual ways input goes wrong.
+
+Files may be plain UTF-8 or gzip/bzip2/xz compressed (recognised by their first bytes, so a
+compressed stream on stdin works too); ``-`` is stdin. Lines are read in chunks so that memory
+stays flat however large the file is. Tokens are separated by spaces, tabs and carriage returns
+(KenLM's and SRILM's convention); at ``level="char"`` every character, spaces included, is a token.
+``<s>`` and ``</s>`` inside the text are markers the models add themselves, so they are dropped.
+"""
+
+import bz2
+import gzip
+import hashlib
+import io
+import lzma
+import os
+import re
+import sys
+from dataclasses import dataclass
+
+from .errors import LmtoolError
+
+LEVELS = ("word", "char")
+MAX_LINE_CHARS = 500_000
+CHUNK_BYTES = 1 << 22
+MARKERS = frozenset(("<s>", "</s>"))
+
+_SEPARATORS = re.compile("[ \t\r\n]+")
+_MAGIC = ((b"\x1f\x8b", gzip.GzipFile), (b"BZh", bz2.BZ2File), (b"\xfd7zXZ\x00", lzma.LZMAFile))
+
+
+@dataclass
+class Chunk:
+    """Whole lines of one file as validated UTF-8 bytes (CR LF turned into LF).
+
+    ``first_line`` is the 1-based number of the first line, ``n_lines`` how many lines it holds.
+    """
+
+    path: str
+    data: bytes
+    first_line: int
+    n_lines: int
+
+
+def display_name(path):
+    """The name used in messages: ``<stdin>`` for ``-``."""
+    return "<stdin>" if str(path) == "-" else str(path)
+
+
+def input_size(paths):
+    """Total size in bytes of the files (compressed size where compressed), or None if one is stdin."""
+    total = 0
+    for path in paths:
+        if str(path) == "-":
+            return None
+        try:
+            total += os.path.getsize(path)
+        except OSError:
+            return None
+    return total
+
+
+def _open_raw(path):
+    if str(path) == "-":
+        return sys.stdin.buffer
+    try:
+        if os.path.isdir(path):
+            raise LmtoolError("is a directory, expected a text file", path)
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise LmtoolError("no such file", path) from None
+    except PermissionError:
+        raise LmtoolError("permission denied", path) from None
+    except OSError as err:
+        raise LmtoolError(f"cannot open: {err.strerror}", path) from None
+
+
+def _decompressing(raw):
+    """Wrap a binary stream in the decompressor its first bytes call for."""
+    buffered = raw if hasattr(raw, "peek") else io.BufferedReader(raw)
+    head = buffered.peek(6)[:6]
+    for magic, opener in _MAGIC:
+        if head.startswith(magic):
+            return opener(buffered)
+    return buffered
+
+
+def read_chunks(paths, *, chunk_bytes=CHUNK_BYTES, max_line=MAX_LINE_CHARS, progress=None, hasher=None):
+    """Yield ``Chunk``s of decoded lines from each path in turn.
+
+    ``progress(n)`` is called with the number of (compressed) bytes consumed since the last call;
+    ``hasher`` (a hashlib object) is updated with the decompressed bytes, to fingerprint the data.
+    Raises ``LmtoolError`` naming the file for a missing, empty, binary or non-UTF-8 file, a corrupt
+    compressed stream, or a line longer than ``max_line`` characters.
+    """
+    for path in paths:
+        yield from _read_one(path, chunk_bytes, max_line, progress, hasher)
+
+
+def _read_one(path, chunk_bytes, max_line, progress, hasher):
+    name = display_name(path)
+    raw = _open_raw(path)
+    try:
+        stream = _decompressing(raw)
+        offset, line_no, pending, seen = 0, 1, b"", False
+        position = _position(raw)
+        while True:
+            try:
+                block = stream.read(chunk_bytes)
+            except (OSError, EOFError, lzma.LZMAError, ValueError) as err:
+                raise LmtoolError(f"corrupt or truncated compressed data ({err})", name) from None
+            if progress is not None:
+                now = _position(raw)
+                progress(now - position)
+                position = now
+            if block:
+                seen = True
+                if hasher is not None:
+                    hasher.update(block)
+            data = pending + block
+            if not block:
+                if not data:
+                    break
+                cut = len(data)
+            else:
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:
+                    if len(data) > 4 * max_line:
+                        raise LmtoolError(
+                            f"line {line_no} is longer than {max_line:,} characters; "
+                            "expected one sentence per line", name)
+                    pending = data
+                    continue
+            text, pending = data[:cut], data[cut:]
+            _check(text, name, offset, line_no, max_line)
+            offset += cut
+            if b"\r" in text:
+                text = text.replace(b"\r\n", b"\n")
+            n_lines = text.count(b"\n") + (not text.endswith(b"\n"))
+            yield Chunk(name, text, line_no, n_lines)
+            line_no += n_lines
+            if not block:
+                break
+        if not seen:
+            raise LmtoolError("empty file, expected text with one sentence per line", name)
+    finally:
+        if raw is not sys.stdin.buffer:
+            raw.close()
+
+
+def _check(data, name, offset, line_no, max_line):
+    """Refuse binary data, invalid UTF-8 and overlong lines, naming the line."""
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise LmtoolError(f"binary file (NUL byte at offset {offset + nul:,}); expected UTF-8 text", name)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        bad_line = line_no + data.count(b"\n", 0, err.start)
+        raise LmtoolError(
+            f"not UTF-8 text: invalid byte 0x{data[err.start]:02x} on line {bad_line} "
+            f"(offset {offset + err.start:,}); convert it with iconv -t UTF-8", name) from None
+    if len(data) > max_line:
+        lines = text.split("\n")
+        lengths = list(map(len, lines))
+        longest = max(lengths)
+        if longest > max_line:
+            at = lengths.index(longest)
+            raise LmtoolError(
+                f"line {line_no + at} has {longest:,} characters, more than the limit of "
+                f"{max_line:,}; expected one sentence per line", name)
+
+
+def _position(raw):
+    try:
+        return raw.tell()
+    except (OSError, ValueError):
+        return 0
+
+
+def line_tokens(line, level="word"):
+    """Tokens of one line of text, split exactly as the encoding kernels split them.
+
+    For display (``score --per-token``) and small inputs; bulk text goes through
+    ``Vocabulary.encode_bytes``.
+    """
+    if level == "char":
+        return list(line.rstrip("\n"))
+    return [t for t in _SEPARATORS.split(line) if t and t not in MARKERS]
+
+
+def data_hasher():
+    """The hash object used to fingerprint training data (BLAKE2b, 128-bit digest)."""
+    return hashlib.blake2b(digest_size=16)

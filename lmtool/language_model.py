@@ -1,0 +1,85 @@
+"""The interface every model kind answers, so scoring, perplexity and generation are written once.
+
+A model scores batches of sentences given as id arrays, and, for generation, keeps a batch of
+states that it can turn into next-token distributions and advance by one token.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+@dataclass
+class Scores:
+    """Scores of a batch of S sentences holding n words in all.
+
+    ``sentence``: float64[S] total log10 probability of each sentence (its ``</s>`` included);
+    ``token``: float32[n + S] log10 p of each word then ``</s>``, sentence after sentence;
+    ``ngram_length``: int8[n + S] n-gram length used per token (n-gram models; None otherwise).
+    """
+
+    sentence: np.ndarray
+    token: np.ndarray
+    ngram_length: np.ndarray = None
+
+
+class LanguageModel:
+    """Base of ``NgramModel`` and ``RecurrentModel``.
+
+    Subclasses set ``kind``, ``vocab`` (a ``Vocabulary``), ``meta`` (dict saved in the model file)
+    and ``normalized`` (False where scores are not probabilities), and implement ``score_ids``,
+    ``begin``, ``distribution``, ``advance`` and ``save``.
+    """
+
+    kind = None
+    normalized = True
+
+    def score_ids(self, ids, lengths):
+        """``Scores`` of sentences given as ids (int32[n]) and words per sentence (int32[S])."""
+        raise NotImplementedError
+
+    def begin(self, prefixes):
+        """Generation state for a batch: one sentence per prefix (int32 id arrays, may be empty)."""
+        raise NotImplementedError
+
+    def distribution(self, state):
+        """float64[B, V]: p(next token | state) for each row; zero for ``<s>``."""
+        raise NotImplementedError
+
+    def advance(self, state, tokens):
+        """The state after appending ``tokens`` (int32[B]) to each row."""
+        raise NotImplementedError
+
+    def save(self, path):
+        raise NotImplementedError
+
+    # Conveniences for Python users, built on the methods above.
+
+    def encode(self, text):
+        """Ids and words per line of ``text`` (str, one sentence per line)."""
+        data = text.encode("utf-8")
+        if not data.endswith(b"\n"):
+            data += b"\n"
+        return self.vocab.encode_bytes(data)
+
+    def score(self, sentence):
+        """Total log10 probability of one sentence (``</s>`` included), like KenLM's ``model.score``."""
+        ids, lengths = self.encode(sentence.replace("\n", " "))
+        return float(self.score_ids(ids, lengths).sentence.sum())
+
+    def perplexity(self, text):
+        """Perplexity of ``text`` (one sentence per line), OOVs included, as KenLM reports it."""
+        from .evaluate import Totals
+
+        ids, lengths = self.encode(text)
+        totals = Totals.of(self.score_ids(ids, lengths), ids, lengths)
+        return totals.summary()["perplexity"]
+
+    def next_token_probs(self, prefix=""):
+        """p(token | <s> prefix) for every token of the vocabulary (float64[V])."""
+        ids, _ = self.encode(prefix.replace("\n", " "))
+        return self.distribution(self.begin([ids]))[0]
+
+    @property
+    def vocab_size(self):
+        return len(self.vocab)
+

@@ -1,0 +1,193 @@
+"""One container for every model kind: magic, format version, JSON header, aligned arrays, checksum.
+
+Layout (little-endian)::
+
+    0   8 bytes   magic b"LMTOOL\\x00\\x1a"
+    8   uint32    format version
+    12  uint32    header length H
+    16  uint32    CRC-32 of the header
+    20  H bytes   header, UTF-8 JSON: kind, lmtool version, metadata, and for each array its
+                  dtype, shape, offset and size
+    ..  arrays, each starting on a 64-byte boundary (so they can be memory-mapped in place);
+                  the header holds the CRC-32 of this data region
+
+No pickle: a model file only ever yields arrays and JSON. Files are written to a temporary name
+beside the target and renamed into place, so a failed write leaves nothing behind.
+"""
+
+import json
+import mmap
+import os
+import struct
+import tempfile
+import zlib
+
+import numpy as np
+
+from . import __version__
+from .errors import LmtoolError
+
+MAGIC = b"LMTOOL\x00\x1a"
+FORMAT_VERSION = 1
+_PREFIX = struct.Struct("<8sIII")
+_ALIGN = 64
+KINDS = ("ngram", "recurrent")
+
+
+class ModelFile:
+    """A model file's header (``kind``, ``meta``) and its named arrays (read-only, memory-mapped)."""
+
+    def __init__(self, kind, meta, arrays, path=None):
+        self.kind = kind
+        self.meta = meta
+        self.arrays = arrays
+        self.path = path
+
+    def __getitem__(self, name):
+        return self.arrays[name]
+
+
+def _aligned(n):
+    return (n + _ALIGN - 1) // _ALIGN * _ALIGN
+
+
+def write(path, kind, meta, arrays):
+    """Write a model file atomically: temporary file in the same folder, then rename.
+
+    ``meta`` is JSON-serialisable; ``arrays`` maps names to NumPy arrays (any shape, numeric dtypes).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r}")
+    table, offset = {}, 0
+    prepared = {}
+    for name, array in arrays.items():
+        array = np.ascontiguousarray(array)
+        if array.dtype.kind not in "biuf":
+            raise ValueError(f"array {name!r} has unsupported dtype {array.dtype}")
+        array = array.astype(array.dtype.newbyteorder("<"), copy=False)
+        prepared[name] = array
+        table[name] = {"dtype": array.dtype.str, "shape": list(array.shape), "offset": offset,
+                       "nbytes": int(array.nbytes)}
+        offset = _aligned(offset + array.nbytes)
+    crc = 0
+    for name, array in prepared.items():
+        crc = zlib.crc32(memoryview(array).cast("B"), crc)
+        crc = zlib.crc32(bytes(_aligned(array.nbytes) - array.nbytes), crc)
+    header = {"kind": kind, "lmtool_version": __version__, "meta": meta, "arrays": table,
+              "data_size": offset, "data_crc32": crc}
+    header_bytes = json.dumps(header, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    start = _aligned(_PREFIX.size + len(header_bytes))
+    header_bytes += b" " * (start - _PREFIX.size - len(header_bytes))
+    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes), zlib.crc32(header_bytes))
+    with atomic_output(path, "wb") as out:
+        out.write(prefix)
+        out.write(header_bytes)
+        for array in prepared.values():
+            out.write(memoryview(array).cast("B"))
+            out.write(bytes(_aligned(array.nbytes) - array.nbytes))
+
+
+class atomic_output:
+    """Context manager: a file opened on a temporary name that replaces ``path`` only on success."""
+
+    def __init__(self, path, mode="w", encoding=None):
+        self.path = os.fspath(path)
+        self.mode = mode
+        self.encoding = encoding
+
+    def __enter__(self):
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(folder):
+            raise LmtoolError("cannot write: the folder does not exist", self.path)
+        try:
+            fd, self.tmp = tempfile.mkstemp(prefix=".lmtool-", suffix=".tmp", dir=folder)
+        except OSError as err:
+            raise LmtoolError(f"cannot write: {err.strerror}", self.path) from None
+        self.file = os.fdopen(fd, self.mode, encoding=self.encoding)
+        return self.file
+
+    def __exit__(self, kind, value, tb):
+        try:
+            self.file.close()
+        except OSError:
+            if kind is None:
+                os.unlink(self.tmp)
+                raise
+        if kind is not None:
+            os.unlink(self.tmp)
+            if isinstance(value, OSError) and not isinstance(value, LmtoolError):
+                raise LmtoolError(f"cannot write: {value.strerror or value}", self.path) from None
+            return False
+        try:
+            os.chmod(self.tmp, 0o644 & ~_umask())
+            os.replace(self.tmp, self.path)
+        except OSError as err:
+            os.unlink(self.tmp)
+            raise LmtoolError(f"cannot write: {err.strerror}", self.path) from None
+        return False
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def read(path, verify=True):
+    """Open a model file; arrays are memory-mapped read-only views. Raises ``LmtoolError`` for a
+    missing, foreign, truncated, corrupt or newer-version file, with what to do about it."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(_PREFIX.size)
+            if size == 0:
+                raise LmtoolError("empty file, expected an lmtool model", path)
+            buffer = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except FileNotFoundError:
+        raise LmtoolError("no such model file", path) from None
+    except IsADirectoryError:
+        raise LmtoolError("is a directory, expected an lmtool model file", path) from None
+    except PermissionError:
+        raise LmtoolError("permission denied", path) from None
+    if len(head) < _PREFIX.size or not head.startswith(MAGIC):
+        hint = ""
+        if head.lstrip().startswith(b"\\data\\") or head.startswith(b"\n\\data\\"):
+            hint = f"; it looks like an ARPA file: run 'lmtool convert {path} MODEL.lm' first"
+        elif head.startswith(b"mmap lm"):
+            hint = "; it looks like a KenLM binary: convert its ARPA file with 'lmtool convert'"
+        raise LmtoolError(f"not an lmtool model file{hint}", path)
+    _, version, header_len, header_crc = _PREFIX.unpack(head)
+    if version > FORMAT_VERSION:
+        raise LmtoolError(f"model format version {version} is newer than this lmtool {__version__} reads "
+                          f"(up to {FORMAT_VERSION}); upgrade lmtool", path)
+    start = _PREFIX.size + header_len
+    if size < start:
+        raise LmtoolError(f"truncated model file ({size:,} bytes, its header alone needs {start:,}); "
+                          "rebuild it", path)
+    header_bytes = buffer[_PREFIX.size:start]
+    if zlib.crc32(header_bytes) != header_crc:
+        raise LmtoolError("corrupt model file (header checksum mismatch); rebuild it", path)
+    header = json.loads(header_bytes)
+    expected = start + header["data_size"]
+    if size < expected:
+        raise LmtoolError(f"truncated model file ({size:,} bytes, expected {expected:,}); rebuild it", path)
+    if verify and zlib.crc32(memoryview(buffer)[start:expected]) != header["data_crc32"]:
+        raise LmtoolError("corrupt model file (data checksum mismatch); rebuild it", path)
+    arrays = {}
+    for name, spec in header["arrays"].items():
+        dtype = np.dtype(spec["dtype"])
+        count = int(np.prod(spec["shape"], dtype=np.int64))
+        arrays[name] = np.frombuffer(buffer, dtype, count, start + spec["offset"]).reshape(spec["shape"])
+    if header["kind"] not in KINDS:
+        raise LmtoolError(f"unknown model kind {header['kind']!r}; upgrade lmtool", path)
+    return ModelFile(header["kind"], header["meta"], arrays, path)
+
+
+def is_model_file(path):
+    """Whether ``path`` starts with the lmtool magic (False for a missing or short file too)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False

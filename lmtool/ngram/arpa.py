@@ -1,0 +1,258 @@
+"""ARPA back-off files: write ours, read KenLM's and SRILM's.
+
+Reading checks the structure line by line and names the line that breaks it. N-grams an ARPA file
+lacks but its longer n-grams imply (prefixes and suffixes, which pruned SRILM models may drop) are
+added as "blank" entries whose probability is what backing off gives and whose backoff is 1,
+as KenLM does, so the model scores exactly as the file says.
+"""
+
+import re
+import warnings
+
+import numpy as np
+
+from ..corpus import read_chunks
+from ..errors import LmtoolError, LmtoolWarning
+from ..modelfile import atomic_output
+from ..vocab import SPECIALS, UNK, Vocabulary
+from .model import LOG10_ZERO, NgramModel
+
+_NGRAM_COUNT = re.compile(r"ngram\s+(\d+)\s*=\s*(\d+)$")
+_SECTION = re.compile(r"\\(\d+)-grams:$")
+_WHITESPACE = re.compile(r"\s")
+
+
+def write_arpa(model, path):
+    """Write ``model`` (an ``NgramModel``) as an ARPA file, atomically."""
+    tokens = model.vocab.tokens
+    if any(_WHITESPACE.search(t) for t in tokens):
+        raise LmtoolError("this vocabulary has tokens containing whitespace (a character-level model?), "
+                          "which the ARPA format cannot represent", path)
+    names = np.array(tokens, dtype=object)
+    fmt = "{:.9g}".format
+    with atomic_output(path, "w", encoding="utf-8") as out:
+        out.write("\\data\\\n")
+        for n, size in enumerate(model.sizes, 1):
+            out.write(f"ngram {n}={size}\n")
+        for n in range(1, model.order + 1):
+            out.write(f"\n\\{n}-grams:\n")
+            rows = model.ngrams(n)
+            text = names[rows[:, 0]]
+            for k in range(1, n):
+                text = text + " " + names[rows[:, k]]
+            probs = map(fmt, model.prob[model.level(n)].tolist())
+            if n < model.order:
+                backoffs = map(fmt, model.backoff[model.level(n)].tolist())
+                out.writelines(map("{}\t{}\t{}\n".format, probs, text, backoffs))
+            else:
+                out.writelines(map("{}\t{}\n".format, probs, text))
+        out.write("\n\\end\\\n")
+
+
+def read_arpa(path, progress=None):
+    """Read an ARPA file into an ``NgramModel``; raises ``LmtoolError`` naming the line at fault."""
+    text = "".join(chunk.data.decode("utf-8") for chunk in read_chunks([path]))
+
+    def fail(pos, message):
+        line = text.count("\n", 0, pos) + 1
+        raise LmtoolError(f"broken ARPA file, line {line}: {message}", path)
+
+    start = len(text) - len(text.lstrip())
+    if not text.startswith("\\data\\", start):
+        fail(start, "expected '\\data\\' at the start of an ARPA file")
+    body_at = text.find("\n\\1-grams:", start)
+    if body_at < 0:
+        fail(len(text), "no '\\1-grams:' section")
+    counts = []
+    pos = start + len("\\data\\")
+    for line in text[pos:body_at].split("\n"):
+        line = line.strip()
+        if not line:
+            pos += 1
+            continue
+        match = _NGRAM_COUNT.match(line)
+        if not match or int(match.group(1)) != len(counts) + 1:
+            fail(text.find(line, pos), f"expected 'ngram {len(counts) + 1}=COUNT', found {line!r}")
+        counts.append(int(match.group(2)))
+        pos = text.find(line, pos) + len(line)
+    if not counts:
+        fail(body_at, "the \\data\\ header lists no n-gram counts")
+    order = len(counts)
+    sections = []
+    at = body_at + 1
+    for n in range(1, order + 1):
+        head = f"\\{n}-grams:"
+        if not text.startswith(head, at):
+            fail(at, f"expected {head!r}")
+        at += len(head)
+        end_mark = f"\n\\{n + 1}-grams:" if n < order else "\n\\end\\"
+        end = text.find(end_mark, at)
+        if end < 0:
+            fail(len(text), f"missing {end_mark.strip()!r}")
+        sections.append(_parse_section(text, at, end, n, counts[n - 1], n < order, fail))
+        at = end + 1
+        if progress:
+            progress(1)
+    if text[at + len("\\end\\"):].strip():
+        fail(at + len("\\end\\"), "text after '\\end\\'")
+    return _build(sections, path)
+
+
+def _parse_section(text, start, end, n, expected, with_backoff, fail):
+    """(word fields: object[M, n], prob: float64[M], backoff: float64[M]) of one order's lines."""
+    body = text[start:end]
+    lines = body.split("\n")
+    nf = np.fromiter(map(len, map(str.split, lines)), np.int64, len(lines))
+    used = nf > 0
+    ok = (nf == n + 1) | (nf == n + 2) if with_backoff else (nf == n + 1)
+    bad = np.flatnonzero(used & ~ok)
+    if len(bad):
+        line = lines[bad[0]]
+        fail(start + sum(len(x) + 1 for x in lines[:bad[0]]),
+             f"expected a log10 probability, {n} word{'s' * (n > 1)}"
+             f"{' and an optional backoff' if with_backoff else ''}, found {line.strip()!r}")
+    nf = nf[used]
+    if len(nf) != expected:
+        fail(start, f"the header announces {expected:,} {n}-grams, the section has {len(nf):,}")
+    fields = np.array(body.split(), dtype=object)
+    first = np.cumsum(nf) - nf
+    words = np.stack([fields[first + 1 + k] for k in range(n)], axis=1) if len(nf) else np.empty((0, n), object)
+    try:
+        prob = fields[first].astype(np.float64)
+        backoff = np.zeros(len(nf))
+        has = nf == n + 2
+        backoff[has] = fields[first[has] + n + 1].astype(np.float64)
+    except ValueError as err:
+        fail(start, f"a {n}-gram probability or backoff is not a number ({err})")
+    if not (np.isfinite(prob).all() and np.isfinite(backoff).all()):
+        fail(start, f"a {n}-gram probability or backoff is not finite")
+    if (prob > 1e-6).any():
+        fail(start, f"a {n}-gram has a log10 probability above 0")
+    return words, prob, backoff
+
+
+def _build(sections, path):
+    """Turn parsed sections into a closed trie (adding blank n-grams) and an ``NgramModel``."""
+    unigrams, uni_prob, uni_backoff = sections[0]
+    unigrams = unigrams[:, 0].tolist()
+    tokens = list(SPECIALS) + [w for w in unigrams if w not in SPECIALS]
+    if len(set(tokens)) != len(tokens):
+        raise LmtoolError("broken ARPA file: a unigram is listed twice", path)
+    vocab = Vocabulary(tokens)
+    index = vocab.index
+    V = len(tokens)
+    order = len(sections)
+
+    rows = [np.arange(V, dtype=np.int32)[:, None]]
+    probs = [np.full(V, np.nan)]
+    backs = [np.zeros(V)]
+    ids = np.fromiter(map(index.__getitem__, unigrams), np.int64, len(unigrams))
+    probs[0][ids] = uni_prob
+    backs[0][ids] = uni_backoff
+    missing = np.isnan(probs[0])
+    probs[0][missing] = LOG10_ZERO
+    if missing[UNK]:
+        warnings.warn(f"{path}: no <unk> unigram; unknown words get log10 probability {LOG10_ZERO:g}",
+                      LmtoolWarning, stacklevel=2)
+
+    for n in range(2, order + 1):
+        words, prob, backoff = sections[n - 1]
+        try:
+            flat = np.fromiter(map(index.__getitem__, words.ravel()), np.int32, words.size)
+        except KeyError as err:
+            raise LmtoolError(f"broken ARPA file: the {n}-gram word {err.args[0]!r} is not a unigram", path) from None
+        rows.append(flat.reshape(len(words), n))
+        probs.append(prob)
+        backs.append(backoff)
+
+    # Files from KenLM hold every prefix and suffix; add the missing ones only when needed.
+    links = _trie_order(rows, probs, backs, V, path)
+    blanks = 0
+    if links is None:
+        blanks = _close(rows, probs, backs)
+        links = _trie_order(rows, probs, backs, V, path)
+    parent_of, suffix_of = links
+
+    # Blank n-grams: p(w | h) = b(h) p(w | h'), in log10; their own backoff stays 0 (weight 1).
+    for n in range(2, order + 1):
+        blank = np.isnan(probs[n - 1])
+        if blank.any():
+            probs[n - 1][blank] = (backs[n - 2][parent_of[n - 1][blank]]
+                                   + probs[n - 2][suffix_of[n - 1][blank]])
+
+    sizes = [len(r) for r in rows]
+    word_dtype = np.uint16 if V <= 1 << 16 else np.uint32
+    word = np.concatenate([r[:, -1] for r in rows]).astype(word_dtype)
+    prob = np.maximum(np.concatenate(probs), LOG10_ZERO).astype(np.float32)
+    backoff = (np.concatenate(backs[:-1]) if order > 1 else np.zeros(0)).astype(np.float32)
+    children = (np.concatenate([np.bincount(parent_of[n - 1], minlength=sizes[n - 2]) for n in range(2, order + 1)])
+                if order > 1 else np.zeros(0, np.int64))
+    meta = {"order": order, "sizes": sizes, "smoothing": "arpa", "normalized": True,
+            "source": str(path), "missing_specials": [t for t, m in zip(SPECIALS, missing[:3]) if m],
+            "blank_ngrams": blanks}
+    return NgramModel(vocab, sizes, word, prob, backoff, children.astype(np.int64), meta)
+
+
+def _close(rows, probs, backs):
+    """Add, from the top order down, the prefixes and suffixes that longer n-grams imply, with
+    probability NaN (filled in later) and backoff 0. Returns how many were added."""
+    added = 0
+    for n in range(len(rows), 1, -1):
+        implied = np.concatenate([rows[n - 1][:, :-1], rows[n - 1][:, 1:]])
+        new = _missing_rows(implied, rows[n - 2])
+        if len(new):
+            rows[n - 2] = np.concatenate([rows[n - 2], new])
+            probs[n - 2] = np.concatenate([probs[n - 2], np.full(len(new), np.nan)])
+            backs[n - 2] = np.concatenate([backs[n - 2], np.zeros(len(new))])
+            added += len(new)
+    return added
+
+
+def _trie_order(rows, probs, backs, V, path):
+    """Sort each order (in place) by (parent, word); return (parent_of, suffix_of), lists indexed by
+    order - 1 of each n-gram's parent and suffix node, or None if a prefix or suffix is missing."""
+    keys, parent_of, suffix_of = [None], [None], [None]
+    for n in range(2, len(rows) + 1):
+        r = rows[n - 1]
+        parent, found = _lookup(r[:, :-1], keys, V)
+        if not found.all():
+            return None
+        key = parent * V + r[:, -1]
+        perm = np.argsort(key, kind="stable")
+        key = key[perm]
+        if len(key) > 1 and (np.diff(key) == 0).any():
+            raise LmtoolError(f"broken ARPA file: a {n}-gram is listed twice", path)
+        rows[n - 1], probs[n - 1], backs[n - 1] = r[perm], probs[n - 1][perm], backs[n - 1][perm]
+        parent_of.append(parent[perm])
+        keys.append(key)
+        suffix, found = _lookup(rows[n - 1][:, 1:], keys, V)
+        if not found.all():
+            return None
+        suffix_of.append(suffix)
+    return parent_of, suffix_of
+
+
+def _as_void(rows):
+    rows = np.ascontiguousarray(rows, np.int32)
+    return rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+
+
+def _missing_rows(candidates, have):
+    """Distinct rows of ``candidates`` that are not rows of ``have`` (both int32[:, k])."""
+    cand = np.unique(_as_void(candidates))
+    known = np.sort(_as_void(have))
+    at = np.searchsorted(known, cand)
+    present = (at < len(known)) & (known[np.minimum(at, len(known) - 1)] == cand)
+    absent = cand[~present]
+    return np.frombuffer(absent.tobytes(), np.int32).reshape(-1, candidates.shape[1])
+
+
+def _lookup(rows, keys, V):
+    """Local node index in order k = rows.shape[1] of each row, and whether the row is there."""
+    node = rows[:, 0].astype(np.int64)
+    found = np.ones(len(rows), bool)
+    for k in range(2, rows.shape[1] + 1):
+        key = node * V + rows[:, k - 1]
+        node = np.minimum(np.searchsorted(keys[k - 1], key), max(len(keys[k - 1]) - 1, 0))
+        found &= keys[k - 1][node] == key if len(keys[k - 1]) else False
+    return node, found

@@ -1,0 +1,66 @@
+"""Text generation by sampling, with temperature and top-k, from any model and an explicit seed.
+
+Each step asks the model for the next-token distributions of all rows at once, reshapes them
+(temperature, top-k, never ``<s>`` or ``<unk>``), and draws one token per row by inverse CDF
+from a NumPy ``Generator`` seeded by the caller: the same seed gives the same text.
+"""
+
+import numpy as np
+
+from .errors import LmtoolError
+from .vocab import BOS, EOS, UNK
+
+
+def shape_distribution(probs, temperature=1.0, top_k=0):
+    """Apply temperature and top-k to float64[B, V] probabilities (rows renormalised, copy)."""
+    p = np.array(probs, dtype=np.float64)
+    p[:, [BOS, UNK]] = 0.0
+    if temperature != 1.0:
+        with np.errstate(divide="ignore"):
+            logp = np.log(p) / temperature
+        logp -= logp.max(axis=1, keepdims=True)
+        p = np.exp(logp)
+    if top_k and top_k < p.shape[1]:
+        cut = -np.partition(-p, top_k - 1, axis=1)[:, top_k - 1:top_k]
+        p[p < cut] = 0.0
+    total = p.sum(axis=1, keepdims=True)
+    if (total <= 0).any():
+        raise LmtoolError("the model gives no probability to any token after this prefix")
+    return p / total
+
+
+def check_options(temperature, top_k, max_tokens, n):
+    if not temperature > 0 or not np.isfinite(temperature):
+        raise LmtoolError(f"--temperature must be a positive number, got {temperature}")
+    if top_k < 0:
+        raise LmtoolError(f"--top-k must be 0 (off) or positive, got {top_k}")
+    if max_tokens < 1:
+        raise LmtoolError(f"--max-tokens must be at least 1, got {max_tokens}")
+    if n < 1:
+        raise LmtoolError(f"-n must be at least 1, got {n}")
+
+
+def generate(model, prefix_ids, n=1, seed=0, temperature=1.0, top_k=0, max_tokens=100):
+    """Sample ``n`` continuations of ``prefix_ids`` (int32 ids, after ``<s>``).
+
+    Returns a list of n int32 arrays: the generated tokens (without the prefix), each ending before
+    ``</s>`` or after ``max_tokens`` tokens.
+    """
+    check_options(temperature, top_k, max_tokens, n)
+    rng = np.random.Generator(np.random.PCG64(seed))
+    prefix_ids = np.asarray(prefix_ids, np.int32)
+    state = model.begin([prefix_ids] * n)
+    out = np.full((n, max_tokens), -1, np.int32)
+    alive = np.ones(n, bool)
+    for step in range(max_tokens):
+        p = shape_distribution(model.distribution(state), temperature, top_k)
+        u = rng.random(n)
+        cdf = np.cumsum(p, axis=1)
+        tokens = np.minimum((cdf < (u * cdf[:, -1])[:, None]).sum(axis=1), p.shape[1] - 1).astype(np.int32)
+        tokens[~alive] = EOS
+        out[alive, step] = tokens[alive]
+        alive &= tokens != EOS
+        if not alive.any():
+            break
+        state = model.advance(state, tokens)
+    return [row[(row >= 0) & (row != EOS)] for row in out]

@@ -1,0 +1,88 @@
+"""Scoring text files with any model, chunk by chunk so memory stays flat, and formatting results.
+
+``score_chunks`` yields one ``ScoredChunk`` per chunk of input lines; ``corpus_totals`` sums them
+into ``Totals`` (perplexity); ``format_scores`` renders a chunk as TSV or JSON lines.
+"""
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import corpus
+from .evaluate import Totals, word_positions
+from .progress import silent
+from .vocab import UNK
+
+
+@dataclass
+class ScoredChunk:
+    """A chunk of input lines (``chunk``), their ids and lengths, and the model's ``Scores``."""
+
+    chunk: corpus.Chunk
+    ids: np.ndarray
+    lengths: np.ndarray
+    scores: object
+
+    def totals(self):
+        return Totals.of(self.scores, self.ids, self.lengths)
+
+    def oov_per_sentence(self):
+        sentence = np.repeat(np.arange(len(self.lengths)), self.lengths)
+        return np.bincount(sentence[self.ids == UNK], minlength=len(self.lengths))
+
+
+def score_chunks(model, paths, progress=silent, chunk_bytes=1 << 20):
+    """Yield a ``ScoredChunk`` for each chunk of lines of ``paths``, in input order."""
+    bar = progress("scoring", total=corpus.input_size(paths), unit="B")
+    try:
+        for chunk in corpus.read_chunks(paths, chunk_bytes=chunk_bytes, progress=bar.update):
+            ids, lengths = model.vocab.encode_bytes(chunk.data)
+            yield ScoredChunk(chunk, ids, lengths, model.score_ids(ids, lengths))
+    finally:
+        bar.close()
+
+
+def corpus_totals(model, paths, progress=silent):
+    """``Totals`` of scoring every line of ``paths`` with ``model``."""
+    totals = Totals()
+    for scored in score_chunks(model, paths, progress=progress, chunk_bytes=corpus.CHUNK_BYTES):
+        totals = totals + scored.totals()
+    return totals
+
+
+def format_scores(model, scored, as_json=False, per_token=False):
+    """Text for a ``ScoredChunk``: a line per input line (TSV, or JSON with ``as_json``)."""
+    s = scored.scores
+    tokens = (scored.lengths + 1).tolist()
+    oov = scored.oov_per_sentence().tolist()
+    totals = s.sentence.tolist()
+    if not per_token:
+        if as_json:
+            return "".join(json.dumps({"logprob10": round(t, 6), "tokens": n, "oov": o}) + "\n"
+                           for t, n, o in zip(totals, tokens, oov))
+        return "".join(f"{t:.6f}\t{n}\t{o}\n" for t, n, o in zip(totals, tokens, oov))
+    lines = scored.chunk.data.decode("utf-8").split("\n")
+    level = model.vocab.level
+    token_lp = s.token.tolist()
+    ngram = s.ngram_length.tolist() if s.ngram_length is not None else None
+    unk = (scored.ids == UNK)
+    is_oov = np.zeros(len(token_lp), bool)
+    is_oov[word_positions(scored.lengths)[unk]] = True
+    is_oov = is_oov.tolist()
+    out = []
+    at = 0
+    for i, (t, n, o) in enumerate(zip(totals, tokens, oov)):
+        words = corpus.line_tokens(lines[i], level) + ["</s>"]
+        span = range(at, at + n)
+        at += n
+        if as_json:
+            items = [{"token": w, "logprob10": round(token_lp[j], 6), "oov": is_oov[j]} for w, j in zip(words, span)]
+            if ngram is not None:
+                for item, j in zip(items, span):
+                    item["ngram"] = ngram[j]
+            out.append(json.dumps({"logprob10": round(t, 6), "tokens": n, "oov": o, "words": items}) + "\n")
+        else:
+            cells = [f"{w}\t{ngram[j] if ngram is not None else ''}\t{token_lp[j]:.6f}" for w, j in zip(words, span)]
+            out.append(f"{t:.6f}\t{n}\t{o}\t" + "\t".join(cells) + "\n")
+    return "".join(out)

@@ -1,0 +1,219 @@
+"""Token <-> id maps: ``<unk>``, ``<s>``, ``</s>`` first, then words by falling frequency.
+
+Frequency order (ties broken by the token's code points) makes ids independent of the order the
+text was read in, keeps frequent words' ids small, and gives class-factored softmax layers their
+frequency bins for free. Every model file carries its vocabulary.
+"""
+
+from itertools import repeat
+
+import numpy as np
+
+from .errors import LmtoolError
+
+UNK, BOS, EOS = 0, 1, 2
+SPECIALS = ("<unk>", "<s>", "</s>")
+
+
+class Vocabulary:
+    """An immutable list of tokens with its inverse map; ids 0, 1, 2 are ``<unk>``, ``<s>``, ``</s>``."""
+
+    def __init__(self, tokens, level="word"):
+        tokens = list(tokens)
+        if tuple(tokens[:3]) != SPECIALS:
+            raise ValueError(f"a vocabulary starts with {SPECIALS}, got {tuple(tokens[:3])}")
+        self.tokens = tokens
+        self.level = level
+        self.index = {token: i for i, token in enumerate(tokens)}
+        self._table = None
+        if len(self.index) != len(tokens):
+            raise ValueError("duplicate tokens in vocabulary")
+
+    def __len__(self):
+        return len(self.tokens)
+
+    def __contains__(self, token):
+        return token in self.index
+
+    def encode(self, tokens):
+        """Ids of ``tokens`` (a list of str) as int32, ``<unk>`` for tokens not in the vocabulary."""
+        return np.fromiter(map(self.index.get, tokens, repeat(UNK)), np.int32, len(tokens))
+
+    def encode_bytes(self, data):
+        """Ids and tokens per line of UTF-8 text ``data`` (whole lines), through a Numba kernel.
+
+        Returns ``(ids: int32[k], lengths: int32[lines])``.
+        """
+        if self._table is None:
+            self._table = token_table(self.tokens, self.level)
+        return self._table.encode(data, grow=False)
+
+    def decode(self, ids):
+        """Tokens of ``ids``."""
+        tokens = self.tokens
+        return [tokens[i] for i in ids]
+
+    def join(self, ids):
+        """Text of ``ids``: space-separated words, or concatenated characters at char level."""
+        return ("" if self.level == "char" else " ").join(self.decode(ids))
+
+    def to_bytes(self):
+        """Tokens joined by newlines, as UTF-8 (tokens never contain a newline)."""
+        return "\n".join(self.tokens).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data, level="word"):
+        return cls(bytes(data).decode("utf-8").split("\n"), level)
+
+
+class _WordTable:
+    """Word tokens in a byte pool with a hash table, for the encoding kernels."""
+
+    def __init__(self, tokens):
+        data = [t.encode("utf-8") for t in tokens]
+        lengths = np.fromiter(map(len, data), np.int64, len(data))
+        self.n = len(data)
+        self.pool = np.frombuffer(b"".join(data), np.uint8).copy()
+        self.offsets = np.zeros(max(16, self.n + 1), np.int64)
+        np.cumsum(lengths, out=self.offsets[1:self.n + 1])
+        self.hashes = np.zeros(max(16, self.n), np.uint64)
+        from .kernels.tokenize import hash_bytes
+
+        for i in range(self.n):
+            self.hashes[i] = hash_bytes(self.pool, self.offsets[i], self.offsets[i + 1])
+        self._rehash(max(64, 4 * self.n))
+
+    def _rehash(self, n_slots):
+        from .kernels.tokenize import insert_all
+
+        size = 1 << max(6, (int(n_slots) - 1).bit_length())
+        self.slots = np.full(size, -1, np.int32)
+        insert_all(self.slots, self.pool, self.offsets, self.hashes, self.n)
+
+    def _reserve(self, n_tokens, n_bytes):
+        used = int(self.offsets[self.n])
+        if self.pool.shape[0] < used + n_bytes:
+            self.pool = np.concatenate([self.pool[:used], np.zeros(max(used + n_bytes, 2 * used) - used, np.uint8)])
+        if self.hashes.shape[0] < self.n + n_tokens:
+            size = max(self.n + n_tokens, 2 * self.hashes.shape[0])
+            self.hashes = np.concatenate([self.hashes[:self.n], np.zeros(size - self.n, np.uint64)])
+            self.offsets = np.concatenate([self.offsets[:self.n + 1], np.zeros(size - self.n, np.int64)])
+
+    def encode(self, data, grow, unk=UNK):
+        """(ids: int32[k], lengths: int32[lines]) of UTF-8 ``data``; ``grow`` adds unseen tokens."""
+        from .kernels.tokenize import encode_words
+
+        buf = np.frombuffer(data, np.uint8)
+        ids = np.empty(len(buf) // 2 + 1, np.int32)
+        lengths = np.empty(data.count(b"\n") + 1, np.int32)
+        if grow:
+            self._reserve(len(buf) // 2 + 1, len(buf))
+        pos, n_ids, n_lines = 0, 0, 0
+        while True:
+            status, pos, n_ids, n_lines, self.n, _ = encode_words(
+                buf, pos, self.slots, self.pool, self.offsets, self.hashes, self.n, grow, BOS, EOS, unk,
+                ids, lengths, n_ids, n_lines)
+            if status == 0:
+                return ids[:n_ids], lengths[:n_lines]
+            self._rehash(4 * self.n)
+
+    def tokens(self):
+        pool, offsets = self.pool.tobytes(), self.offsets
+        return [pool[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(self.n)]
+
+
+class _CharTable:
+    """Characters by code point, for the encoding kernels (specials have no code point)."""
+
+    def __init__(self, tokens):
+        self.table = np.full(0x110000, -1, np.int32)
+        self.n = len(tokens)
+        self.chars = list(tokens)
+        for i, token in enumerate(tokens):
+            if i >= len(SPECIALS):
+                self.table[ord(token)] = i
+
+    def encode(self, data, grow, unk=UNK):
+        from .kernels.tokenize import encode_chars
+
+        codes = np.frombuffer(data.decode("utf-8").encode("utf-32-le"), np.uint32)
+        ids = np.empty(len(codes), np.int32)
+        lengths = np.empty(data.count(b"\n") + 1, np.int32)
+        before = self.n
+        n_ids, n_lines, self.n = encode_chars(codes, self.table, grow, self.n, unk, ids, lengths)
+        if self.n > before:
+            new = np.flatnonzero(self.table >= before)
+            order = np.argsort(self.table[new])
+            self.chars.extend(chr(c) for c in new[order])
+        return ids[:n_ids], lengths[:n_lines]
+
+    def tokens(self):
+        return list(self.chars)
+
+
+def token_table(tokens, level):
+    """The kernel-side table for ``tokens`` at ``level`` ('word' or 'char')."""
+    return _CharTable(tokens) if level == "char" else _WordTable(tokens)
+
+
+class TokenCounter:
+    """Assigns provisional ids in order of first appearance while text streams by.
+
+    ``encode`` grows the table inside a Numba kernel; the final, frequency-ordered
+    ``Vocabulary`` and a table remapping provisional ids come from ``finish``.
+    """
+
+    def __init__(self, level="word"):
+        self.level = level
+        self._table = token_table(SPECIALS, level)
+
+    def encode(self, data):
+        """Provisional ids and words per line of UTF-8 ``data``, adding new tokens."""
+        return self._table.encode(data, grow=True)
+
+    def __len__(self):
+        return self._table.n
+
+    def finish(self, counts, min_count=1, max_vocab=None, keep=None):
+        """Order the vocabulary and limit it.
+
+        ``counts``: int64[len(self)], occurrences of each provisional id. Words seen fewer than
+        ``min_count`` times, beyond the ``max_vocab`` most frequent, or (if ``keep`` is a set)
+        not in ``keep`` map to ``<unk>``. Returns ``(vocabulary, remap)`` with
+        ``remap: int32[len(self)]`` taking provisional ids to final ones.
+        """
+        provisional = self._table.tokens()
+        words = [(-int(counts[i]), token, i) for i, token in enumerate(provisional) if i >= len(SPECIALS)]
+        words.sort()
+        kept = [(token, i) for c, token, i in words
+                if -c >= min_count and (keep is None or token in keep)]
+        if max_vocab is not None:
+            kept = kept[:max(0, max_vocab - len(SPECIALS))]
+        remap = np.full(len(provisional), UNK, np.int32)
+        remap[[BOS, EOS]] = [BOS, EOS]
+        tokens = list(SPECIALS)
+        for new_id, (token, old_id) in enumerate(kept, len(SPECIALS)):
+            remap[old_id] = new_id
+            tokens.append(token)
+        return Vocabulary(tokens, self.level), remap
+
+
+def read_vocab_file(path):
+    """The set of tokens listed in a vocabulary file (whitespace-separated, like KenLM's --limit_vocab_file)."""
+    from .corpus import read_chunks
+
+    tokens = set()
+    for chunk in read_chunks([path]):
+        tokens.update(chunk.data.decode("utf-8").split())
+    if not tokens:
+        raise LmtoolError("vocabulary file lists no tokens", path)
+    return tokens
+
+
+def check_limits(min_count, max_vocab):
+    """Reject absurd vocabulary limits with a message that says what is allowed."""
+    if min_count is not None and min_count < 1:
+        raise LmtoolError(f"--min-count must be at least 1, got {min_count}")
+    if max_vocab is not None and max_vocab < len(SPECIALS) + 1:
+        raise LmtoolError(f"--max-vocab must be at least {len(SPECIALS) + 1} (it counts {', '.join(SPECIALS)}), "
+                          f"got {max_vocab}")
