@@ -25,7 +25,7 @@ CHUNK_BYTES = 1 << 22
 MARKERS = frozenset(("<s>", "</s>"))
 
 _SEPARATORS = re.compile("[ \t\r\n]+")
-_MAGIC = ((b"\x1f\x8b", gzip.GzipFile), (b"BZh", bz2.BZ2File), (b"\xfd7zXZ\x00", lzma.LZMAFile))
+_MAGIC = ((b"\x1f\x8b", lambda f: gzip.GzipFile(fileobj=f)), (b"BZh", bz2.BZ2File), (b"\xfd7zXZ\x00", lzma.LZMAFile))
 
 
 @dataclass

@@ -83,12 +83,12 @@ def read_arpa(path, progress=None):
     for n in range(1, order + 1):
         head = f"\\{n}-grams:"
         if not text.startswith(head, at):
-            fail(at, f"expected {head!r}")
+            fail(at, f"expected '{head}'")
         at += len(head)
         end_mark = f"\n\\{n + 1}-grams:" if n < order else "\n\\end\\"
         end = text.find(end_mark, at)
         if end < 0:
-            fail(len(text), f"missing {end_mark.strip()!r}")
+            fail(len(text), f"missing '{end_mark.strip()}'")
         sections.append(_parse_section(text, at, end, n, counts[n - 1], n < order, fail))
         at = end + 1
         if progress:

@@ -1,0 +1,169 @@
+"""LSTM layer over a segment of T steps, forward and backward (truncated BPTT), for a minibatch of B.
+
+Gates in PyTorch's order (i, f, g, o), one summed bias (PyTorch's b_ih + b_hh):
+    a_t = x_t U + h_{t-1} W + b;  i, f, o = sigmoid(a_i, a_f, a_o);  g = tanh(a_g)
+    c_t = f * c_{t-1} + i * g;  h_t = o * tanh(c_t)                                    (Hochreiter 1997)
+The input projection x_t U of all T steps is one matmul; only h_{t-1} W runs per step.
+
+Cell protocol, shared by ``rnn``, ``lstm`` and ``gru`` so the network treats cells alike:
+``GATES`` (pre-activation blocks per unit), ``STATE`` (arrays carried between segments),
+``param_shapes(I, H)`` ({name: shape} of the weights), ``workspace(T, B, I, H, dtype)`` (dict of
+arrays; ``ws["h"]``: float[T+1, B, H] with ``h[0]`` the state entering the segment, ``ws["c"]`` likewise
+for LSTM), ``forward(x, p, ws, reset, activation)`` and ``backward(x, p, ws, reset, dh, dx, g,
+activation)``. Time-major: x: float[T, B, I]; reset: bool[T, B], True where the state entering step t is
+zero for row b (a sentence start) and no gradient flows back through it. ``forward`` zeroes those rows
+of ``c`` in place and ``backward`` those of ``h``: a workspace serves one forward and one backward.
+"""
+
+import numpy as np
+from numba import njit
+
+from .dense import KERNEL, check, check_grads, check_segment, gemm, sigmoid, tanh
+
+GATES = 4
+STATE = ("h", "c")
+
+
+def param_shapes(I, H):
+    """Weights of one layer: U: [I, 4H], W: [H, 4H], b: [4H] (gate blocks i, f, g, o)."""
+    return {"U": (I, 4 * H), "W": (H, 4 * H), "b": (4 * H,)}
+
+
+def workspace(T, B, I, H, dtype):
+    """Arrays for one segment: states h, c: [T+1, B, H]; gates [T, B, 4H]; tanh(c) [T, B, H]; scratch."""
+    e = np.empty
+    return {"h": e((T + 1, B, H), dtype), "c": e((T + 1, B, H), dtype), "gates": e((T, B, 4 * H), dtype),
+            "tc": e((T, B, H), dtype), "da": e((T, B, 4 * H), dtype), "dc": e((B, H), dtype),
+            "tmp": e((B, H), dtype), "hs": e((B, H), dtype)}
+
+
+@njit(**KERNEL)
+def _masked_state(h_prev, reset_t, scratch):
+    """h_prev with the rows flagged in reset_t zeroed, as a copy in scratch if any is flagged.
+
+    h_prev, scratch: float[B, H]; reset_t: bool[B].
+    """
+    if not reset_t.any():
+        return h_prev
+    scratch[:] = h_prev
+    for b in range(reset_t.shape[0]):
+        if reset_t[b]:
+            scratch[b, :] = 0.0
+    return scratch
+
+
+@njit(**KERNEL)
+def lstm_forward(x, U, W, b, h, c, gates, tc, reset, hs):
+    """Run the LSTM over T steps (equations in the module docstring).
+
+    x: float[T, B, I]; U: float[I, 4H]; W: float[H, 4H]; b: float[4H];
+    h, c: float[T+1, B, H] (index 0 given, 1..T written; c[t] rows with reset[t] zeroed in place);
+    gates: float[T, B, 4H] written with i, f, g, o after their nonlinearities;
+    tc: float[T, B, H] written with tanh(c[t+1]); reset: bool[T, B]; hs: float[B, H] scratch.
+    """
+    T, B, I = x.shape
+    H = W.shape[0]
+    gemm(False, False, 1.0, x.reshape((T * B, I)), U, 0.0, gates.reshape((T * B, 4 * H)))
+    for t in range(T):
+        for r in range(B):
+            if reset[t, r]:
+                c[t, r, :] = 0.0
+        gemm(False, False, 1.0, _masked_state(h[t], reset[t], hs), W, 1.0, gates[t])
+        for r in range(B):
+            a = gates[t, r]
+            cp = c[t, r]
+            cn = c[t + 1, r]
+            tcn = tc[t, r]
+            hn = h[t + 1, r]
+            for j in range(H):
+                ig = sigmoid(a[j] + b[j])
+                fg = sigmoid(a[H + j] + b[H + j])
+                gg = tanh(a[2 * H + j] + b[2 * H + j])
+                og = sigmoid(a[3 * H + j] + b[3 * H + j])
+                cc = fg * cp[j] + ig * gg
+                th = tanh(cc)
+                a[j] = ig
+                a[H + j] = fg
+                a[2 * H + j] = gg
+                a[3 * H + j] = og
+                cn[j] = cc
+                tcn[j] = th
+                hn[j] = og * th
+
+
+@njit(**KERNEL)
+def lstm_backward(x, U, W, h, c, gates, tc, reset, dh, dx, dU, dW, db, da, dc, tmp):
+    """Backpropagate through the T steps of ``lstm_forward``; weight gradients are accumulated.
+
+    Inputs as left by lstm_forward (h rows entering a reset step are zeroed here, in place).
+    dh: float[T, B, H] dloss/dh[t+1] from above; the recurrent part is added in place.
+    dx: float[T, B, I] written with dloss/dx. dU: float[I, 4H], dW: float[H, 4H], db: float[4H] (+=).
+    da: float[T, B, 4H] scratch (dloss/d pre-activations); dc, tmp: float[B, H] scratch.
+        dc_t += dh_t o (1 - tanh^2 c_t);  da_i = dc_t g i(1-i);  da_f = dc_t c_{t-1} f(1-f);
+        da_g = dc_t i (1-g^2);  da_o = dh_t tanh(c_t) o(1-o);  dc_{t-1} = dc_t f;  dh_{t-1} += da_t W'
+    """
+    T, B, I = x.shape
+    H = W.shape[0]
+    one = W.dtype.type(1.0)
+    zero = W.dtype.type(0.0)
+    for t in range(T):
+        for r in range(B):
+            if reset[t, r]:
+                h[t, r, :] = 0.0
+    dc[:] = 0.0
+    for t in range(T - 1, -1, -1):
+        for r in range(B):
+            keep = zero if reset[t, r] else one
+            a = gates[t, r]
+            d = da[t, r]
+            cp = c[t, r]
+            tcn = tc[t, r]
+            dht = dh[t, r]
+            dcr = dc[r]
+            for j in range(H):
+                ig = a[j]
+                fg = a[H + j]
+                gg = a[2 * H + j]
+                og = a[3 * H + j]
+                th = tcn[j]
+                dct = dcr[j] + dht[j] * og * (one - th * th)
+                di = dct * gg * ig * (one - ig)
+                df = dct * cp[j] * fg * (one - fg)
+                dg = dct * ig * (one - gg * gg)
+                do = dht[j] * th * og * (one - og)
+                d[j] = di
+                d[H + j] = df
+                d[2 * H + j] = dg
+                d[3 * H + j] = do
+                db[j] += di
+                db[H + j] += df
+                db[2 * H + j] += dg
+                db[3 * H + j] += do
+                dcr[j] = dct * fg * keep
+        if t > 0:
+            if reset[t].any():
+                gemm(False, True, 1.0, da[t], W, 0.0, tmp)
+                for r in range(B):
+                    if not reset[t, r]:
+                        dh[t - 1, r, :] += tmp[r, :]
+            else:
+                gemm(False, True, 1.0, da[t], W, 1.0, dh[t - 1])
+    da2 = da.reshape((T * B, 4 * H))
+    gemm(True, False, 1.0, h.reshape(((T + 1) * B, H))[:T * B], da2, 1.0, dW)
+    gemm(True, False, 1.0, x.reshape((T * B, I)), da2, 1.0, dU)
+    gemm(False, True, 1.0, da2, U, 0.0, dx.reshape((T * B, I)))
+
+
+def forward(x, p, ws, reset, activation=None):
+    """Fill ws["h"][1:], ws["c"][1:] (and the saved gates) from x and ws["h"][0], ws["c"][0]."""
+    T, B, I, H, dtype = check_segment(x, p, ws, reset, param_shapes)
+    check("c", ws["c"], (T + 1, B, H), dtype)
+    lstm_forward(x, p["U"], p["W"], p["b"], ws["h"], ws["c"], ws["gates"], ws["tc"], reset, ws["hs"])
+
+
+def backward(x, p, ws, reset, dh, dx, g, activation=None):
+    """Accumulate weight gradients into g (same keys as p), write dx; dh is consumed as work."""
+    T, B, I, H, dtype = check_segment(x, p, ws, reset, param_shapes)
+    check_grads(p, g, dh, dx, T, B, I, H, dtype)
+    lstm_backward(x, p["U"], p["W"], ws["h"], ws["c"], ws["gates"], ws["tc"], reset, dh, dx,
+                  g["U"], g["W"], g["b"], ws["da"], ws["dc"], ws["tmp"])

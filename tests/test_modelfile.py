@@ -1,0 +1,95 @@
+"""The model container: round trip, and clear refusals of truncated, corrupt, foreign or newer files."""
+
+import os
+import struct
+
+import numpy as np
+import pytest
+
+import lmtool
+from lmtool import modelfile
+from lmtool.errors import LmtoolError
+
+
+def write_sample(path):
+    arrays = {"a": np.arange(10, dtype=np.int32), "b": np.linspace(0, 1, 7, dtype=np.float32).reshape(7, 1),
+              "empty": np.zeros(0, np.uint8)}
+    modelfile.write(path, "ngram", {"hello": "wörld", "n": 3}, arrays)
+    return arrays
+
+
+def test_round_trip_and_alignment(tmp_path):
+    path = tmp_path / "m.lm"
+    arrays = write_sample(path)
+    opened = modelfile.read(path)
+    assert opened.kind == "ngram" and opened.meta == {"hello": "wörld", "n": 3}
+    for name, array in arrays.items():
+        np.testing.assert_array_equal(opened[name], array)
+        assert opened[name].dtype == array.dtype
+        assert opened[name].ctypes.data % 64 == 0 or opened[name].size == 0
+
+
+def test_same_input_same_bytes(tmp_path):
+    write_sample(tmp_path / "one.lm")
+    write_sample(tmp_path / "two.lm")
+    assert (tmp_path / "one.lm").read_bytes() == (tmp_path / "two.lm").read_bytes()
+
+
+@pytest.mark.parametrize("cut", [4, 30, -1, -100])
+def test_truncated(tmp_path, cut):
+    path = tmp_path / "m.lm"
+    write_sample(path)
+    data = path.read_bytes()
+    path.write_bytes(data[:cut])
+    with pytest.raises(LmtoolError, match="truncated|not an lmtool model"):
+        modelfile.read(path)
+
+
+def test_flipped_byte_is_caught(tmp_path):
+    path = tmp_path / "m.lm"
+    write_sample(path)
+    data = bytearray(path.read_bytes())
+    data[-70] ^= 0x40
+    path.write_bytes(bytes(data))
+    with pytest.raises(LmtoolError, match="checksum"):
+        modelfile.read(path)
+
+
+def test_newer_version_names_both(tmp_path):
+    path = tmp_path / "m.lm"
+    write_sample(path)
+    data = bytearray(path.read_bytes())
+    data[8:12] = struct.pack("<I", modelfile.FORMAT_VERSION + 1)
+    path.write_bytes(bytes(data))
+    with pytest.raises(LmtoolError, match=rf"version {modelfile.FORMAT_VERSION + 1} .*up to {modelfile.FORMAT_VERSION}"):
+        modelfile.read(path)
+
+
+@pytest.mark.parametrize("content,hint", [(b"\\data\\\nngram 1=3\n", "ARPA"), (b"mmap lm http://kheafield.com", "KenLM"),
+                                          (os.urandom(100), "not an lmtool model"), (b"", "empty")])
+def test_foreign_files(tmp_path, content, hint):
+    path = tmp_path / "m.lm"
+    path.write_bytes(content)
+    with pytest.raises(LmtoolError, match=hint):
+        lmtool.load(path)
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    path = tmp_path / "m.lm"
+    path.write_bytes(b"old")
+    with pytest.raises(ValueError):
+        modelfile.write(path, "ngram", {}, {"bad": np.array(["strings"])})
+    assert path.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["m.lm"]
+
+
+def test_ngram_model_round_trip(tmp_path):
+    from tests.helpers import model_from_text
+
+    model = model_from_text(tmp_path, "a b c\nb c d\n", 3)
+    model.save(tmp_path / "x.lm")
+    again = lmtool.load(tmp_path / "x.lm")
+    assert again.vocab.tokens == model.vocab.tokens and again.sizes == model.sizes
+    for name in ("word", "prob", "backoff", "children"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(model, name))
+    assert again.score("a b c d") == model.score("a b c d")

@@ -1,0 +1,53 @@
+"""Sampling: determinism under a seed, temperature and top-k shaping."""
+
+import numpy as np
+import pytest
+
+from lmtool.errors import LmtoolError
+from lmtool.sampling import generate, shape_distribution
+from lmtool.vocab import BOS, UNK
+from tests.helpers import model_from_text
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    with open("corpora/tiny/train.txt", encoding="utf-8") as f:
+        text = f.read()
+    return model_from_text(tmp_path_factory.mktemp("g"), text, 3)
+
+
+def test_same_seed_same_text(model):
+    prefix = model.vocab.encode(["and", "god"])
+    a = generate(model, prefix, n=4, seed=11, temperature=0.9)
+    b = generate(model, prefix, n=4, seed=11, temperature=0.9)
+    c = generate(model, prefix, n=4, seed=12, temperature=0.9)
+    assert all((x == y).all() for x, y in zip(a, b))
+    assert any(len(x) != len(z) or (x != z).any() for x, z in zip(a, c))
+
+
+def test_max_tokens_and_no_specials(model):
+    out = generate(model, [], n=20, seed=3, max_tokens=5)
+    assert all(len(row) <= 5 for row in out)
+    assert all(UNK not in row and BOS not in row for row in out)
+
+
+def test_top_one_is_greedy(model):
+    a = generate(model, model.vocab.encode(["and"]), n=3, seed=1, top_k=1)
+    b = generate(model, model.vocab.encode(["and"]), n=3, seed=99, top_k=1)
+    assert all((x == a[0]).all() for x in a + b)
+    first = model.next_token_probs("and")
+    first[[BOS, UNK]] = 0
+    assert a[0][0] == first.argmax()
+
+
+def test_shaping():
+    p = np.array([[0.0, 0.0, 0.1, 0.2, 0.3, 0.4]])
+    q = shape_distribution(p, temperature=0.5, top_k=2)
+    np.testing.assert_allclose(q, [[0, 0, 0, 0, 0.09 / 0.25, 0.16 / 0.25]])
+    np.testing.assert_allclose(shape_distribution(p, temperature=1.0).sum(), 1.0)
+
+
+@pytest.mark.parametrize("kw", [{"temperature": 0}, {"temperature": -1}, {"top_k": -2}, {"max_tokens": 0}, {"n": 0}])
+def test_absurd_options(model, kw):
+    with pytest.raises(LmtoolError):
+        generate(model, [], **kw)

@@ -1,0 +1,169 @@
+"""Smoothing methods: normalisation of every context's distribution, and agreement with naive code."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from lmtool.ngram.smoothing import METHODS, SmoothingWarning
+from lmtool.vocab import BOS
+from tests import naive
+from tests.helpers import model_from_text
+
+NORMALIZED = [m for m in METHODS if m != "stupid-backoff"]
+WORDS = ["a", "b", "c", "d", "e", "f"]
+corpora = st.lists(st.lists(st.sampled_from(WORDS), min_size=0, max_size=8), min_size=2, max_size=20)
+
+
+def text_of(lines):
+    return "".join(" ".join(words) + "\n" for words in lines)
+
+
+def contexts(model):
+    """Every context the model knows (its n-grams below the top order) plus some unseen ones."""
+    found = []
+    for n in range(1, model.order):
+        found.extend(tuple(r) for r in model.ngrams(n))
+    found += [(), (BOS,), (BOS, 3), (4, 4, 4)]
+    return found
+
+
+def distribution_sums(model):
+    sums = []
+    for ctx in contexts(model):
+        ctx = [c for c in ctx if c != BOS or ctx[0] == BOS]
+        state = [np.asarray(ctx, np.int32)[-(model.order - 1):] if model.order > 1 else np.zeros(0, np.int32)]
+        p = model.distribution(state)[0]
+        assert p[BOS] == 0.0
+        sums.append(p.sum())
+    return np.array(sums)
+
+
+@settings(max_examples=25, deadline=None)
+@given(lines=corpora, order=st.integers(1, 4), method=st.sampled_from(NORMALIZED))
+def test_every_distribution_sums_to_one(tmp_path_factory, lines, order, method):
+    if sum(map(len, lines)) == 0:
+        lines = lines + [["a", "b"]]
+    model = model_from_text(tmp_path_factory.mktemp("s"), text_of(lines), order, method)
+    np.testing.assert_allclose(distribution_sums(model), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", NORMALIZED)
+def test_kjv_contexts_sum_to_one(method, kjv_small):
+    model = model_from_text(kjv_small[0], kjv_small[1], 3, method)
+    rng = np.random.default_rng(0)
+    ctxs = contexts(model)
+    picked = [ctxs[i] for i in rng.choice(len(ctxs), 300, replace=False)]
+    for ctx in picked:
+        state = [np.asarray(ctx, np.int32)[-2:]]
+        assert abs(model.distribution(state)[0].sum() - 1.0) < 1e-6
+
+
+@pytest.fixture(scope="module")
+def kjv_small(tmp_path_factory):
+    with open("corpora/kjv/train.txt", encoding="utf-8") as f:
+        text = "".join(f.readline() for _ in range(3000))
+    return tmp_path_factory.mktemp("kjv"), text
+
+
+@settings(max_examples=20, deadline=None)
+@given(lines=st.lists(st.lists(st.sampled_from(WORDS), min_size=1, max_size=10), min_size=8, max_size=30),
+       order=st.integers(1, 4))
+def test_mkn_matches_naive_definition(tmp_path_factory, lines, order):
+    model = model_from_text(tmp_path_factory.mktemp("m"), text_of(lines), order)
+    if any(model.meta["estimated"]["fallback"]):
+        return  # fallback discounts: the naive version has no fallback
+    expected = naive.mkn(lines, order, model.vocab.tokens)
+    for n in range(1, order + 1):
+        rows = model.ngrams(n)
+        probs = model.prob[model.level(n)]
+        backs = model.backoff[model.level(n)] if n < order else np.zeros(len(rows))
+        assert len(rows) == sum(1 for g in expected if len(g) == n)
+        for row, p, b in zip(rows, probs, backs):
+            gram = tuple(model.vocab.tokens[i] for i in row)
+            ep, eb = expected[gram]
+            assert p == pytest.approx(ep, abs=2e-6), gram
+            if n < order:
+                assert b == pytest.approx(eb, abs=2e-6), gram
+
+
+def test_add_one_unigrams_are_laplace(tmp_path):
+    model = model_from_text(tmp_path, "a a b\nc\n", 1, "add-k", k=1.0)
+    V = len(model.vocab) - 1  # without <s>: <unk> </s> a b c
+    N = 3 + 1 + 2  # words plus one </s> per line
+    count = {"a": 2, "b": 1, "c": 1, "</s>": 2, "<unk>": 0}
+    for token, c in count.items():
+        p = 10 ** model.prob[model.vocab.index[token]]
+        assert p == pytest.approx((c + 1) / (N + V), rel=1e-6)
+
+
+def test_add_k_seen_bigrams(tmp_path):
+    model = model_from_text(tmp_path, "a b\na b\na c\n", 2, "add-k", k=0.5)
+    V = len(model.vocab) - 1
+    p = model.next_token_probs("a")
+    assert p[model.vocab.index["b"]] == pytest.approx((2 + 0.5) / (3 + 0.5 * V), rel=1e-6)
+    assert p[model.vocab.index["c"]] == pytest.approx((1 + 0.5) / (3 + 0.5 * V), rel=1e-6)
+
+
+def test_witten_bell_bigram_by_hand(tmp_path):
+    model = model_from_text(tmp_path, "a b\na b\na c\n", 2, "witten-bell")
+    p = model.next_token_probs("a")
+    # context "a": c(a.) = 3, N1+(a.) = 2 distinct followers
+    uni = model.next_token_probs("")  # p(w | <s>)? no: recompute unigram from the table
+    p_b_uni = 10 ** model.prob[model.vocab.index["b"]]
+    assert p[model.vocab.index["b"]] == pytest.approx((2 + 2 * p_b_uni) / (3 + 2), rel=1e-6)
+    assert uni.sum() == pytest.approx(1.0)
+
+
+def test_kneser_ney_single_discount(tmp_path):
+    lines = ["a b c", "a b d", "b c", "c d a", "d a b", "a c", "b d"] * 2 + ["e f"]
+    model = model_from_text(tmp_path, "\n".join(lines) + "\n", 2, "kneser-ney")
+    discounts = model.meta["estimated"]["discounts"]
+    assert len(discounts) == 2 and all(0 < d <= 1 for d in discounts)
+
+
+def test_stupid_backoff_scores(tmp_path):
+    model = model_from_text(tmp_path, "a b\na b\na c\n", 2, "stupid-backoff")
+    assert not model.normalized
+    i = model.vocab.index
+    score = model.score_ids(np.array([i["a"], i["c"]], np.int32), np.array([2], np.int32))
+    lp = score.token
+    assert lp[0] == pytest.approx(math.log10(3 / 3))  # p(a | <s>) = c(<s> a) / c(<s>.)
+    assert lp[1] == pytest.approx(math.log10(1 / 3))  # c(a c) / c(a .)
+    assert lp[2] == pytest.approx(0.0)  # c(c </s>) / c(c .)
+    lp = model.score_ids(np.array([i["c"], i["b"]], np.int32), np.array([2], np.int32)).token
+    assert lp[1] == pytest.approx(math.log10(0.4 * 2 / 9))  # "c b" unseen: 0.4 c(b) / N
+
+
+def test_mkn_falls_back_with_one_warning_on_char_data(tmp_path):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from lmtool.ngram.build import build_ngram_model
+
+        path = tmp_path / "chars.txt"
+        path.write_text("abcabcabc\nbcabca\n" * 20)
+        model = build_ngram_model([str(path)], order=3, level="char")
+    messages = [str(w.message) for w in caught if issubclass(w.category, SmoothingWarning)]
+    assert messages and all("\n" not in m and "fallback" in m for m in messages)
+    assert any(model.meta["estimated"]["fallback"])
+    assert distribution_sums(model) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_mkn_matches_naive_on_kjv_lines(kjv_small):
+    lines = naive.sentences(kjv_small[1])[:1500]
+    model = model_from_text(kjv_small[0], "".join(" ".join(w) + "\n" for w in lines), 4, name="k4.txt")
+    assert not any(model.meta["estimated"]["fallback"])
+    expected = naive.mkn(lines, 4, model.vocab.tokens)
+    for n in range(1, 5):
+        rows = model.ngrams(n)
+        got = {tuple(model.vocab.tokens[i] for i in r): (p, b) for r, p, b in zip(
+            rows, model.prob[model.level(n)],
+            model.backoff[model.level(n)] if n < 4 else np.zeros(len(rows)))}
+        want = {g: v for g, v in expected.items() if len(g) == n}
+        assert got.keys() == want.keys()
+        worst = max(abs(got[g][0] - want[g][0]) for g in want)
+        assert worst < 2e-6
+        if n < 4:
+            assert max(abs(got[g][1] - want[g][1]) for g in want) < 2e-6
