@@ -22,6 +22,19 @@ class Scores:
     ngram_length: np.ndarray = None
 
 
+def check_batch(ids, lengths, vocab_size):
+    """Validate a batch before it reaches a kernel: int32 ids in [0, V), lengths summing to len(ids)."""
+    ids = np.ascontiguousarray(ids, np.int32)
+    lengths = np.ascontiguousarray(lengths, np.int32)
+    if ids.ndim != 1 or lengths.ndim != 1:
+        raise ValueError("ids and lengths must be one-dimensional")
+    if (lengths < 0).any() or int(lengths.sum(dtype=np.int64)) != len(ids):
+        raise ValueError(f"sentence lengths sum to {int(lengths.sum())}, but there are {len(ids)} ids")
+    if len(ids) and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(f"ids must lie in [0, {vocab_size})")
+    return ids, lengths
+
+
 class LanguageModel:
     """Base of ``NgramModel`` and ``RecurrentModel``.
 

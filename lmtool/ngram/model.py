@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import modelfile
 from ..errors import LmtoolError
-from ..language_model import LanguageModel, Scores
+from ..language_model import LanguageModel, Scores, check_batch
 from ..vocab import BOS, EOS, Vocabulary
 
 LOG10_ZERO = -99.0
@@ -42,6 +42,7 @@ class NgramModel(LanguageModel):
         np.cumsum(children, out=start[1:])
         start[1:] += self.sizes[0]
         self.child_start = start
+        self._hashed = None
         if len(word) != sum(self.sizes) or len(children) != sum(self.sizes[:-1]) or start[-1] != len(word):
             raise ValueError("inconsistent n-gram arrays")
 
@@ -96,16 +97,31 @@ class NgramModel(LanguageModel):
     # Scoring
 
     def score_ids(self, ids, lengths):
-        from ..kernels.ngram_query import score_sentences
+        from ..kernels.ngram_hash import score_sentences_hashed
 
-        ids = np.ascontiguousarray(ids, np.int32)
-        lengths = np.ascontiguousarray(lengths, np.int32)
+        ids, lengths = check_batch(ids, lengths, len(self.vocab))
         n = len(ids) + len(lengths)
         token = np.empty(n, np.float32)
         ngram_length = np.empty(n, np.int8)
-        sentence = score_sentences(ids, lengths, self.order, self.child_start, self.word, self.prob,
-                                   self.backoff, BOS, EOS, token, ngram_length)
+        start, bits, table, values = self._hash_table()
+        sentence = score_sentences_hashed(ids, lengths, self.order, start, bits, table, values, BOS, EOS,
+                                          token, ngram_length)
         return Scores(sentence, token, ngram_length)
+
+    def _hash_table(self):
+        """The scoring hash table (see ``kernels.ngram_hash``), built on first use (~20 ns per n-gram)."""
+        if self._hashed is None:
+            from ..kernels.ngram_hash import EMPTY, build_table, region_sizes
+
+            regions = region_sizes(self.sizes)
+            start = np.concatenate([[0], np.cumsum(regions)[:-1]]).astype(np.int64)
+            bits = np.array([int(r).bit_length() - 1 for r in regions], np.int64)
+            table = np.full(2 * int(regions.sum()), EMPTY, np.uint64)
+            values = table.view(np.float32)
+            build_table(np.asarray(self.sizes, np.int64), regions, self.word, self.prob, self.backoff,
+                        self.child_start, table, values)
+            self._hashed = (start, bits, table, values)
+        return self._hashed
 
     # Generation
 
