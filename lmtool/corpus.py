@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from .errors import LmtoolError
 
 LEVELS = ("word", "char")
-MAX_LINE_CHARS = 500_000
+MAX_LINE_BYTES = 500_000
 CHUNK_BYTES = 1 << 22
 MARKERS = frozenset(("<s>", "</s>"))
 
@@ -84,13 +84,13 @@ def _decompressing(raw):
     return buffered
 
 
-def read_chunks(paths, *, chunk_bytes=CHUNK_BYTES, max_line=MAX_LINE_CHARS, progress=None, hasher=None):
+def read_chunks(paths, *, chunk_bytes=CHUNK_BYTES, max_line=MAX_LINE_BYTES, progress=None, hasher=None):
     """Yield ``Chunk``s of decoded lines from each path in turn.
 
     ``progress(n)`` is called with the number of (compressed) bytes consumed since the last call;
     ``hasher`` (a hashlib object) is updated with the decompressed bytes, to fingerprint the data.
     Raises ``LmtoolError`` naming the file for a missing, empty, binary or non-UTF-8 file, a corrupt
-    compressed stream, or a line longer than ``max_line`` characters.
+    compressed stream, or a line longer than ``max_line`` bytes.
     """
     for path in paths:
         yield from _read_one(path, chunk_bytes, max_line, progress, hasher)
@@ -124,9 +124,9 @@ def _read_one(path, chunk_bytes, max_line, progress, hasher):
             else:
                 cut = data.rfind(b"\n") + 1
                 if cut == 0:
-                    if len(data) > 4 * max_line:
+                    if len(data) > max_line:
                         raise LmtoolError(
-                            f"line {line_no} is longer than {max_line:,} characters; "
+                            f"line {line_no} is longer than {max_line:,} bytes; "
                             "expected one sentence per line", name)
                     pending = data
                     continue
@@ -153,20 +153,22 @@ def _check(data, name, offset, line_no, max_line):
     if nul >= 0:
         raise LmtoolError(f"binary file (NUL byte at offset {offset + nul:,}); expected UTF-8 text", name)
     try:
-        text = data.decode("utf-8")
+        data.decode("utf-8")
     except UnicodeDecodeError as err:
         bad_line = line_no + data.count(b"\n", 0, err.start)
         raise LmtoolError(
             f"not UTF-8 text: invalid byte 0x{data[err.start]:02x} on line {bad_line} "
             f"(offset {offset + err.start:,}); convert it with iconv -t UTF-8", name) from None
     if len(data) > max_line:
-        lines = text.split("\n")
-        lengths = list(map(len, lines))
-        longest = max(lengths)
-        if longest > max_line:
-            at = lengths.index(longest)
+        import numpy as np
+
+        breaks = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+        edges = np.concatenate([[-1], breaks, [len(data)]])
+        gaps = np.diff(edges) - 1
+        at = int(np.argmax(gaps))
+        if gaps[at] > max_line:
             raise LmtoolError(
-                f"line {line_no + at} has {longest:,} characters, more than the limit of "
+                f"line {line_no + at} has {int(gaps[at]):,} bytes, more than the limit of "
                 f"{max_line:,}; expected one sentence per line", name)
 
 

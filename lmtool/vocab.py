@@ -90,14 +90,17 @@ class _WordTable:
         self.slots = np.full(size, -1, np.int32)
         insert_all(self.slots, self.pool, self.offsets, self.hashes, self.n)
 
-    def _reserve(self, n_tokens, n_bytes):
+    def _grow(self):
+        """Double whatever the encoding kernel ran out of: slots, token arrays or byte pool."""
         used = int(self.offsets[self.n])
-        if self.pool.shape[0] < used + n_bytes:
-            self.pool = np.concatenate([self.pool[:used], np.zeros(max(used + n_bytes, 2 * used) - used, np.uint8)])
-        if self.hashes.shape[0] < self.n + n_tokens:
-            size = max(self.n + n_tokens, 2 * self.hashes.shape[0])
-            self.hashes = np.concatenate([self.hashes[:self.n], np.zeros(size - self.n, np.uint64)])
-            self.offsets = np.concatenate([self.offsets[:self.n + 1], np.zeros(size - self.n, np.int64)])
+        if self.pool.shape[0] < used + 4096 or self.pool.shape[0] < 2 * used:
+            self.pool = np.concatenate([self.pool[:used], np.zeros(max(used, 1 << 16), np.uint8)])
+        if self.hashes.shape[0] < 2 * (self.n + 1):
+            extra = max(self.n, 1024)
+            self.hashes = np.concatenate([self.hashes[:self.n], np.zeros(self.hashes.shape[0] - self.n + extra, np.uint64)])
+            self.offsets = np.concatenate([self.offsets[:self.n + 1], np.zeros(self.offsets.shape[0] - self.n - 1 + extra, np.int64)])
+        if self.slots.shape[0] < 4 * (self.n + 1):
+            self._rehash(4 * (self.n + 1))
 
     def encode(self, data, grow, unk=UNK):
         """(ids: int32[k], lengths: int32[lines]) of UTF-8 ``data``; ``grow`` adds unseen tokens."""
@@ -106,16 +109,14 @@ class _WordTable:
         buf = np.frombuffer(data, np.uint8)
         ids = np.empty(len(buf) // 2 + 1, np.int32)
         lengths = np.empty(data.count(b"\n") + 1, np.int32)
-        if grow:
-            self._reserve(len(buf) // 2 + 1, len(buf))
         pos, n_ids, n_lines = 0, 0, 0
         while True:
             status, pos, n_ids, n_lines, self.n, _ = encode_words(
                 buf, pos, self.slots, self.pool, self.offsets, self.hashes, self.n, grow, BOS, EOS, unk,
                 ids, lengths, n_ids, n_lines)
             if status == 0:
-                return ids[:n_ids], lengths[:n_lines]
-            self._rehash(4 * self.n)
+                return ids[:n_ids].copy(), lengths[:n_lines].copy()
+            self._grow()
 
     def tokens(self):
         pool, offsets = self.pool.tobytes(), self.offsets

@@ -243,6 +243,21 @@ def scatter_add_rows(grad_out, ids, grad_table):
 
 
 @njit(**KERNEL)
+def masked_rows(a, flags, scratch):
+    """``a`` with the rows flagged in ``flags`` zeroed: ``a`` itself if none is, else a copy in scratch.
+
+    a, scratch: float[B, H]; flags: bool[B]. Used for the state entering a step with resets.
+    """
+    if not flags.any():
+        return a
+    scratch[:] = a
+    for b in range(flags.shape[0]):
+        if flags[b]:
+            scratch[b, :] = 0.0
+    return scratch
+
+
+@njit(**KERNEL)
 def dropout_mask(uniform, p, mask):
     """Inverted-dropout mask: mask = (u >= p) / (1 - p), so that E[mask] = 1.
 

@@ -18,7 +18,7 @@ of ``c`` in place and ``backward`` those of ``h``: a workspace serves one forwar
 import numpy as np
 from numba import njit
 
-from .dense import KERNEL, check, check_grads, check_segment, gemm, sigmoid, tanh
+from .dense import KERNEL, check, check_grads, check_segment, gemm, masked_rows, sigmoid, tanh
 
 GATES = 4
 STATE = ("h", "c")
@@ -38,21 +38,6 @@ def workspace(T, B, I, H, dtype):
 
 
 @njit(**KERNEL)
-def _masked_state(h_prev, reset_t, scratch):
-    """h_prev with the rows flagged in reset_t zeroed, as a copy in scratch if any is flagged.
-
-    h_prev, scratch: float[B, H]; reset_t: bool[B].
-    """
-    if not reset_t.any():
-        return h_prev
-    scratch[:] = h_prev
-    for b in range(reset_t.shape[0]):
-        if reset_t[b]:
-            scratch[b, :] = 0.0
-    return scratch
-
-
-@njit(**KERNEL)
 def lstm_forward(x, U, W, b, h, c, gates, tc, reset, hs):
     """Run the LSTM over T steps (equations in the module docstring).
 
@@ -68,7 +53,7 @@ def lstm_forward(x, U, W, b, h, c, gates, tc, reset, hs):
         for r in range(B):
             if reset[t, r]:
                 c[t, r, :] = 0.0
-        gemm(False, False, 1.0, _masked_state(h[t], reset[t], hs), W, 1.0, gates[t])
+        gemm(False, False, 1.0, masked_rows(h[t], reset[t], hs), W, 1.0, gates[t])
         for r in range(B):
             a = gates[t, r]
             cp = c[t, r]

@@ -10,8 +10,6 @@ n-gram would reach back past its sentence's ``<s>``), so order n+1 is counted fr
 import numpy as np
 from numba import njit
 
-_EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 @njit(cache=True)
@@ -51,82 +49,93 @@ def unigram_counts(stream, vocab_size, bos):
 
 
 @njit(cache=True)
-def extend_order(stream, prev_nodes, n_prev, bos):
-    """Count the n-grams one word longer than those of ``prev_nodes``.
+def positions_by_word(stream, vocab_size, bos):
+    """Positions of the stream that can end an n-gram (every token but ``<s>``), sorted by their
+    word, stably (int32[P - S]). The same for every order, so computed once."""
+    return _counting_order(stream, _non_bos(stream, bos), vocab_size)
+
+
+@njit(cache=True)
+def _non_bos(stream, bos):
+    n = 0
+    for t in range(stream.shape[0]):
+        if stream[t] != bos:
+            n += 1
+    out = np.empty(n, np.int32)
+    n = 0
+    for t in range(stream.shape[0]):
+        if stream[t] != bos:
+            out[n] = t
+            n += 1
+    return out
+
+
+@njit(cache=True)
+def extend_order(stream, prev_nodes, n_prev, by_word):
+    """Count the n-grams one word longer than those of ``prev_nodes``, by sorting positions.
 
     stream: int32[P] padded token stream; prev_nodes: int32[P], node (in order n-1, which has
-    ``n_prev`` nodes) of the (n-1)-gram ending at each position, -1 if none.
-    An n-gram ends at t when t is not ``<s>`` and an (n-1)-gram ends at t-1.
+    ``n_prev`` nodes) of the (n-1)-gram ending at each position, -1 if none; by_word: from
+    ``positions_by_word``. An n-gram ends at t when t is not ``<s>`` and an (n-1)-gram ends at
+    t-1. A stable counting sort of the word-sorted positions by their parent node yields
+    (parent, word) order in one pass.
     Returns (nodes: int32[P], parent: int32[M], word: int32[M], count: int64[M],
     suffix: int32[M]) with the M distinct n-grams sorted by (parent, word); ``suffix`` is the
     node in order n-1 of each n-gram's last n-1 words.
     """
     P = stream.shape[0]
     n_valid = 0
-    max_word = 0
-    for t in range(1, P):
-        if stream[t] != bos and prev_nodes[t - 1] >= 0:
+    for j in range(by_word.shape[0]):
+        t = by_word[j]
+        if t > 0 and prev_nodes[t - 1] >= 0:
             n_valid += 1
-        if stream[t] > max_word:
-            max_word = stream[t]
-    bits = 1
-    while (1 << bits) < 2 * n_valid + 2:
-        bits += 1
-    size = 1 << bits
-    mask = size - 1
-    shift = np.uint64(64 - bits)
-    keys = np.full(size, _EMPTY, np.uint64)
-    slots = np.empty(size, np.int32)
-    par = np.empty(n_valid, np.int32)
-    wrd = np.empty(n_valid, np.int32)
-    cnt = np.zeros(n_valid, np.int64)
-    suf = np.empty(n_valid, np.int32)
-    provisional = np.full(P, -1, np.int32)
+    starts = np.zeros(n_prev + 1, np.int64)
+    for j in range(by_word.shape[0]):
+        t = by_word[j]
+        if t > 0 and prev_nodes[t - 1] >= 0:
+            starts[prev_nodes[t - 1] + 1] += 1
+    for k in range(n_prev):
+        starts[k + 1] += starts[k]
+    ordered = np.empty(n_valid, np.int32)
+    for j in range(by_word.shape[0]):
+        t = by_word[j]
+        if t > 0 and prev_nodes[t - 1] >= 0:
+            p = prev_nodes[t - 1]
+            ordered[starts[p]] = t
+            starts[p] += 1
+    # one node per run of equal (parent, word)
     m = 0
-    for t in range(1, P):
-        w = stream[t]
+    last_p = -1
+    last_w = -1
+    for j in range(n_valid):
+        t = ordered[j]
         p = prev_nodes[t - 1]
-        if w == bos or p < 0:
-            continue
-        key = (np.uint64(p) << np.uint64(32)) | np.uint64(w)
-        h = np.int64((key * _GOLDEN) >> shift)
-        while True:
-            k = keys[h]
-            if k == key:
-                i = slots[h]
-                break
-            if k == _EMPTY:
-                keys[h] = key
-                slots[h] = m
-                i = m
-                par[m] = p
-                wrd[m] = w
-                suf[m] = prev_nodes[t]
-                m += 1
-                break
-            h = (h + 1) & mask
-        cnt[i] += 1
-        provisional[t] = i
-
-    # Two stable counting sorts (by word, then by parent) put the nodes in (parent, word) order.
-    by_word = _counting_order(wrd[:m], np.arange(m, dtype=np.int32), max_word + 1)
-    order = _counting_order(par[:m], by_word, n_prev)
-    rank = np.empty(m, np.int32)
+        w = stream[t]
+        if p != last_p or w != last_w:
+            m += 1
+            last_p = p
+            last_w = w
     parent = np.empty(m, np.int32)
     word = np.empty(m, np.int32)
-    count = np.empty(m, np.int64)
+    count = np.zeros(m, np.int64)
     suffix = np.empty(m, np.int32)
-    for r in range(m):
-        i = order[r]
-        rank[i] = r
-        parent[r] = par[i]
-        word[r] = wrd[i]
-        count[r] = cnt[i]
-        suffix[r] = suf[i]
     nodes = np.full(P, -1, np.int32)
-    for t in range(P):
-        if provisional[t] >= 0:
-            nodes[t] = rank[provisional[t]]
+    i = -1
+    last_p = -1
+    last_w = -1
+    for j in range(n_valid):
+        t = ordered[j]
+        p = prev_nodes[t - 1]
+        w = stream[t]
+        if p != last_p or w != last_w:
+            i += 1
+            parent[i] = p
+            word[i] = w
+            suffix[i] = prev_nodes[t]
+            last_p = p
+            last_w = w
+        count[i] += 1
+        nodes[t] = i
     return nodes, parent, word, count, suffix
 
 
@@ -144,3 +153,41 @@ def _counting_order(keys, items, n_keys):
         out[starts[k]] = items[j]
         starts[k] += 1
     return out
+
+
+@njit(cache=True)
+def merge_sorted(keys_a, counts_a, keys_b, counts_b):
+    """Merge two sorted arrays of distinct keys (int64), adding the counts of equal keys.
+
+    Returns (keys: int64[M], counts: int64[M], map_a: int64[len(keys_a)], map_b:
+    int64[len(keys_b)]), the maps giving each input key's position in the output.
+    """
+    na = keys_a.shape[0]
+    nb = keys_b.shape[0]
+    keys = np.empty(na + nb, np.int64)
+    counts = np.empty(na + nb, np.int64)
+    map_a = np.empty(na, np.int64)
+    map_b = np.empty(nb, np.int64)
+    i = 0
+    j = 0
+    m = 0
+    while i < na or j < nb:
+        if j >= nb or (i < na and keys_a[i] < keys_b[j]):
+            keys[m] = keys_a[i]
+            counts[m] = counts_a[i]
+            map_a[i] = m
+            i += 1
+        elif i >= na or keys_b[j] < keys_a[i]:
+            keys[m] = keys_b[j]
+            counts[m] = counts_b[j]
+            map_b[j] = m
+            j += 1
+        else:
+            keys[m] = keys_a[i]
+            counts[m] = counts_a[i] + counts_b[j]
+            map_a[i] = m
+            map_b[j] = m
+            i += 1
+            j += 1
+        m += 1
+    return keys[:m].copy(), counts[:m].copy(), map_a, map_b

@@ -74,11 +74,11 @@ def encode_words(data, pos, slots, pool, offsets, hashes, n_tokens, grow, skip_a
 
     data: uint8[L], whole lines (the last may lack its line feed). slots/pool/offsets/hashes: the
     table (int32[2^b], uint8[cap], int64[cap_tokens+1], uint64[cap_tokens]) holding ``n_tokens``
-    tokens. With ``grow``, unseen tokens are added (caller guarantees room in pool/offsets/hashes);
-    without, they map to ``unk``. Tokens with id ``skip_a`` or ``skip_b`` (``<s>``, ``</s>``) are
+    tokens. With ``grow``, unseen tokens are added; without, they map to ``unk``. Tokens with id ``skip_a`` or ``skip_b`` (``<s>``, ``</s>``) are
     dropped. Writes ids to out_ids[n_ids:] and words per line to out_lengths[n_lines:].
     Returns (status, pos, n_ids, n_lines, n_tokens, pool_used): status NEED_SPACE means the table
-    passed half full; grow it and call again from ``pos`` (a line start) with the returned counts.
+    would pass half full or the pool, offsets or hashes are full; grow them and call again from
+    ``pos`` (a line start) with the returned counts.
     """
     size = slots.shape[0]
     bits = 0
@@ -110,7 +110,8 @@ def encode_words(data, pos, slots, pool, offsets, hashes, n_tokens, grow, skip_a
                 if not grow:
                     t = unk
                 else:
-                    if 2 * (n_tokens + 1) > size:
+                    if (2 * (n_tokens + 1) > size or n_tokens + 1 >= hashes.shape[0]
+                            or pool_used + (i - start) > pool.shape[0]):
                         return NEED_SPACE, line_start, line_ids, n_lines, n_tokens, pool_used
                     for k in range(start, i):
                         pool[pool_used] = data[k]

@@ -4,7 +4,7 @@ from .. import __version__
 from ..dataset import read_corpus
 from ..errors import LmtoolError
 from ..progress import silent
-from .counts import count_ngrams
+from .counts import CHUNK_TOKENS, count_ngrams
 from .model import NgramModel
 from .smoothing import DEFAULT_METHOD, METHODS, estimate
 
@@ -29,7 +29,7 @@ def build_ngram_model(paths, order=3, smoothing=DEFAULT_METHOD, level="word", mi
         raise LmtoolError(f"unknown smoothing {smoothing!r}; expected one of {', '.join(METHODS)}")
     data = read_corpus(paths, level=level, min_count=min_count, max_vocab=max_vocab, keep=keep,
                        progress=progress)
-    bar = progress("counting", total=order, unit="order")
+    bar = progress("counting", total=-(-data.tokens // CHUNK_TOKENS), unit="chunk")
     try:
         counts = count_ngrams(data.ids, data.lengths, order, len(data.vocab), progress=bar.update)
     finally:

@@ -55,29 +55,90 @@ class NgramCounts:
                            minlength=len(self.word[n - 2])).astype(np.int64)
 
 
-def count_ngrams(ids, lengths, order, vocab_size, progress=None):
+CHUNK_TOKENS = 1 << 20
+
+
+def count_ngrams(ids, lengths, order, vocab_size, progress=None, chunk_tokens=CHUNK_TOKENS):
     """Count all n-grams of orders 1..order in sentences given as ids.
 
     ids: int32[n] word ids of all sentences back to back; lengths: int32[S] words per sentence.
-    ``progress(k)`` is called after each order. Returns ``NgramCounts``.
+    The sentences are counted in chunks of about ``chunk_tokens`` tokens (small enough for the
+    CPU caches), whose counts are then merged. ``progress(k)`` is called as chunks finish.
+    Returns ``NgramCounts``.
     """
-    from ..kernels.ngram_count import extend_order, pad_sentences, unigram_counts
+    ids = np.ascontiguousarray(ids, np.int32)
+    lengths = np.ascontiguousarray(lengths, np.int32)
+    ends = np.cumsum(lengths + 2)
+    cuts = np.searchsorted(ends, np.arange(chunk_tokens, ends[-1] if len(ends) else 0, chunk_tokens), "right")
+    bounds = np.unique(np.concatenate([[0], cuts, [len(lengths)]]))
+    word_start = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+    chunks = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        chunks.append(count_chunk(ids[word_start[lo]:word_start[hi]], lengths[lo:hi], order, vocab_size))
+        if progress:
+            progress(1)
+    return merge_counts(chunks) if len(chunks) != 1 else chunks[0]
 
-    stream = pad_sentences(np.ascontiguousarray(ids, np.int32), np.ascontiguousarray(lengths, np.int32),
-                           BOS, EOS)
-    unigrams = np.arange(vocab_size, dtype=np.int32)
-    counts = NgramCounts(parent=[np.full(vocab_size, -1, np.int32)], word=[unigrams],
+
+def count_chunk(ids, lengths, order, vocab_size):
+    """``NgramCounts`` of one batch of sentences, by the kernels in ``kernels.ngram_count``."""
+    from ..kernels.ngram_count import extend_order, pad_sentences, positions_by_word, unigram_counts
+
+    stream = pad_sentences(ids, lengths, BOS, EOS)
+    by_word = positions_by_word(stream, vocab_size, BOS)
+    counts = NgramCounts(parent=[np.full(vocab_size, -1, np.int32)], word=[np.arange(vocab_size, dtype=np.int32)],
                          count=[unigram_counts(stream, vocab_size, BOS)],
                          suffix=[np.full(vocab_size, -1, np.int32)], vocab_size=vocab_size)
-    if progress:
-        progress(1)
     nodes = stream
-    for n in range(2, order + 1):
-        nodes, parent, word, count, suffix = extend_order(stream, nodes, len(counts.word[-1]), BOS)
+    for _ in range(2, order + 1):
+        nodes, parent, word, count, suffix = extend_order(stream, nodes, len(counts.word[-1]), by_word)
         counts.parent.append(parent)
         counts.word.append(word)
         counts.count.append(count)
         counts.suffix.append(suffix)
-        if progress:
-            progress(1)
     return counts
+
+
+def merge_counts(parts):
+    """Add up ``NgramCounts`` of disjoint parts of a corpus into one, level by level.
+
+    Each level of a part is sorted lexicographically by its words, so with the parents renumbered
+    into the merged level below, its (parent, word) keys stay sorted and the parts merge in
+    linear time (pairwise, as a balanced tree).
+    """
+    from ..kernels.ngram_count import merge_sorted
+
+    V = parts[0].vocab_size
+    order = parts[0].order
+    merged = NgramCounts(parent=[parts[0].parent[0]], word=[parts[0].word[0]],
+                         count=[np.sum([p.count[0] for p in parts], axis=0)], suffix=[parts[0].suffix[0]],
+                         vocab_size=V)
+    below = [None] * len(parts)  # each part's node -> merged node, in the level below
+    for n in range(2, order + 1):
+        runs = []
+        for i, part in enumerate(parts):
+            parent = part.parent[n - 1] if below[i] is None else below[i][part.parent[n - 1]]
+            runs.append((parent.astype(np.int64) * V + part.word[n - 1], part.count[n - 1], [i],
+                         [np.arange(len(parent), dtype=np.int64)]))
+        while len(runs) > 1:
+            paired = []
+            for a, b in zip(runs[0::2], runs[1::2]):
+                keys, counts, map_a, map_b = merge_sorted(a[0], a[1], b[0], b[1])
+                paired.append((keys, counts, a[2] + b[2], [map_a[m] for m in a[3]] + [map_b[m] for m in b[3]]))
+            if len(runs) % 2:
+                paired.append(runs[-1])
+            runs = paired
+        keys, counts, owners, maps = runs[0]
+        suffix = np.empty(len(keys), np.int32)
+        level = [None] * len(parts)
+        for i, m in zip(owners, maps):
+            level[i] = m
+        for i, part in enumerate(parts):
+            lower = part.suffix[n - 1] if below[i] is None else below[i][part.suffix[n - 1]]
+            suffix[level[i]] = lower
+        merged.parent.append((keys // V).astype(np.int32))
+        merged.word.append((keys % V).astype(np.int32))
+        merged.count.append(counts)
+        merged.suffix.append(suffix)
+        below = level
+    return merged

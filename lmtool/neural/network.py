@@ -1,0 +1,301 @@
+"""RecurrentNetwork: embedding -> L recurrent layers -> softmax, trained by truncated BPTT.
+
+All parameters live in one flat vector (``network.params``) and the gradient in another of the same
+layout (``network.grad``), so optimisers, clipping and saving handle one array each; ``network.p`` and
+``network.g`` are dicts of named views into them (layout: ``ParameterLayout``, names below).
+
+Data is time-major: ``x_ids, y_ids: int32[T, B]`` (column b is one stream). Targets < 0 are padding:
+no loss, no gradient, log-prob 0; inputs < 0 give a zero input vector. ``reset: bool[T, B]`` (optional)
+zeroes the state entering step t of stream b (a sentence start), cutting the gradient there too; the
+state handed between segments carries on otherwise (truncated BPTT: no gradient across segments).
+
+Parameter names: ``embed`` [V, E]; per layer l ``layer{l}.U`` [I, G*H], ``layer{l}.W`` [H, G*H],
+``layer{l}.b`` [G*H] (and ``layer{l}.bn`` [H] for GRU), gate blocks in PyTorch's order;
+``output.W`` [V, H] (absent when tied: the embedding is used), ``output.b`` [V], and for the class
+softmax ``output.Wc`` [C, H], ``output.bc`` [C]. With a class softmax, embedding and output rows are in
+class *position* order: row k belongs to word ``classes.order[k]``.
+"""
+
+import numpy as np
+
+from ..kernels.dense import dropout_mask, gather_rows, multiply, scatter_add_rows
+from ..kernels.softmax import ClassSoftmax, FullSoftmax
+from .config import CELLS
+
+ALIGN = 16
+"""Each view starts on a multiple of 16 elements (64 bytes: a cache line, any SIMD width)."""
+
+
+class ParameterLayout:
+    """Named, shaped, aligned slices of one flat vector."""
+
+    def __init__(self, shapes):
+        self.shapes = dict(shapes)
+        self.offsets = {}
+        end = 0
+        for name, shape in self.shapes.items():
+            self.offsets[name] = end
+            end += -(-int(np.prod(shape)) // ALIGN) * ALIGN
+        self.size = end
+
+    def views(self, flat):
+        """{name: view of flat with its shape}."""
+        if flat.shape != (self.size,):
+            raise ValueError(f"flat parameters: expected {self.size} values, found {flat.shape}")
+        return {n: flat[o:o + int(np.prod(s))].reshape(s) for (n, s), o in
+                zip(self.shapes.items(), self.offsets.values())}
+
+
+def parameter_shapes(config):
+    """{name: shape} of every parameter of ``config``, in layout order."""
+    cell = CELLS[config.cell]
+    shapes = {"embed": (config.vocab_size, config.embed)}
+    for l in range(config.layers):
+        inputs = config.embed if l == 0 else config.hidden
+        for name, shape in cell.param_shapes(inputs, config.hidden).items():
+            shapes[f"layer{l}.{name}"] = shape
+    for name, shape in _output_shapes(config).items():
+        if not (config.tie and name == "W"):
+            shapes["output." + name] = shape
+    return shapes
+
+
+def _output_shapes(config):
+    V, H = config.vocab_size, config.hidden
+    shapes = {"W": (V, H), "b": (V,)}
+    if config.softmax == "class":
+        shapes.update(Wc=(config.n_classes, H), bc=(config.n_classes,))
+    return shapes
+
+
+def initialise(config, layout, flat, seed):
+    """Fill flat with initial values drawn from ``seed`` (same seed, same bytes).
+
+    Embedding and output weights ~ U(-init_range, init_range), output biases 0 (PyTorch's
+    word_language_model); recurrent weights and biases ~ U(-1/sqrt(H), 1/sqrt(H)) as PyTorch's cells,
+    a summed bias (b_ih + b_hh) drawn as two such terms; LSTM forget-gate bias 1; init="identity": W = I, b = 0.
+    """
+    rng = np.random.default_rng(seed)
+    views = layout.views(flat)
+    flat[:] = 0
+    H = config.hidden
+    k = 1.0 / np.sqrt(H)
+    for name, v in views.items():
+        kind = name.split(".")[-1]
+        if name == "embed" or name in ("output.W", "output.Wc"):
+            v[...] = rng.uniform(-config.init_range, config.init_range, v.shape)
+        elif name.startswith("output."):
+            v[...] = 0
+        elif kind == "b":
+            first = rng.uniform(-k, k, v.shape)
+            v[...] = first + rng.uniform(-k, k, v.shape)
+            if config.cell == "lstm":
+                v[H:2 * H] = 1.0
+            elif config.cell == "gru":
+                v[2 * H:] = first[2 * H:]  # b_in alone: b_hn is the separate bn
+        else:
+            v[...] = rng.uniform(-k, k, v.shape)
+        if config.init == "identity" and kind in ("W", "b") and name.startswith("layer"):
+            v[...] = np.eye(H) if kind == "W" else 0
+
+
+class NetworkState:
+    """Recurrent state per layer: h: float[L, B, H], and c: float[L, B, H] for LSTM (else None)."""
+
+    def __init__(self, h, c=None):
+        self.h, self.c = h, c
+
+    @property
+    def batch(self):
+        return self.h.shape[1]
+
+    def reset_rows(self, rows):
+        """Zero the state of the streams flagged by rows: bool[B] (in place); returns self."""
+        self.h[:, rows] = 0
+        if self.c is not None:
+            self.c[:, rows] = 0
+        return self
+
+    def select(self, rows):
+        """A new state made of the given streams (index array or bool[B]), e.g. to shrink a batch."""
+        return NetworkState(self.h[:, rows].copy(), None if self.c is None else self.c[:, rows].copy())
+
+    def copy(self):
+        return self.select(slice(None))
+
+
+class RecurrentNetwork:
+    """An embedding -> L recurrent layers -> softmax LM over flat parameter and gradient vectors.
+
+    config: NetworkConfig; classes: WordClasses (required for softmax="class"); seed: initialisation
+    seed; params: optional flat vector to adopt (e.g. loaded from a model file) instead of initialising.
+    """
+
+    def __init__(self, config, classes=None, seed=0, params=None):
+        self.config = config
+        self.dtype = np.dtype(config.dtype)
+        self.cell = CELLS[config.cell]
+        self.layout = ParameterLayout(parameter_shapes(config))
+        if params is None:
+            self.params = np.zeros(self.layout.size, self.dtype)
+            initialise(config, self.layout, self.params, seed)
+        else:
+            self.params = np.ascontiguousarray(params, self.dtype)
+        self.grad = np.zeros(self.layout.size, self.dtype)
+        self.p = self.layout.views(self.params)
+        self.g = self.layout.views(self.grad)
+        V, H = config.vocab_size, config.hidden
+        if config.softmax == "class":
+            if classes is None or classes.n_classes != config.n_classes:
+                raise ValueError(
+                    f"softmax='class' needs the word classes, with n_classes equal to the config's "
+                    f"{config.n_classes}; found {None if classes is None else classes.n_classes}: build "
+                    f"them with make_classes(counts, n) and set NetworkConfig(n_classes=classes.n_classes)")
+            self.output = ClassSoftmax(V, H, classes)
+        else:
+            self.output = FullSoftmax(V, H)
+        self.classes = classes if config.softmax == "class" else None
+        self._layers_p = [self._group(self.p, f"layer{l}.") for l in range(config.layers)]
+        self._layers_g = [self._group(self.g, f"layer{l}.") for l in range(config.layers)]
+        self._out_p, self._out_g = self._group(self.p, "output."), self._group(self.g, "output.")
+        if config.tie:
+            self._out_p["W"], self._out_g["W"] = self.p["embed"], self.g["embed"]
+        self._cache = {}
+
+    @staticmethod
+    def _group(views, prefix):
+        return {n[len(prefix):]: v for n, v in views.items() if n.startswith(prefix)}
+
+    @property
+    def n_params(self):
+        """Trainable values (the flat vector also holds alignment padding)."""
+        return sum(int(np.prod(s)) for s in self.layout.shapes.values())
+
+    def init_state(self, batch):
+        """A zero state for ``batch`` streams."""
+        L, H = self.config.layers, self.config.hidden
+        c = np.zeros((L, batch, H), self.dtype) if "c" in self.cell.STATE else None
+        return NetworkState(np.zeros((L, batch, H), self.dtype), c)
+
+    # ------------------------------------------------------------------------------------------------
+    def _positions(self, ids):
+        """Word ids -> output positions (identity for the full softmax); negative ids stay -1."""
+        ids = np.asarray(ids)
+        if ids.dtype != np.int32:
+            if not np.issubdtype(ids.dtype, np.integer):
+                raise ValueError(f"token ids: expected integers, found {ids.dtype}")
+            ids = ids.astype(np.int32)
+        if ids.size and ids.max() >= self.config.vocab_size:
+            raise ValueError(f"token ids: expected < vocab_size {self.config.vocab_size}, found {ids.max()}")
+        if self.classes is not None:
+            return np.where(ids >= 0, self.classes.rank[np.maximum(ids, 0)], -1).astype(np.int32)
+        return np.ascontiguousarray(np.maximum(ids, -1), np.int32)
+
+    def _workspaces(self, T, B):
+        key = (T, B)
+        if key not in self._cache:
+            cfg = self.config
+            self._cache = {key: [self.cell.workspace(T, B, cfg.embed if l == 0 else cfg.hidden, cfg.hidden,
+                                                     self.dtype) for l in range(cfg.layers)]}
+        return self._cache[key]
+
+    def _masks(self, T, B, rng):
+        """L+1 inverted-dropout masks (embedding output, each layer's output), or None without dropout."""
+        p = self.config.dropout
+        if rng is None or p == 0:
+            return None
+        sizes = [self.config.embed] + [self.config.hidden] * self.config.layers
+        masks = []
+        for n in sizes:
+            u = rng.random((T, B, n), dtype=self.dtype)
+            dropout_mask(u.reshape(-1), p, u.reshape(-1))
+            masks.append(u)
+        return masks
+
+    def _forward(self, pos, state, reset, masks):
+        """Run embedding and layers; returns (layer inputs, workspaces, top outputs [T, B, H])."""
+        T, B = pos.shape
+        if state.batch != B:
+            raise ValueError(f"state has {state.batch} streams, the ids have {B} columns")
+        if reset is None:
+            reset = np.zeros((T, B), np.bool_)
+        elif reset.shape != (T, B) or reset.dtype != np.bool_:
+            raise ValueError(f"reset: expected bool[{T}, {B}], found {reset.dtype}{list(reset.shape)}")
+        x = np.empty((T, B, self.config.embed), self.dtype)
+        gather_rows(self.p["embed"], pos.reshape(-1), x.reshape(T * B, -1))
+        if masks is not None:
+            multiply(x.reshape(-1), masks[0].reshape(-1), x.reshape(-1))
+        inputs, wss = [], self._workspaces(T, B)
+        act = self.config.activation
+        for l, ws in enumerate(wss):
+            inputs.append(x)
+            ws["h"][0] = state.h[l]
+            if state.c is not None:
+                ws["c"][0] = state.c[l]
+            self.cell.forward(x, self._layers_p[l], ws, reset, act)
+            x = ws["h"][1:]
+            if masks is not None:
+                x = x * masks[l + 1]
+        return inputs, wss, x, reset
+
+    def _final_state(self, wss):
+        h = np.stack([ws["h"][-1] for ws in wss])
+        c = np.stack([ws["c"][-1] for ws in wss]) if "c" in self.cell.STATE else None
+        return NetworkState(h, c)
+
+    def forward_backward(self, x_ids, y_ids, state, dropout_rng=None, reset=None):
+        """One truncated-BPTT segment: loss and gradient of the mean cross-entropy.
+
+        x_ids, y_ids: int[T, B] input and target word ids (targets < 0 ignored); state: NetworkState
+        entering the segment; dropout_rng: numpy Generator drawing the dropout masks (None: no
+        dropout); reset: optional bool[T, B]. Overwrites ``self.grad`` with the gradient of
+        loss_sum / n_tokens. Returns (loss_sum in nats, n_tokens, state after the segment).
+        """
+        pos, tgt = self._positions(x_ids), self._positions(y_ids)
+        if pos.shape != tgt.shape or pos.ndim != 2:
+            raise ValueError(f"x_ids, y_ids: expected int[T, B] of one shape, found {pos.shape}, {tgt.shape}")
+        T, B = pos.shape
+        masks = self._masks(T, B, dropout_rng)
+        inputs, wss, top, reset = self._forward(pos, state, reset, masks)
+        new_state = self._final_state(wss)
+        n_tokens = int(np.count_nonzero(tgt >= 0))
+        self.grad[:] = 0
+        H = self.config.hidden
+        dtop = np.empty((T, B, H), self.dtype)
+        loss = self.output.loss(top.reshape(T * B, H), self._out_p, tgt.reshape(-1),
+                                1.0 / max(n_tokens, 1), dtop.reshape(T * B, H), self._out_g)
+        d = dtop
+        act = self.config.activation
+        for l in range(self.config.layers - 1, -1, -1):
+            if masks is not None:
+                multiply(d.reshape(-1), masks[l + 1].reshape(-1), d.reshape(-1))
+            dx = np.empty_like(inputs[l])
+            self.cell.backward(inputs[l], self._layers_p[l], wss[l], reset, d, dx, self._layers_g[l], act)
+            d = dx
+        if masks is not None:
+            multiply(d.reshape(-1), masks[0].reshape(-1), d.reshape(-1))
+        scatter_add_rows(d.reshape(T * B, -1), pos.reshape(-1), self.g["embed"])
+        return float(loss), n_tokens, new_state
+
+    def log_probs(self, x_ids, y_ids, state, reset=None):
+        """Natural-log probabilities of the targets, without dropout or gradient.
+
+        Returns (float64[T, B] log p(y | history), 0 where y < 0; the state after the segment).
+        """
+        pos, tgt = self._positions(x_ids), self._positions(y_ids)
+        T, B = pos.shape
+        inputs, wss, top, _ = self._forward(pos, state, reset, None)
+        H = self.config.hidden
+        logp = self.output.log_probs(np.ascontiguousarray(top).reshape(T * B, H), self._out_p, tgt.reshape(-1))
+        return logp.reshape(T, B), self._final_state(wss)
+
+    def step(self, ids, state):
+        """Feed one token per stream (ids: int[B]); returns the new state (for generation)."""
+        pos = self._positions(np.asarray(ids).reshape(1, -1))
+        _, wss, _, _ = self._forward(pos, state, None, None)
+        return self._final_state(wss)
+
+    def next_distribution(self, state):
+        """float[B, V] p(next word | state) over word ids, from the top layer's state."""
+        probs = self.output.distribution(np.ascontiguousarray(state.h[-1]), self._out_p)
+        return probs if self.classes is None else probs[:, self.classes.rank]
