@@ -74,7 +74,7 @@ def test_pruned_file_missing_prefix(tmp_path):
     (lambda t: t.replace("\\data\\", "data"), "expected '\\\\data\\\\'"),
     (lambda t: t.replace("ngram 2=2", "ngram 2=3"), "announces 3 2-grams"),
     (lambda t: t.replace("-0.2\ta b", "x\ta b"), "not a number"),
-    (lambda t: t.replace("-0.2\ta b", "-0.2\ta zz"), "'zz' is not a unigram"),
+    (lambda t: t.replace("-0.2\ta b", "-0.2\ta zz"), "'-0.2 a zz' is not a unigram"),
     (lambda t: t.replace("\\end\\", ""), "missing"),
     (lambda t: t.replace("\\3-grams:", "\\4-grams:"), "missing '\\\\3-grams:'"),
     (lambda t: t.replace("-0.1\t<s> a b", "-0.1\t<s> a"), "expected a log10 probability, 3 words"),

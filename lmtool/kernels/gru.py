@@ -31,6 +31,63 @@ def workspace(T, B, I, H, dtype):
 
 
 @njit(**KERNEL)
+def _forward_row(a, w, b, bn, hp, hnr, hr):
+    """One row of one step: a: float[3H] input-side pre-activations -> r, z, n in place; w: float[3H]
+    h_{t-1} W; hp: float[H] h_{t-1}; hnr, hr: float[H] written with h_{t-1} W_hn + b_hn and h_t.
+
+    A function of its own so that LLVM sees plain 1-D arrays and vectorises the loop.
+    """
+    H = hp.shape[0]
+    one = a.dtype.type(1.0)
+    for j in range(H):
+        rg = sigmoid(a[j] + b[j] + w[j])
+        zg = sigmoid(a[H + j] + b[H + j] + w[H + j])
+        hv = w[2 * H + j] + bn[j]
+        ng = tanh(a[2 * H + j] + b[2 * H + j] + rg * hv)
+        a[j] = rg
+        a[H + j] = zg
+        a[2 * H + j] = ng
+        hnr[j] = hv
+        hr[j] = (one - zg) * ng + zg * hp[j]
+
+
+@njit(**KERNEL)
+def _backward_row(a, hp, hnr, dht, gi, gh, db, dbn):
+    """One row of one step backwards: gates a: float[3H]; hp, hnr, dht: float[H] h_{t-1},
+    h_{t-1} W_hn + b_hn, dloss/dh_t; gi, gh: float[3H] written; db: float[3H], dbn: float[H] (+=).
+    """
+    H = hp.shape[0]
+    one = a.dtype.type(1.0)
+    for j in range(H):
+        rg = a[j]
+        zg = a[H + j]
+        ng = a[2 * H + j]
+        dn = dht[j] * (one - zg)
+        dz = dht[j] * (hp[j] - ng)
+        dan = dn * (one - ng * ng)
+        dar = dan * hnr[j] * rg * (one - rg)
+        daz = dz * zg * (one - zg)
+        gi[j] = dar
+        gi[H + j] = daz
+        gi[2 * H + j] = dan
+        gh[j] = dar
+        gh[H + j] = daz
+        gh[2 * H + j] = dan * rg
+        db[j] += dar
+        db[H + j] += daz
+        db[2 * H + j] += dan
+        dbn[j] += dan * rg
+
+
+@njit(**KERNEL)
+def _add_scaled_by_gate(dprev, dht, a):
+    """dprev += dht * z, the direct path h_{t-1} -> h_t. dprev, dht: float[H]; a: float[3H] (r, z, n)."""
+    H = dprev.shape[0]
+    for j in range(H):
+        dprev[j] += dht[j] * a[H + j]
+
+
+@njit(**KERNEL)
 def gru_forward(x, U, W, b, bn, h, gates, hn, reset, hs, hw):
     """Run the GRU over T steps (equations in the module docstring).
 
@@ -41,27 +98,12 @@ def gru_forward(x, U, W, b, bn, h, gates, hn, reset, hs, hw):
     """
     T, B, I = x.shape
     H = W.shape[0]
-    one = W.dtype.type(1.0)
     gemm(False, False, 1.0, x.reshape((T * B, I)), U, 0.0, gates.reshape((T * B, 3 * H)))
     for t in range(T):
         hp_all = masked_rows(h[t], reset[t], hs)
         gemm(False, False, 1.0, hp_all, W, 0.0, hw)
         for r in range(B):
-            a = gates[t, r]
-            w = hw[r]
-            hp = hp_all[r]
-            hnr = hn[t, r]
-            hr = h[t + 1, r]
-            for j in range(H):
-                rg = sigmoid(a[j] + b[j] + w[j])
-                zg = sigmoid(a[H + j] + b[H + j] + w[H + j])
-                hv = w[2 * H + j] + bn[j]
-                ng = tanh(a[2 * H + j] + b[2 * H + j] + rg * hv)
-                a[j] = rg
-                a[H + j] = zg
-                a[2 * H + j] = ng
-                hnr[j] = hv
-                hr[j] = (one - zg) * ng + zg * hp[j]
+            _forward_row(gates[t, r], hw[r], b, bn, hp_all[r], hn[t, r], h[t + 1, r])
 
 
 @njit(**KERNEL)
@@ -77,42 +119,15 @@ def gru_backward(x, U, W, h, gates, hn, reset, dh, dx, dU, dW, db, dbn, dgi, dgh
     """
     T, B, I = x.shape
     H = W.shape[0]
-    one = W.dtype.type(1.0)
     for t in range(T):
         for r in range(B):
             if reset[t, r]:
                 h[t, r, :] = 0.0
     for t in range(T - 1, -1, -1):
         for r in range(B):
-            a = gates[t, r]
-            hp = h[t, r]
-            hnr = hn[t, r]
-            dht = dh[t, r]
-            gi = dgi[t, r]
-            gh = dgh[t, r]
-            for j in range(H):
-                rg = a[j]
-                zg = a[H + j]
-                ng = a[2 * H + j]
-                dn = dht[j] * (one - zg)
-                dz = dht[j] * (hp[j] - ng)
-                dan = dn * (one - ng * ng)
-                dar = dan * hnr[j] * rg * (one - rg)
-                daz = dz * zg * (one - zg)
-                gi[j] = dar
-                gi[H + j] = daz
-                gi[2 * H + j] = dan
-                gh[j] = dar
-                gh[H + j] = daz
-                gh[2 * H + j] = dan * rg
-                db[j] += dar
-                db[H + j] += daz
-                db[2 * H + j] += dan
-                dbn[j] += dan * rg
+            _backward_row(gates[t, r], h[t, r], hn[t, r], dh[t, r], dgi[t, r], dgh[t, r], db, dbn)
             if t > 0 and not reset[t, r]:
-                dprev = dh[t - 1, r]
-                for j in range(H):
-                    dprev[j] += dht[j] * a[H + j]
+                _add_scaled_by_gate(dh[t - 1, r], dh[t, r], gates[t, r])
         if t > 0:
             if reset[t].any():
                 gemm(False, True, 1.0, dgh[t], W, 0.0, tmp)

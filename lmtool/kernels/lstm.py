@@ -38,6 +38,60 @@ def workspace(T, B, I, H, dtype):
 
 
 @njit(**KERNEL)
+def _forward_row(a, b, cp, cn, tcn, hn):
+    """One row of one step: a: float[4H] pre-activations (bias excluded) -> gates i, f, g, o in place;
+    cp: float[H] c_{t-1}; cn, tcn, hn: float[H] written with c_t, tanh(c_t), h_t.
+
+    A function of its own so that LLVM sees plain 1-D arrays and vectorises the loop.
+    """
+    H = cp.shape[0]
+    for j in range(H):
+        ig = sigmoid(a[j] + b[j])
+        fg = sigmoid(a[H + j] + b[H + j])
+        gg = tanh(a[2 * H + j] + b[2 * H + j])
+        og = sigmoid(a[3 * H + j] + b[3 * H + j])
+        cc = fg * cp[j] + ig * gg
+        th = tanh(cc)
+        a[j] = ig
+        a[H + j] = fg
+        a[2 * H + j] = gg
+        a[3 * H + j] = og
+        cn[j] = cc
+        tcn[j] = th
+        hn[j] = og * th
+
+
+@njit(**KERNEL)
+def _backward_row(a, cp, tcn, dht, dcr, d, db, keep):
+    """One row of one step backwards: gates a: float[4H]; cp: c_{t-1}, tcn: tanh(c_t), dht: dloss/dh_t,
+    all float[H]; dcr: float[H] dloss/dc_t from step t+1, replaced by dloss/dc_{t-1} (times keep);
+    d: float[4H] written with dloss/d pre-activations; db: float[4H] accumulated.
+    """
+    H = cp.shape[0]
+    one = a.dtype.type(1.0)
+    for j in range(H):
+        ig = a[j]
+        fg = a[H + j]
+        gg = a[2 * H + j]
+        og = a[3 * H + j]
+        th = tcn[j]
+        dct = dcr[j] + dht[j] * og * (one - th * th)
+        di = dct * gg * ig * (one - ig)
+        df = dct * cp[j] * fg * (one - fg)
+        dg = dct * ig * (one - gg * gg)
+        do = dht[j] * th * og * (one - og)
+        d[j] = di
+        d[H + j] = df
+        d[2 * H + j] = dg
+        d[3 * H + j] = do
+        db[j] += di
+        db[H + j] += df
+        db[2 * H + j] += dg
+        db[3 * H + j] += do
+        dcr[j] = dct * fg * keep
+
+
+@njit(**KERNEL)
 def lstm_forward(x, U, W, b, h, c, gates, tc, reset, hs):
     """Run the LSTM over T steps (equations in the module docstring).
 
@@ -55,25 +109,7 @@ def lstm_forward(x, U, W, b, h, c, gates, tc, reset, hs):
                 c[t, r, :] = 0.0
         gemm(False, False, 1.0, masked_rows(h[t], reset[t], hs), W, 1.0, gates[t])
         for r in range(B):
-            a = gates[t, r]
-            cp = c[t, r]
-            cn = c[t + 1, r]
-            tcn = tc[t, r]
-            hn = h[t + 1, r]
-            for j in range(H):
-                ig = sigmoid(a[j] + b[j])
-                fg = sigmoid(a[H + j] + b[H + j])
-                gg = tanh(a[2 * H + j] + b[2 * H + j])
-                og = sigmoid(a[3 * H + j] + b[3 * H + j])
-                cc = fg * cp[j] + ig * gg
-                th = tanh(cc)
-                a[j] = ig
-                a[H + j] = fg
-                a[2 * H + j] = gg
-                a[3 * H + j] = og
-                cn[j] = cc
-                tcn[j] = th
-                hn[j] = og * th
+            _forward_row(gates[t, r], b, c[t, r], c[t + 1, r], tc[t, r], h[t + 1, r])
 
 
 @njit(**KERNEL)
@@ -98,33 +134,8 @@ def lstm_backward(x, U, W, h, c, gates, tc, reset, dh, dx, dU, dW, db, da, dc, t
     dc[:] = 0.0
     for t in range(T - 1, -1, -1):
         for r in range(B):
-            keep = zero if reset[t, r] else one
-            a = gates[t, r]
-            d = da[t, r]
-            cp = c[t, r]
-            tcn = tc[t, r]
-            dht = dh[t, r]
-            dcr = dc[r]
-            for j in range(H):
-                ig = a[j]
-                fg = a[H + j]
-                gg = a[2 * H + j]
-                og = a[3 * H + j]
-                th = tcn[j]
-                dct = dcr[j] + dht[j] * og * (one - th * th)
-                di = dct * gg * ig * (one - ig)
-                df = dct * cp[j] * fg * (one - fg)
-                dg = dct * ig * (one - gg * gg)
-                do = dht[j] * th * og * (one - og)
-                d[j] = di
-                d[H + j] = df
-                d[2 * H + j] = dg
-                d[3 * H + j] = do
-                db[j] += di
-                db[H + j] += df
-                db[2 * H + j] += dg
-                db[3 * H + j] += do
-                dcr[j] = dct * fg * keep
+            _backward_row(gates[t, r], c[t, r], tc[t, r], dh[t, r], dc[r], da[t, r], db,
+                          zero if reset[t, r] else one)
         if t > 0:
             if reset[t].any():
                 gemm(False, True, 1.0, da[t], W, 0.0, tmp)

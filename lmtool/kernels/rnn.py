@@ -29,6 +29,39 @@ def workspace(T, B, I, H, dtype):
 
 
 @njit(**KERNEL)
+def _forward_row(at, b, hr, act):
+    """hr = f(at + b) for one row: at, b, hr: float[H]. A function of its own so that it vectorises."""
+    zero = at.dtype.type(0.0)
+    if act == 0:
+        for j in range(hr.shape[0]):
+            hr[j] = tanh(at[j] + b[j])
+    elif act == 1:
+        for j in range(hr.shape[0]):
+            hr[j] = max(at[j] + b[j], zero)
+    else:
+        for j in range(hr.shape[0]):
+            hr[j] = sigmoid(at[j] + b[j])
+
+
+@njit(**KERNEL)
+def _backward_row(d, hr, dht, db, act):
+    """d = dht * f'(a), f' from the output hr, for one row; db += d. d, hr, dht, db: float[H]."""
+    one = d.dtype.type(1.0)
+    zero = d.dtype.type(0.0)
+    if act == 0:
+        for j in range(d.shape[0]):
+            d[j] = dht[j] * (one - hr[j] * hr[j])
+    elif act == 1:
+        for j in range(d.shape[0]):
+            d[j] = dht[j] if hr[j] > zero else zero
+    else:
+        for j in range(d.shape[0]):
+            d[j] = dht[j] * hr[j] * (one - hr[j])
+    for j in range(d.shape[0]):
+        db[j] += d[j]
+
+
+@njit(**KERNEL)
 def rnn_forward(x, U, W, b, h, a, reset, hs, act):
     """Run the RNN over T steps: h[t+1] = f(x[t] U + h[t] W + b).
 
@@ -38,22 +71,11 @@ def rnn_forward(x, U, W, b, h, a, reset, hs, act):
     """
     T, B, I = x.shape
     H = W.shape[0]
-    zero = W.dtype.type(0.0)
     gemm(False, False, 1.0, x.reshape((T * B, I)), U, 0.0, a.reshape((T * B, H)))
     for t in range(T):
         gemm(False, False, 1.0, masked_rows(h[t], reset[t], hs), W, 1.0, a[t])
         for r in range(B):
-            at = a[t, r]
-            hr = h[t + 1, r]
-            if act == 0:
-                for j in range(H):
-                    hr[j] = tanh(at[j] + b[j])
-            elif act == 1:
-                for j in range(H):
-                    hr[j] = max(at[j] + b[j], zero)
-            else:
-                for j in range(H):
-                    hr[j] = sigmoid(at[j] + b[j])
+            _forward_row(a[t, r], b, h[t + 1, r], act)
 
 
 @njit(**KERNEL)
@@ -67,24 +89,9 @@ def rnn_backward(x, U, W, h, a, reset, dh, dx, dU, dW, db, tmp, act):
     """
     T, B, I = x.shape
     H = W.shape[0]
-    one = W.dtype.type(1.0)
-    zero = W.dtype.type(0.0)
     for t in range(T - 1, -1, -1):
         for r in range(B):
-            d = a[t, r]
-            hr = h[t + 1, r]
-            dht = dh[t, r]
-            if act == 0:
-                for j in range(H):
-                    d[j] = dht[j] * (one - hr[j] * hr[j])
-            elif act == 1:
-                for j in range(H):
-                    d[j] = dht[j] if hr[j] > zero else zero
-            else:
-                for j in range(H):
-                    d[j] = dht[j] * hr[j] * (one - hr[j])
-            for j in range(H):
-                db[j] += d[j]
+            _backward_row(a[t, r], h[t + 1, r], dh[t, r], db, act)
         if t > 0:
             if reset[t].any():
                 gemm(False, True, 1.0, a[t], W, 0.0, tmp)

@@ -14,130 +14,165 @@ import numpy as np
 from ..corpus import read_chunks
 from ..errors import LmtoolError, LmtoolWarning
 from ..modelfile import atomic_output
-from ..vocab import SPECIALS, UNK, Vocabulary
+from ..vocab import SPECIALS, UNK, Vocabulary, token_table
 from .model import LOG10_ZERO, NgramModel
 
 _NGRAM_COUNT = re.compile(r"ngram\s+(\d+)\s*=\s*(\d+)$")
-_SECTION = re.compile(r"\\(\d+)-grams:$")
 _WHITESPACE = re.compile(r"\s")
+
+
+ROWS_PER_BATCH = 1 << 18
 
 
 def write_arpa(model, path):
     """Write ``model`` (an ``NgramModel``) as an ARPA file, atomically."""
+    from ..kernels.arpa_text import format_lines
+
     tokens = model.vocab.tokens
     if any(_WHITESPACE.search(t) for t in tokens):
         raise LmtoolError("this vocabulary has tokens containing whitespace (a character-level model?), "
                           "which the ARPA format cannot represent", path)
-    names = np.array(tokens, dtype=object)
-    fmt = "{:.9g}".format
-    with atomic_output(path, "w", encoding="utf-8") as out:
-        out.write("\\data\\\n")
+    encoded = [t.encode("utf-8") for t in tokens]
+    pool = np.frombuffer(b"".join(encoded), np.uint8)
+    offsets = np.concatenate([[0], np.cumsum([len(t) for t in encoded])]).astype(np.int64)
+    token_bytes = np.diff(offsets)
+    with atomic_output(path, "wb") as out:
+        out.write(b"\\data\\\n")
         for n, size in enumerate(model.sizes, 1):
-            out.write(f"ngram {n}={size}\n")
+            out.write(f"ngram {n}={size}\n".encode())
         for n in range(1, model.order + 1):
-            out.write(f"\n\\{n}-grams:\n")
+            out.write(f"\n\\{n}-grams:\n".encode())
             rows = model.ngrams(n)
-            text = names[rows[:, 0]]
-            for k in range(1, n):
-                text = text + " " + names[rows[:, k]]
-            probs = map(fmt, model.prob[model.level(n)].tolist())
-            if n < model.order:
-                backoffs = map(fmt, model.backoff[model.level(n)].tolist())
-                out.writelines(map("{}\t{}\t{}\n".format, probs, text, backoffs))
-            else:
-                out.writelines(map("{}\t{}\n".format, probs, text))
-        out.write("\n\\end\\\n")
+            prob = model.prob[model.level(n)]
+            backoff = model.backoff[model.level(n)] if n < model.order else prob
+            for lo in range(0, len(rows), ROWS_PER_BATCH):
+                batch = np.ascontiguousarray(rows[lo:lo + ROWS_PER_BATCH])
+                room = int(token_bytes[batch].sum()) + len(batch) * (n + 40)
+                buffer = np.empty(room, np.uint8)
+                used = format_lines(batch, prob[lo:lo + ROWS_PER_BATCH], backoff[lo:lo + ROWS_PER_BATCH],
+                                    n < model.order, pool, offsets, buffer)
+                out.write(memoryview(buffer[:used]))
+        out.write(b"\n\\end\\\n")
 
 
 def read_arpa(path, progress=None):
     """Read an ARPA file into an ``NgramModel``; raises ``LmtoolError`` naming the line at fault."""
-    text = "".join(chunk.data.decode("utf-8") for chunk in read_chunks([path]))
+    data = b"".join(chunk.data for chunk in read_chunks([path]))
 
     def fail(pos, message):
-        line = text.count("\n", 0, pos) + 1
+        line = data.count(b"\n", 0, pos) + 1
         raise LmtoolError(f"broken ARPA file, line {line}: {message}", path)
 
-    start = len(text) - len(text.lstrip())
-    if not text.startswith("\\data\\", start):
+    start = len(data) - len(data.lstrip())
+    if not data.startswith(b"\\data\\", start):
         fail(start, "expected '\\data\\' at the start of an ARPA file")
-    body_at = text.find("\n\\1-grams:", start)
+    body_at = data.find(b"\n\\1-grams:", start)
     if body_at < 0:
-        fail(len(text), "no '\\1-grams:' section")
+        fail(len(data), "no '\\1-grams:' section")
     counts = []
-    pos = start + len("\\data\\")
-    for line in text[pos:body_at].split("\n"):
-        line = line.strip()
-        if not line:
-            pos += 1
-            continue
-        match = _NGRAM_COUNT.match(line)
-        if not match or int(match.group(1)) != len(counts) + 1:
-            fail(text.find(line, pos), f"expected 'ngram {len(counts) + 1}=COUNT', found {line!r}")
-        counts.append(int(match.group(2)))
-        pos = text.find(line, pos) + len(line)
+    pos = start + len(b"\\data\\")
+    for raw in data[pos:body_at].split(b"\n"):
+        line = raw.decode().strip()
+        if line:
+            match = _NGRAM_COUNT.match(line)
+            if not match or int(match.group(1)) != len(counts) + 1:
+                fail(pos, f"expected 'ngram {len(counts) + 1}=COUNT', found '{line}'")
+            counts.append(int(match.group(2)))
+        pos += len(raw) + 1
     if not counts:
         fail(body_at, "the \\data\\ header lists no n-gram counts")
     order = len(counts)
     sections = []
     at = body_at + 1
     for n in range(1, order + 1):
-        head = f"\\{n}-grams:"
-        if not text.startswith(head, at):
-            fail(at, f"expected '{head}'")
+        head = f"\\{n}-grams:".encode()
+        if not data.startswith(head, at):
+            fail(at, f"expected '{head.decode()}'")
         at += len(head)
         end_mark = f"\n\\{n + 1}-grams:" if n < order else "\n\\end\\"
-        end = text.find(end_mark, at)
+        end = data.find(end_mark.encode(), at)
         if end < 0:
-            fail(len(text), f"missing '{end_mark.strip()}'")
-        sections.append(_parse_section(text, at, end, n, counts[n - 1], n < order, fail))
+            fail(len(data), f"missing '{end_mark.strip()}'")
+        if n == 1:
+            sections.append(_parse_unigrams(data, at, end, counts[0], order > 1, fail))
+            table = token_table(sections[0][0], "word")
+        else:
+            sections.append(_parse_section(data, at, end, n, counts[n - 1], n < order, table, fail))
         at = end + 1
         if progress:
             progress(1)
-    if text[at + len("\\end\\"):].strip():
-        fail(at + len("\\end\\"), "text after '\\end\\'")
+    if data[at + len(b"\\end\\"):].strip():
+        fail(at + len(b"\\end\\"), "text after '\\end\\'")
     return _build(sections, path)
 
 
-def _parse_section(text, start, end, n, expected, with_backoff, fail):
-    """(word fields: object[M, n], prob: float64[M], backoff: float64[M]) of one order's lines."""
-    body = text[start:end]
-    lines = body.split("\n")
-    nf = np.fromiter(map(len, map(str.split, lines)), np.int64, len(lines))
-    used = nf > 0
-    ok = (nf == n + 1) | (nf == n + 2) if with_backoff else (nf == n + 1)
-    bad = np.flatnonzero(used & ~ok)
-    if len(bad):
-        line = lines[bad[0]]
-        fail(start + sum(len(x) + 1 for x in lines[:bad[0]]),
-             f"expected a log10 probability, {n} word{'s' * (n > 1)}"
-             f"{' and an optional backoff' if with_backoff else ''}, found {line.strip()!r}")
-    nf = nf[used]
-    if len(nf) != expected:
-        fail(start, f"the header announces {expected:,} {n}-grams, the section has {len(nf):,}")
-    fields = np.array(body.split(), dtype=object)
-    first = np.cumsum(nf) - nf
-    words = np.stack([fields[first + 1 + k] for k in range(n)], axis=1) if len(nf) else np.empty((0, n), object)
-    try:
-        prob = fields[first].astype(np.float64)
-        backoff = np.zeros(len(nf))
-        has = nf == n + 2
-        backoff[has] = fields[first[has] + n + 1].astype(np.float64)
-    except ValueError as err:
-        fail(start, f"a {n}-gram probability or backoff is not a number ({err})")
+def _parse_unigrams(data, start, end, expected, with_backoff, fail):
+    """(tokens: list[str], prob: float64[M], backoff: float64[M]) of the unigram section."""
+    lines = data[start:end].decode("utf-8").split("\n")
+    tokens, probs, backs = [], [], []
+    offset = start
+    for line in lines:
+        fields = line.split()
+        if fields:
+            if len(fields) not in ((2, 3) if with_backoff else (2,)):
+                fail(offset, f"expected a log10 probability, a word{' and an optional backoff' if with_backoff else ''}, "
+                             f"found '{line.strip()}'")
+            try:
+                probs.append(float(fields[0]))
+                backs.append(float(fields[2]) if len(fields) == 3 else 0.0)
+            except ValueError:
+                fail(offset, f"a unigram probability or backoff is not a number: '{line.strip()}'")
+            tokens.append(fields[1])
+        offset += len(line.encode("utf-8")) + 1
+    if len(tokens) != expected:
+        fail(start, f"the header announces {expected:,} 1-grams, the section has {len(tokens):,}")
+    if len(set(tokens)) != len(tokens):
+        fail(start, "a unigram is listed twice")
+    prob, backoff = _checked(np.array(probs), np.array(backs), 1, start, fail)
+    return tokens, prob, backoff
+
+
+def _parse_section(data, start, end, n, expected, with_backoff, table, fail):
+    """(rows: int32[M, n] indices into the unigram section, prob: float64[M], backoff: float64[M])."""
+    from ..kernels.arpa_text import parse_lines
+
+    body = np.frombuffer(data, np.uint8, end - start, start)
+    prob = np.empty(expected, np.float64)
+    backoff = np.empty(expected, np.float64)
+    rows = np.empty((expected, n), np.int32)
+    got, bad, why = parse_lines(body, n, with_backoff, table.slots, table.pool, table.offsets, table.hashes,
+                                prob, backoff, rows)
+    if why == 3:
+        found = sum(1 for line in bytes(body).split(b"\n") if line.strip())
+        fail(start, f"the header announces {expected:,} {n}-grams, the section has {found:,}")
+    if bad >= 0:
+        lines = bytes(body).split(b"\n")
+        pos = start + sum(len(x) + 1 for x in lines[:bad])
+        text = " ".join(lines[bad].decode("utf-8", "replace").split())
+        if why == 2:
+            fail(pos, f"a word of the {n}-gram '{text}' is not a unigram")
+        if why == 4:
+            fail(pos, f"a {n}-gram probability or backoff is not a number: '{text}'")
+        fail(pos, f"expected a log10 probability, {n} words{' and an optional backoff' if with_backoff else ''}, "
+                  f"found '{text}'")
+    if got != expected:
+        fail(start, f"the header announces {expected:,} {n}-grams, the section has {got:,}")
+    prob, backoff = _checked(prob, backoff, n, start, fail)
+    return rows, prob, backoff
+
+
+def _checked(prob, backoff, n, start, fail):
     if not (np.isfinite(prob).all() and np.isfinite(backoff).all()):
         fail(start, f"a {n}-gram probability or backoff is not finite")
     if (prob > 1e-6).any():
         fail(start, f"a {n}-gram has a log10 probability above 0")
-    return words, prob, backoff
+    return prob, backoff
 
 
 def _build(sections, path):
     """Turn parsed sections into a closed trie (adding blank n-grams) and an ``NgramModel``."""
     unigrams, uni_prob, uni_backoff = sections[0]
-    unigrams = unigrams[:, 0].tolist()
     tokens = list(SPECIALS) + [w for w in unigrams if w not in SPECIALS]
-    if len(set(tokens)) != len(tokens):
-        raise LmtoolError("broken ARPA file: a unigram is listed twice", path)
     vocab = Vocabulary(tokens)
     index = vocab.index
     V = len(tokens)
@@ -156,12 +191,8 @@ def _build(sections, path):
                       LmtoolWarning, stacklevel=2)
 
     for n in range(2, order + 1):
-        words, prob, backoff = sections[n - 1]
-        try:
-            flat = np.fromiter(map(index.__getitem__, words.ravel()), np.int32, words.size)
-        except KeyError as err:
-            raise LmtoolError(f"broken ARPA file: the {n}-gram word {err.args[0]!r} is not a unigram", path) from None
-        rows.append(flat.reshape(len(words), n))
+        file_rows, prob, backoff = sections[n - 1]
+        rows.append(ids[file_rows].astype(np.int32))
         probs.append(prob)
         backs.append(backoff)
 
