@@ -25,13 +25,7 @@ def load(path, verify=True):
 
 def model_classes():
     """Registry: model-file kind -> class with a ``from_file`` constructor."""
+    from .neural.model import RecurrentModel
     from .ngram.model import NgramModel
 
-    classes = {"ngram": NgramModel}
-    try:
-        from .neural.model import RecurrentModel
-    except ImportError:
-        pass
-    else:
-        classes["recurrent"] = RecurrentModel
-    return classes
+    return {"ngram": NgramModel, "recurrent": RecurrentModel}

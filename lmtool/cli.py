@@ -109,6 +109,87 @@ def count(corpus, output, order, smoothing, add_k, arpa, level, vocab_file, min_
                    f"n-grams {sizes}", err=True)
 
 
+def _duration(text):
+    """Seconds in '15m', '90s', '1h30m', '2.5h' or a plain number of seconds."""
+    import re
+
+    if text is None:
+        return None
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms]?)", text.strip().lower())
+    if not parts or "".join(a + b for a, b in parts) != re.sub(r"\s", "", text.strip().lower()):
+        raise LmtoolError(f"--max-time: expected a duration like 15m, 90s or 1h30m, got {text!r}")
+    seconds = sum(float(a) * {"h": 3600, "m": 60, "s": 1, "": 1}[b] for a, b in parts)
+    if seconds <= 0:
+        raise LmtoolError(f"--max-time must be positive, got {text!r}")
+    return seconds
+
+
+@cli.command()
+@click.argument("corpus", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, metavar="MODEL", help="Model file to write (the best on --valid).")
+@click.option("--valid", "valid_file", metavar="FILE", help="Validation text: drives learning-rate decay and early stopping.")
+@click.option("--cell", type=click.Choice(("rnn", "lstm", "gru")), default="lstm", show_default=True)
+@click.option("--activation", type=click.Choice(("tanh", "relu", "sigmoid")), default="tanh", show_default=True,
+              help="Nonlinearity of --cell rnn.")
+@click.option("--init", type=click.Choice(("default", "identity")), default="default", show_default=True,
+              help="identity: recurrent weights start as the identity (IRNN; use with --activation relu).")
+@click.option("--embed", type=int, help="Embedding size (default: --hidden).")
+@click.option("--hidden", type=int, default=200, show_default=True, help="Units per recurrent layer.")
+@click.option("--layers", type=int, default=1, show_default=True)
+@click.option("--dropout", type=float, default=0.0, show_default=True, help="Dropout between layers and before the output.")
+@click.option("--tie", is_flag=True, help="Share embedding and output weights (needs --embed = --hidden).")
+@click.option("--softmax", type=click.Choice(("full", "class")), default="full", show_default=True,
+              help="class: words in ~sqrt(V) frequency classes, P(w|h) = P(class|h) P(w|class,h) (faster).")
+@click.option("--classes", "n_classes", type=int, help="Number of classes for --softmax class (default sqrt(V)).")
+@click.option("--level", type=click.Choice(LEVEL_CHOICES), default="word", show_default=True)
+@click.option("--vocab", "vocab_file", metavar="FILE", help="Only these tokens; others are <unk>.")
+@click.option("--min-count", type=int, default=1, show_default=True, help="Rarer tokens become <unk>.")
+@click.option("--max-vocab", type=int, help="Keep only the N most frequent tokens.")
+@click.option("--batch", type=int, default=20, show_default=True, help="Parallel streams per batch.")
+@click.option("--bptt", type=int, default=35, show_default=True, help="Steps of backpropagation through time.")
+@click.option("--optimizer", type=click.Choice(("sgd", "adam")), default="sgd", show_default=True)
+@click.option("--lr", type=float, help="Learning rate (default: 20 for sgd, 0.002 for adam).")
+@click.option("--clip", type=float, default=0.25, show_default=True, help="Largest gradient norm (0: no clipping).")
+@click.option("--decay", type=float, default=4.0, show_default=True, help="Divide the learning rate by this when valid stops improving.")
+@click.option("--patience", type=int, default=3, show_default=True, help="Stop after this many epochs without improvement.")
+@click.option("--epochs", type=int, default=20, show_default=True)
+@click.option("--max-time", help="Training time budget, e.g. 15m or 1h30m.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same command and seed, same model bytes.")
+@click.option("--threads", type=int, default=1, show_default=True, help="CPU threads for the matrix products.")
+@click.option("--resume", metavar="CKPT", help="Continue an interrupted run from its checkpoint (MODEL.ckpt).")
+@click.option("--log", "log_file", metavar="FILE", help="Write the per-epoch log as CSV.")
+@click.option("--plot", "plot_file", metavar="FILE.png", help="Draw train and valid perplexity per epoch (needs matplotlib).")
+@quiet_option
+def train(corpus, output, valid_file, cell, activation, init, embed, hidden, layers, dropout, tie, softmax, n_classes,
+          level, vocab_file, min_count, max_vocab, batch, bptt, optimizer, lr, clip, decay, patience, epochs, max_time,
+          seed, threads, resume, log_file, plot_file, quiet):
+    """Train a recurrent language model (RNN, LSTM or GRU) on CORPUS files.
+
+    Truncated backpropagation through time over sentences (each starts from a fresh state, as it is
+    scored), SGD or Adam with gradient clipping, the learning rate divided by --decay whenever the
+    validation perplexity stops improving. The best model on --valid is written to MODEL; a
+    checkpoint MODEL.ckpt is kept every few minutes and on Ctrl-C for --resume.
+    """
+    from .neural.session import TrainOptions, run_training
+
+    options = TrainOptions(
+        corpus=list(corpus), output=output, valid=valid_file, cell=cell, activation=activation, init=init,
+        embed=embed or hidden, hidden=hidden, layers=layers, dropout=dropout, tie=tie, softmax=softmax,
+        n_classes=n_classes, level=level, vocab_file=vocab_file, min_count=min_count, max_vocab=max_vocab,
+        batch=batch, bptt=bptt, optimizer=optimizer, lr=lr, clip=clip, decay=decay, patience=patience,
+        epochs=epochs, max_time=_duration(max_time), seed=seed, threads=threads, resume=resume,
+        log_file=log_file, plot_file=plot_file)
+    for path in (output, log_file, plot_file):
+        if path:
+            _check_writable(path)
+    model = run_training(options, progress=_tqdm_factory(quiet), echo=None if quiet else
+                         (lambda text: click.echo(text, err=True)))
+    if not quiet:
+        best = model.meta.get("training", {}).get("best")
+        click.echo(f"{output}: {cell} {layers}x{hidden}, vocabulary {len(model.vocab):,}"
+                   + (f", best valid perplexity {best:.2f}" if best else ""), err=True)
+
+
 @cli.command()
 @click.argument("model")
 @click.argument("files", nargs=-1, required=True)

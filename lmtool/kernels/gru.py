@@ -11,7 +11,8 @@ forward/backward) is described in ``lmtool.kernels.lstm``.
 import numpy as np
 from numba import njit
 
-from .dense import KERNEL, check_grads, check_segment, gemm, masked_rows, sigmoid, tanh
+from .dense import (KERNEL, add_product_unmasked, check_grads, check_segment, gemm,
+                    masked_rows, sigmoid, tanh)
 
 GATES = 3
 STATE = ("h",)
@@ -119,6 +120,7 @@ def gru_backward(x, U, W, h, gates, hn, reset, dh, dx, dU, dW, db, dbn, dgi, dgh
     """
     T, B, I = x.shape
     H = W.shape[0]
+    Wt = np.ascontiguousarray(W.T)
     for t in range(T):
         for r in range(B):
             if reset[t, r]:
@@ -129,13 +131,7 @@ def gru_backward(x, U, W, h, gates, hn, reset, dh, dx, dU, dW, db, dbn, dgi, dgh
             if t > 0 and not reset[t, r]:
                 _add_scaled_by_gate(dh[t - 1, r], dh[t, r], gates[t, r])
         if t > 0:
-            if reset[t].any():
-                gemm(False, True, 1.0, dgh[t], W, 0.0, tmp)
-                for r in range(B):
-                    if not reset[t, r]:
-                        dh[t - 1, r, :] += tmp[r, :]
-            else:
-                gemm(False, True, 1.0, dgh[t], W, 1.0, dh[t - 1])
+            add_product_unmasked(dh[t - 1], dgh[t], Wt, reset[t], tmp)
     gi2 = dgi.reshape((T * B, 3 * H))
     gemm(True, False, 1.0, h.reshape(((T + 1) * B, H))[:T * B], dgh.reshape((T * B, 3 * H)), 1.0, dW)
     gemm(True, False, 1.0, x.reshape((T * B, I)), gi2, 1.0, dU)

@@ -18,7 +18,8 @@ of ``c`` in place and ``backward`` those of ``h``: a workspace serves one forwar
 import numpy as np
 from numba import njit
 
-from .dense import KERNEL, check, check_grads, check_segment, gemm, masked_rows, sigmoid, tanh
+from .dense import (KERNEL, add_product_unmasked, check, check_grads, check_segment, gemm,
+                    masked_rows, sigmoid, tanh)
 
 GATES = 4
 STATE = ("h", "c")
@@ -125,6 +126,7 @@ def lstm_backward(x, U, W, h, c, gates, tc, reset, dh, dx, dU, dW, db, da, dc, t
     """
     T, B, I = x.shape
     H = W.shape[0]
+    Wt = np.ascontiguousarray(W.T)
     one = W.dtype.type(1.0)
     zero = W.dtype.type(0.0)
     for t in range(T):
@@ -137,13 +139,7 @@ def lstm_backward(x, U, W, h, c, gates, tc, reset, dh, dx, dU, dW, db, da, dc, t
             _backward_row(gates[t, r], c[t, r], tc[t, r], dh[t, r], dc[r], da[t, r], db,
                           zero if reset[t, r] else one)
         if t > 0:
-            if reset[t].any():
-                gemm(False, True, 1.0, da[t], W, 0.0, tmp)
-                for r in range(B):
-                    if not reset[t, r]:
-                        dh[t - 1, r, :] += tmp[r, :]
-            else:
-                gemm(False, True, 1.0, da[t], W, 1.0, dh[t - 1])
+            add_product_unmasked(dh[t - 1], da[t], Wt, reset[t], tmp)
     da2 = da.reshape((T * B, 4 * H))
     gemm(True, False, 1.0, h.reshape(((T + 1) * B, H))[:T * B], da2, 1.0, dW)
     gemm(True, False, 1.0, x.reshape((T * B, I)), da2, 1.0, dU)

@@ -9,7 +9,8 @@ described in ``lmtool.kernels.lstm``.
 import numpy as np
 from numba import njit
 
-from .dense import KERNEL, check_grads, check_segment, gemm, masked_rows, sigmoid, tanh
+from .dense import (KERNEL, add_product_unmasked, check_grads, check_segment, gemm,
+                    masked_rows, sigmoid, tanh)
 
 GATES = 1
 STATE = ("h",)
@@ -89,17 +90,12 @@ def rnn_backward(x, U, W, h, a, reset, dh, dx, dU, dW, db, tmp, act):
     """
     T, B, I = x.shape
     H = W.shape[0]
+    Wt = np.ascontiguousarray(W.T)
     for t in range(T - 1, -1, -1):
         for r in range(B):
             _backward_row(a[t, r], h[t + 1, r], dh[t, r], db, act)
         if t > 0:
-            if reset[t].any():
-                gemm(False, True, 1.0, a[t], W, 0.0, tmp)
-                for r in range(B):
-                    if not reset[t, r]:
-                        dh[t - 1, r, :] += tmp[r, :]
-            else:
-                gemm(False, True, 1.0, a[t], W, 1.0, dh[t - 1])
+            add_product_unmasked(dh[t - 1], a[t], Wt, reset[t], tmp)
     for t in range(T):  # only now: f' above reads the outputs h[t+1] unmasked
         for r in range(B):
             if reset[t, r]:

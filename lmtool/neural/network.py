@@ -128,7 +128,9 @@ class RecurrentNetwork:
     """An embedding -> L recurrent layers -> softmax LM over flat parameter and gradient vectors.
 
     config: NetworkConfig; classes: WordClasses (required for softmax="class"); seed: initialisation
-    seed; params: optional flat vector to adopt (e.g. loaded from a model file) instead of initialising.
+    seed; params: optional flat vector (e.g. loaded from a model file) to use instead of initialising,
+    adopted without a copy when it is already contiguous in the config's dtype. Not thread-safe: the
+    workspaces and scratch arrays are shared between calls (use one network object per thread).
     """
 
     def __init__(self, config, classes=None, seed=0, params=None):
@@ -200,16 +202,22 @@ class RecurrentNetwork:
         return self._cache[key]
 
     def _masks(self, T, B, rng):
-        """L+1 inverted-dropout masks (embedding output, each layer's output), or None without dropout."""
+        """L+1 inverted-dropout masks (embedding output, each layer's output), or None without dropout.
+
+        Drawn as 16-bit numbers from rng's bit generator (4 per 64-bit draw, 3x faster than floats):
+        the dropout probability is rounded to a multiple of 2^-16.
+        """
         p = self.config.dropout
         if rng is None or p == 0:
             return None
         sizes = [self.config.embed] + [self.config.hidden] * self.config.layers
-        masks = []
+        bits = rng.bit_generator.random_raw(-(-T * B * sum(sizes) // 4)).view(np.uint16)
+        masks, start, threshold = [], 0, int(round(p * 65536))
         for n in sizes:
-            u = rng.random((T, B, n), dtype=self.dtype)
-            dropout_mask(u.reshape(-1), p, u.reshape(-1))
-            masks.append(u)
+            mask = np.empty((T, B, n), self.dtype)
+            dropout_mask(bits[start:start + mask.size], threshold, 1.0 / (1.0 - p), mask.reshape(-1))
+            masks.append(mask)
+            start += mask.size
         return masks
 
     def _forward(self, pos, state, reset, masks):

@@ -1,0 +1,216 @@
+"""Training throughput of lmtool's recurrent network against PyTorch's, side by side on one core.
+
+Word-level LSTM as in PyTorch's word_language_model (and ``shared/bench/torch_word_lm.py``): embedding
+200 -> LSTM 200 x L -> softmax over the KJV vocabulary (12,388 words), batch 20, bptt 35, dropout 0.2,
+one training step = forward + backward + gradient-norm clipping (0.25) + SGD (lr 20). Prints tokens/s
+for lmtool (full and class softmax) and PyTorch (full softmax), their ratios, GFLOP/s and the share of
+the core's float32 matmul peak (NumPy's 512 x 512 matmul, measured here), and with --profile where
+lmtool's time goes.
+
+    taskset -c 0 python bench/bench_kernels.py [--layers 1 2] [--cells lstm] [--batches 40]
+
+The script pins itself to --core (default 0) and sets OMP/OpenBLAS threads to 1 before importing NumPy.
+"""
+
+import argparse
+import cProfile
+import importlib.util
+import math
+import os
+import pstats
+import sys
+import time
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lmtool.kernels.dense import BLAS_BACKEND  # noqa: E402
+from lmtool.kernels.softmax import make_classes  # noqa: E402
+from lmtool.neural import NetworkConfig, RecurrentNetwork  # noqa: E402
+from lmtool.neural.optim import Optimizer, clip_scale  # noqa: E402
+
+TARGETS = {"full": 1.5, "class": 8.0}
+"""From the issue: full softmax >= 1.5x PyTorch; class softmax >= 8x PyTorch's full softmax."""
+
+
+def corpus():
+    """KJV training tokens as ids (vocabulary built like torch_word_lm.py), or a Zipf stand-in."""
+    for folder in (ROOT / "corpora" / "kjv", ROOT.parent / "shared" / "corpora" / "kjv"):
+        path = folder / "train.txt"
+        if path.exists():
+            lines = [line.split() + ["</s>"] for line in path.open(encoding="utf-8")]
+            vocab = sorted({w for line in lines for w in line} | {"<unk>", "</s>"})
+            index = {w: i for i, w in enumerate(vocab)}
+            return np.array([index[w] for line in lines for w in line], np.int32), len(vocab), str(path)
+    rng = np.random.default_rng(0)
+    V = 12388
+    return (np.minimum(rng.zipf(1.1, 850_000), V) - 1).astype(np.int32), V, "synthetic Zipf(1.1)"
+
+
+def batches(ids, batch, bptt):
+    """(x, y) int32[bptt, batch] segments of the stream cut into ``batch`` columns, as PyTorch's example."""
+    n = len(ids) // batch
+    cols = ids[:n * batch].reshape(batch, n).T
+    for i in range(0, n - 1 - bptt, bptt):
+        yield np.ascontiguousarray(cols[i:i + bptt]), np.ascontiguousarray(cols[i + 1:i + 1 + bptt])
+
+
+def matmul_peak():
+    """GFLOP/s of NumPy's float32 (512 x 512) @ (512 x 512), best of several runs."""
+    a = np.random.default_rng(0).random((512, 512), dtype=np.float32)
+    out = np.empty_like(a)
+    best = math.inf
+    for _ in range(30):
+        t = time.perf_counter()
+        np.dot(a, a, out=out)
+        best = min(best, time.perf_counter() - t)
+    return 2 * 512 ** 3 / best / 1e9
+
+
+def time_steps(step, data, warmup, n):
+    """Seconds per step of ``n`` steps after ``warmup`` (mean and median)."""
+    times = []
+    for k, (x, y) in enumerate(data):
+        t = time.perf_counter()
+        step(x, y)
+        if k >= warmup:
+            times.append(time.perf_counter() - t)
+        if len(times) == n:
+            break
+    return float(np.mean(times)), float(np.median(times))
+
+
+def lmtool_trainer(cfg, classes, seed=1111, lr=20.0, clip=0.25):
+    """One training step with lmtool's own network and optimiser (as ``lmtool train`` runs it)."""
+    net = RecurrentNetwork(cfg, classes, seed=seed)
+    state = [net.init_state(20)]
+    rng = np.random.default_rng(seed)
+    sgd = Optimizer("sgd", net.params.size)
+
+    def step(x, y):
+        _, _, state[0] = net.forward_backward(x, y, state[0], rng)
+        scale, _ = clip_scale(net.grad, clip)
+        sgd.step(net.params, net.grad, lr, scale)
+    return step
+
+
+def torch_trainer(cell, layers, V, lr=20.0, clip=0.25, dropout=0.2, size=200):
+    import torch
+    import torch.nn as nn
+    torch.set_num_threads(1)
+    torch.manual_seed(1111)
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.drop = nn.Dropout(dropout)
+            self.encoder = nn.Embedding(V, size)
+            kind = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
+            self.rnn = kind(size, size, layers, dropout=dropout if layers > 1 else 0)
+            self.decoder = nn.Linear(size, V)
+            nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
+            nn.init.zeros_(self.decoder.bias)
+            nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
+
+        def forward(self, x, hidden):
+            out, hidden = self.rnn(self.drop(self.encoder(x)), hidden)
+            return torch.log_softmax(self.decoder(self.drop(out)), dim=-1).view(-1, V), hidden
+
+    model = Model()
+    model.train()
+    zeros = torch.zeros(layers, 20, size)
+    hidden = [(zeros, zeros.clone()) if cell == "lstm" else zeros]
+    crit = nn.NLLLoss()
+
+    def step(x, y):
+        h = tuple(t.detach() for t in hidden[0]) if cell == "lstm" else hidden[0].detach()
+        model.zero_grad()
+        out, hidden[0] = model(torch.from_numpy(x).long(), h)
+        crit(out, torch.from_numpy(y).long().reshape(-1)).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(p.grad, alpha=-lr)
+    return step, torch.__version__
+
+
+def flops_per_token(cell, layers, size, V, softmax, logits_per_token):
+    """Matmul FLOPs per training token: 3 matmuls (forward, two backward) of 2 m n k each."""
+    gates = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
+    recurrent = layers * 6 * gates * size * (size + size)
+    return recurrent + 6 * size * (V if softmax == "full" else logits_per_token)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cells", nargs="+", default=["lstm"], choices=["lstm", "gru", "rnn"])
+    ap.add_argument("--layers", nargs="+", type=int, default=[1, 2])
+    ap.add_argument("--batches", type=int, default=40, help="timed batches per configuration")
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--core", type=int, default=0, help="CPU to pin to (-1: do not pin)")
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--profile", action="store_true", help="where lmtool's time goes, per kernel")
+    a = ap.parse_args()
+    if a.core >= 0 and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {a.core})
+    ids, V, source = corpus()
+    counts = np.bincount(ids, minlength=V)
+    classes = make_classes(counts)
+    sizes = np.diff(classes.start)
+    logits_class = classes.n_classes + float(np.sum(counts[classes.order] * sizes[classes.word_class])
+                                              / counts.sum())
+    peak = matmul_peak()
+    have_torch = not a.no_torch and importlib.util.find_spec("torch") is not None
+    print(f"corpus {source}: {len(ids):,} tokens, V = {V:,}; classes {classes.n_classes} (sqrt-frequency), "
+          f"{logits_class:.0f} logits per token on average")
+    print(f"BLAS {BLAS_BACKEND}; NumPy float32 512x512 matmul peak {peak:.1f} GFLOP/s; "
+          f"pinned to core {a.core}; torch {'yes' if have_torch else 'not importable'}")
+    print(f"{'config':<24}{'lmtool tok/s':>14}{'torch tok/s':>13}{'ratio':>8}{'target':>8}"
+          f"{'GFLOP/s':>9}{'% peak':>8}")
+    for cell in a.cells:
+        for layers in a.layers:
+            torch_rate = None
+            if have_torch:
+                step, version = torch_trainer(cell, layers, V)
+                mean, _ = time_steps(step, batches(ids, 20, 35), a.warmup, a.batches)
+                torch_rate = 700 / mean
+            for softmax in ("full", "class"):
+                cfg = NetworkConfig(vocab_size=V, cell=cell, embed=200, hidden=200, layers=layers,
+                                    dropout=0.2, softmax=softmax,
+                                    n_classes=classes.n_classes if softmax == "class" else 0)
+                step = lmtool_trainer(cfg, classes if softmax == "class" else None)
+                mean, _ = time_steps(step, batches(ids, 20, 35), a.warmup, a.batches)
+                rate = 700 / mean
+                gflops = rate * flops_per_token(cell, layers, 200, V, softmax, logits_class) / 1e9
+                ratio = f"{rate / torch_rate:.2f}x" if torch_rate else "-"
+                print(f"{cell} {layers}L {softmax + ' softmax':<16}{rate:>14,.0f}"
+                      f"{(f'{torch_rate:,.0f}' if torch_rate else '-'):>13}{ratio:>8}"
+                      f"{TARGETS[softmax]:>7.1f}x{gflops:>9.1f}{100 * gflops / peak:>7.0f}%", flush=True)
+                if a.profile:
+                    profile(step, ids)
+
+
+def profile(step, ids, n=20):
+    """Print the kernels that take the most time over n steps."""
+    prof = cProfile.Profile()
+    data = batches(ids, 20, 35)
+    for _ in range(3):
+        step(*next(data))
+    prof.enable()
+    for _ in range(n):
+        step(*next(data))
+    prof.disable()
+    stats = pstats.Stats(prof)
+    rows = sorted(((v[2], f"{Path(k[0]).name}:{k[2]}") for k, v in stats.stats.items()), reverse=True)
+    total = sum(t for t, _ in rows)
+    print("    " + ", ".join(f"{name} {100 * t / total:.0f}%" for t, name in rows[:8] if t > 0.01 * total))
+
+
+if __name__ == "__main__":
+    main()

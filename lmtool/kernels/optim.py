@@ -1,0 +1,47 @@
+"""Numba kernels for the optimisers: one fused, vectorised pass over the flat parameter vectors."""
+
+import numpy as np
+from numba import njit
+
+FAST = {"cache": True, "fastmath": True, "error_model": "numpy"}
+
+
+@njit(**FAST)
+def squared_norm(g):
+    """sum(g**2), accumulated in float64; g: float32[P]."""
+    total = 0.0
+    for i in range(g.shape[0]):
+        v = np.float64(g[i])
+        total += v * v
+    return total
+
+
+@njit(**FAST)
+def sgd_step(params, grad, lr):
+    """params -= lr * grad (params, grad: float32[P]); plain SGD as in Zaremba et al. and RNNLM.
+
+    Gradient clipping is folded into ``lr`` by the caller.
+    """
+    for i in range(params.shape[0]):
+        params[i] -= lr * grad[i]
+
+
+@njit(**FAST)
+def adam_step(params, grad, scale, m, v, lr, beta1, beta2, eps, step):
+    """One Adam update (Kingma & Ba 2015, Algorithm 1) on the gradient ``scale * grad`` (clipping),
+    with bias correction at ``step`` (1-based). params, grad, m, v: float32[P]; m and v (the moment
+    estimates) are updated in place."""
+    c1 = 1.0 - beta1 ** step
+    c2 = 1.0 - beta2 ** step
+    a = np.float32(lr * np.sqrt(c2) / c1)
+    e = np.float32(eps * np.sqrt(c2))
+    b1 = np.float32(beta1)
+    b2 = np.float32(beta2)
+    s = np.float32(scale)
+    for i in range(params.shape[0]):
+        gi = grad[i] * s
+        mi = b1 * m[i] + (1 - b1) * gi
+        vi = b2 * v[i] + (1 - b2) * gi * gi
+        m[i] = mi
+        v[i] = vi
+        params[i] -= a * mi / (np.sqrt(vi) + e)

@@ -1,0 +1,123 @@
+"""RecurrentModel: a trained recurrent network behind the ``LanguageModel`` interface.
+
+Sentences are scored independently, each from a zero state fed ``<s>``, as they were trained; for
+speed they are packed back to back into the columns of a batch, with the state reset at every
+sentence start, so no time step is wasted on padding.
+"""
+
+import math
+
+import numpy as np
+
+from .. import modelfile
+from ..errors import LmtoolError
+from ..language_model import LanguageModel, Scores, check_batch
+from ..vocab import BOS, Vocabulary
+from .batches import packed_sentences, sentence_stream
+from .config import NetworkConfig
+
+LN10 = math.log(10.0)
+SCORE_BATCH = 64
+SCORE_SEGMENT = 128
+
+
+class RecurrentModel(LanguageModel):
+    """A ``RecurrentNetwork`` with its vocabulary and the metadata saved beside it (history...)."""
+
+    kind = "recurrent"
+
+    def __init__(self, vocab, network, meta):
+        self.vocab = vocab
+        self.network = network
+        self.config = network.config
+        self.meta = meta
+
+    @classmethod
+    def create(cls, vocab, config, classes=None, seed=0, meta=None):
+        from .network import RecurrentNetwork
+
+        return cls(vocab, RecurrentNetwork(config, classes, seed=seed), dict(meta or {}))
+
+    # The model file
+
+    def file_contents(self, extra_meta=None, extra_arrays=None):
+        """(meta, arrays) of the model file: config, vocabulary, classes, weights, and extras."""
+        meta = dict(self.meta, level=self.vocab.level, config=self.config.to_dict(), **(extra_meta or {}))
+        arrays = {"vocab": np.frombuffer(self.vocab.to_bytes(), np.uint8), "params": self.network.params}
+        if self.network.classes is not None:
+            arrays.update({f"classes.{k}": v for k, v in self.network.classes.arrays().items()})
+        arrays.update(extra_arrays or {})
+        return meta, arrays
+
+    def save(self, path):
+        meta, arrays = self.file_contents()
+        modelfile.write(path, self.kind, meta, arrays)
+
+    @classmethod
+    def from_file(cls, model, writable=False):
+        """Rebuild from an opened ``ModelFile`` of kind ``recurrent``."""
+        from ..kernels.softmax import WordClasses
+        from .network import RecurrentNetwork
+
+        try:
+            config = NetworkConfig.from_dict(model.meta["config"])
+            vocab = Vocabulary.from_bytes(model["vocab"], model.meta.get("level", "word"))
+            classes = None
+            if config.softmax == "class":
+                classes = WordClasses.from_arrays(model["classes.order"], model["classes.start"])
+            params = np.array(model["params"]) if writable else model["params"]
+            network = RecurrentNetwork(config, classes, params=params)
+        except (KeyError, ValueError, TypeError) as err:
+            raise LmtoolError(f"damaged recurrent model ({err}); rebuild it", model.path) from None
+        if len(vocab) != config.vocab_size:
+            raise LmtoolError(f"damaged recurrent model (vocabulary of {len(vocab)} tokens, network of "
+                              f"{config.vocab_size}); rebuild it", model.path)
+        return cls(vocab, network, model.meta)
+
+    # Scoring
+
+    def score_ids(self, ids, lengths, batch=SCORE_BATCH, segment=SCORE_SEGMENT):
+        ids, lengths = check_batch(ids, lengths, len(self.vocab))
+        n = len(ids) + len(lengths)
+        token = np.zeros(n, np.float32)
+        if len(lengths):
+            batch = max(1, min(batch, len(lengths)))
+            x, y, reset = sentence_stream(ids, lengths)
+            column, offset, column_lengths = packed_sentences(lengths, batch)
+            starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
+            col = np.repeat(column, lengths + 1)
+            pos = np.repeat(offset - starts, lengths + 1) + np.arange(n)
+            T = int(column_lengths.max())
+            X = np.zeros((T, batch), np.int32)
+            Y = np.full((T, batch), -1, np.int32)
+            R = np.ones((T, batch), bool)
+            X[pos, col], Y[pos, col], R[pos, col] = x, y, reset
+            logp = np.empty((T, batch), np.float64)
+            state = self.network.init_state(batch)
+            for t in range(0, T, segment):
+                chunk, state = self.network.log_probs(X[t:t + segment], Y[t:t + segment], state,
+                                                      reset=np.ascontiguousarray(R[t:t + segment]))
+                logp[t:t + segment] = chunk
+            token = (logp[pos, col] / LN10).astype(np.float32)
+        sentence = np.add.reduceat(token.astype(np.float64), np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])) \
+            if len(lengths) else np.zeros(0)
+        return Scores(sentence, token, None)
+
+    # Generation
+
+    def begin(self, prefixes):
+        states = []
+        for prefix in prefixes:
+            state = self.network.init_state(1)
+            for token in np.concatenate([[BOS], np.asarray(prefix, np.int32)]):
+                state = self.network.step(np.array([token], np.int32), state)
+            states.append(state)
+        h = np.concatenate([s.h for s in states], axis=1)
+        c = np.concatenate([s.c for s in states], axis=1) if states[0].c is not None else None
+        return type(states[0])(h, c)
+
+    def distribution(self, state):
+        return self.network.next_distribution(state).astype(np.float64)
+
+    def advance(self, state, tokens):
+        return self.network.step(np.asarray(tokens, np.int32), state)

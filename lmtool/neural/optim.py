@@ -1,0 +1,56 @@
+"""Optimisers over one flat parameter vector: SGD and Adam, with gradient-norm clipping.
+
+The state (Adam's moments and step count) is a dict of arrays and numbers, saved in checkpoints so
+that a resumed run continues exactly where it stopped.
+"""
+
+import math
+
+import numpy as np
+
+OPTIMIZERS = ("sgd", "adam")
+DEFAULT_LR = {"sgd": 20.0, "adam": 2e-3}
+
+
+def clip_scale(grad, max_norm):
+    """The factor that brings ``grad``'s L2 norm down to ``max_norm`` (1 if already below, or if
+    ``max_norm`` <= 0), and the norm; the optimiser applies it, so the gradient is read only once."""
+    from ..kernels.optim import squared_norm
+
+    norm = math.sqrt(squared_norm(grad))
+    if max_norm > 0 and norm > max_norm:
+        return max_norm / (norm + 1e-6), norm
+    return 1.0, norm
+
+
+class Optimizer:
+    """``step(params, grad, lr)`` updates params in place; ``state``/``load_state`` for checkpoints."""
+
+    def __init__(self, kind, size, beta1=0.9, beta2=0.999, eps=1e-8):
+        if kind not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {kind!r}; expected one of {OPTIMIZERS}")
+        self.kind = kind
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.steps = 0
+        self.m = np.zeros(size, np.float32) if kind == "adam" else None
+        self.v = np.zeros(size, np.float32) if kind == "adam" else None
+
+    def step(self, params, grad, lr, scale=1.0):
+        """Update ``params`` with the gradient ``scale * grad`` at learning rate ``lr``."""
+        from ..kernels.optim import adam_step, sgd_step
+
+        self.steps += 1
+        if self.kind == "sgd":
+            sgd_step(params, grad, np.float32(lr * scale))
+        else:
+            adam_step(params, grad, scale, self.m, self.v, lr, self.beta1, self.beta2, self.eps, self.steps)
+
+    def state(self):
+        arrays = {} if self.kind == "sgd" else {"adam_m": self.m, "adam_v": self.v}
+        return arrays, {"kind": self.kind, "steps": self.steps}
+
+    def load_state(self, arrays, info):
+        self.steps = int(info["steps"])
+        if self.kind == "adam":
+            self.m[:] = arrays["adam_m"]
+            self.v[:] = arrays["adam_v"]

@@ -1,0 +1,199 @@
+"""The ``train`` pipeline: options -> corpora -> network -> Trainer -> model file, log and plot."""
+
+import csv
+import math
+import os
+from dataclasses import dataclass
+
+from .. import __version__
+from ..errors import LmtoolError
+from ..progress import silent
+
+
+@dataclass
+class TrainOptions:
+    """Everything ``lmtool train`` is told (see its --help)."""
+
+    corpus: list
+    output: str
+    valid: str = None
+    cell: str = "lstm"
+    activation: str = "tanh"
+    init: str = "default"
+    embed: int = 200
+    hidden: int = 200
+    layers: int = 1
+    dropout: float = 0.0
+    tie: bool = False
+    softmax: str = "full"
+    n_classes: int = None
+    level: str = "word"
+    vocab_file: str = None
+    min_count: int = 1
+    max_vocab: int = None
+    batch: int = 20
+    bptt: int = 35
+    optimizer: str = "sgd"
+    lr: float = None
+    clip: float = 0.25
+    decay: float = 4.0
+    patience: int = 3
+    epochs: int = 20
+    max_time: float = None
+    seed: int = 0
+    threads: int = 1
+    resume: str = None
+    log_file: str = None
+    plot_file: str = None
+
+    def check(self):
+        """Refuse absurd values with one line that names the option."""
+        positive = {"--hidden": self.hidden, "--embed": self.embed, "--layers": self.layers, "--batch": self.batch,
+                    "--bptt": self.bptt, "--epochs": self.epochs, "--threads": self.threads,
+                    "--patience": self.patience}
+        for name, value in positive.items():
+            if value is None or value < 1:
+                raise LmtoolError(f"{name} must be a positive integer, got {value}")
+        limits = {"--hidden": 65536, "--embed": 65536, "--layers": 64, "--batch": 65536, "--bptt": 100000}
+        for name, limit in limits.items():
+            if positive[name] > limit:
+                raise LmtoolError(f"{name} {positive[name]} is absurdly large (at most {limit})")
+        if not 0 <= self.dropout < 1:
+            raise LmtoolError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            raise LmtoolError(f"--lr must be a positive number, got {self.lr}")
+        if not (self.clip >= 0 and math.isfinite(self.clip)):
+            raise LmtoolError(f"--clip must be 0 (off) or positive, got {self.clip}")
+        if not self.decay >= 1:
+            raise LmtoolError(f"--decay must be at least 1, got {self.decay}")
+        if self.tie and self.embed != self.hidden:
+            raise LmtoolError(f"--tie needs --embed equal to --hidden (got {self.embed} and {self.hidden})")
+        if self.init == "identity" and self.cell != "rnn":
+            raise LmtoolError("--init identity is for --cell rnn (the IRNN); LSTM and GRU use the default")
+        if self.n_classes is not None and self.n_classes < 1:
+            raise LmtoolError(f"--classes must be positive, got {self.n_classes}")
+
+
+def set_threads(threads):
+    """Tell BLAS and Numba how many threads to use (before their libraries start)."""
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    os.environ["NUMBA_NUM_THREADS"] = str(max(threads, 1))
+
+
+def run_training(options, progress=silent, echo=None):
+    """Train as ``options`` say and return the trained ``RecurrentModel`` (also written to disk)."""
+    options.check()
+    set_threads(options.threads)
+    import numpy as np
+
+    from .. import modelfile
+    from ..dataset import read_corpus
+    from ..vocab import read_vocab_file
+    from .config import NetworkConfig
+    from .model import RecurrentModel
+    from .train import Trainer, TrainConfig, checkpoint_path
+
+    opened = modelfile.read(options.resume) if options.resume else None
+    if opened is not None and opened.kind != "recurrent":
+        raise LmtoolError(f"a {opened.kind} model is not a training checkpoint", options.resume)
+    if opened is not None:
+        vocab = RecurrentModel.from_file(opened).vocab
+        data = read_corpus(options.corpus, level=vocab.level, vocab=vocab, progress=progress)
+        recorded = opened.meta.get("training", {}).get("blake2b")
+        if recorded and recorded != data.fingerprint:
+            raise LmtoolError("the training text differs from the one this checkpoint was trained on "
+                              "(its hash does not match); resume with the same files", options.resume)
+    else:
+        keep = read_vocab_file(options.vocab_file) if options.vocab_file else None
+        data = read_corpus(options.corpus, level=options.level, min_count=options.min_count,
+                           max_vocab=options.max_vocab, keep=keep, progress=progress)
+        vocab = data.vocab
+    valid = None
+    if options.valid:
+        held_out = read_corpus([options.valid], level=vocab.level, vocab=vocab, progress=progress)
+        valid = (held_out.ids, held_out.lengths)
+
+    if opened is not None:
+        model = RecurrentModel.from_file(opened, writable=True)
+        saved = opened.meta["training"]["train_config"]
+        config = TrainConfig(**saved)
+    else:
+        classes = None
+        n_classes = 0
+        if options.softmax == "class":
+            from ..kernels.softmax import make_classes
+
+            counts = np.bincount(data.ids, minlength=len(vocab)) + 1
+            classes = make_classes(counts, options.n_classes)
+            n_classes = classes.n_classes
+        try:
+            net_config = NetworkConfig(vocab_size=len(vocab), cell=options.cell, activation=options.activation,
+                                       init=options.init, embed=options.embed, hidden=options.hidden,
+                                       layers=options.layers, dropout=options.dropout, tie=options.tie,
+                                       softmax=options.softmax, n_classes=n_classes)
+        except ValueError as err:
+            raise LmtoolError(str(err)) from None
+        meta = {"training": dict(data.describe(), valid=options.valid), "lmtool_version": __version__}
+        model = RecurrentModel.create(vocab, net_config, classes, seed=options.seed, meta=meta)
+        config = TrainConfig(batch=options.batch, bptt=options.bptt, optimizer=options.optimizer, lr=options.lr,
+                             clip=options.clip, decay=options.decay, patience=options.patience,
+                             epochs=options.epochs, max_time=options.max_time, seed=options.seed)
+
+    log_rows = []
+
+    def log(row):
+        log_rows.append(row)
+        if echo:
+            valid_text = f", valid ppl {row['valid_ppl']:.2f}" if row["valid_ppl"] is not None else ""
+            echo(f"epoch {row['epoch']}: lr {row['lr']:.4g}, train ppl {row['train_ppl']:.2f}{valid_text}")
+        if options.log_file:
+            _write_log(options.log_file, trainer.history.epochs)
+
+    trainer = Trainer(model, config, (data.ids, data.lengths), valid, output=options.output,
+                      progress=progress, log=log)
+    if opened is not None:
+        trainer.load_checkpoint(opened)
+    ckpt = checkpoint_path(options.output)
+    trainer.run(checkpoint_path=ckpt)
+    if os.path.exists(ckpt):
+        os.unlink(ckpt)
+    if options.plot_file:
+        plot_history(trainer.history.epochs, options.plot_file)
+    return model
+
+
+def _write_log(path, rows):
+    from ..modelfile import atomic_output
+
+    with atomic_output(path, "w") as out:
+        writer = csv.DictWriter(out, fieldnames=["epoch", "lr", "train_ppl", "valid_ppl", "tokens", "complete"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot_history(rows, path):
+    """Train and valid perplexity per epoch as a PNG (matplotlib, imported only here)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise LmtoolError("--plot needs matplotlib: pip install matplotlib", path) from None
+    from ..modelfile import atomic_output
+
+    epochs = [r["epoch"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.plot(epochs, [r["train_ppl"] for r in rows], "o-", label="train")
+    if any(r["valid_ppl"] is not None for r in rows):
+        ax.plot(epochs, [r["valid_ppl"] for r in rows], "s-", label="valid")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("perplexity")
+    ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_output(path, "wb") as out:
+        fig.savefig(out, format="png")
+    plt.close(fig)

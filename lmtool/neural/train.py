@@ -1,0 +1,253 @@
+"""Training a recurrent LM: truncated BPTT over a sentence stream, SGD or Adam, gradient clipping,
+learning-rate decay when validation perplexity stops improving, checkpoints and resume.
+
+The schedule is Mikolov's RNNLM's and Zaremba et al.'s: after each epoch the model is scored on
+the validation text; if it did not improve, the best weights so far come back and the learning
+rate is divided by ``decay``; after ``patience`` such epochs in a row training stops. The best
+model on validation is the one saved. A checkpoint (the model file plus optimiser, random-number
+and data-position state) is written every ``checkpoint_minutes`` and on Ctrl-C; resuming from it
+continues the run exactly as if it had not stopped.
+"""
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .. import modelfile
+from ..errors import LmtoolError
+from ..progress import silent
+from .batches import columns, sentence_stream
+from .optim import DEFAULT_LR, Optimizer, clip_scale
+
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class TrainConfig:
+    """How to train (what to train is a ``NetworkConfig``)."""
+
+    batch: int = 20
+    bptt: int = 35
+    optimizer: str = "sgd"
+    lr: float = None
+    clip: float = 0.25
+    decay: float = 4.0
+    patience: int = 3
+    epochs: int = 20
+    max_time: float = None  # seconds of training, evaluation included
+    seed: int = 0
+    checkpoint_minutes: float = 5.0
+
+    def __post_init__(self):
+        if self.lr is None:
+            self.lr = DEFAULT_LR[self.optimizer]
+
+
+@dataclass
+class History:
+    """Per-epoch record kept in the model file: epoch, lr, train and valid perplexity, tokens."""
+
+    epochs: list = field(default_factory=list)
+
+    def add(self, **row):
+        self.epochs.append(row)
+
+
+class TrainingDiverged(LmtoolError):
+    pass
+
+
+class Trainer:
+    """Trains ``model`` (a ``RecurrentModel``) on encoded sentences.
+
+    train: (ids, lengths) of the training text; valid: (ids, lengths) or None; output: model path
+    written whenever validation improves (and at the end); progress: factory as in
+    ``lmtool.progress``; log: optional callback taking each epoch's row (dict).
+    """
+
+    def __init__(self, model, config, train, valid=None, output=None, progress=silent, log=None):
+        self.model = model
+        self.net = model.network
+        self.config = config
+        self.output = output
+        self.progress = progress
+        self.log = log
+        x, y, reset = sentence_stream(*train)
+        if len(x) < config.batch * 2:
+            raise LmtoolError(f"the training text has {len(x):,} tokens, too few for one batch of "
+                              f"{config.batch} streams; lower --batch or give more text")
+        self.x, self.y, self.reset = columns(x, y, reset, config.batch)
+        self.valid = valid
+        if valid is not None and not (valid[0] != 0).any():
+            raise LmtoolError("the validation text has no word of the training vocabulary")
+        self.optimizer = Optimizer(config.optimizer, self.net.params.size)
+        self.rng = np.random.Generator(np.random.PCG64(config.seed))
+        self.lr = config.lr
+        self.epoch = 1
+        self.position = 0
+        self.state = self.net.init_state(config.batch)
+        self.best = None
+        self.best_params = self.net.params.copy()
+        self.bad_epochs = 0
+        self.history = History()
+        self.elapsed = 0.0
+        self.epoch_loss = 0.0
+        self.epoch_tokens = 0
+        self.done = False
+
+    # ------------------------------------------------------------------------------------------
+    def run(self, checkpoint_path=None):
+        """Train until the epoch budget, the time budget or early stopping ends it."""
+        cfg = self.config
+        steps_per_epoch = -(-self.x.shape[0] // cfg.bptt)
+        last_checkpoint = time.monotonic()
+        deadline = None if cfg.max_time is None else cfg.max_time
+        try:
+            while not self.done and self.epoch <= cfg.epochs:
+                bar = self.progress(f"epoch {self.epoch}", total=steps_per_epoch, unit="batch")
+                bar.update(self.position // cfg.bptt)
+                started = time.monotonic()
+                try:
+                    while self.position < self.x.shape[0]:
+                        t0 = time.monotonic()
+                        loss, n = self._step()
+                        self.elapsed += time.monotonic() - t0
+                        bar.update(1)
+                        if n:
+                            bar.set_postfix_str(f"lr {self.lr:.3g} loss {self.epoch_loss / max(self.epoch_tokens, 1):.3f} "
+                                                f"tok/s {self.epoch_tokens / max(time.monotonic() - started, 1e-9):,.0f}"
+                                                + (f" valid ppl {self.best:.2f}" if self.best else ""))
+                        if deadline is not None and self.elapsed >= deadline:
+                            self.done = True
+                            break
+                        if checkpoint_path and time.monotonic() - last_checkpoint > 60 * cfg.checkpoint_minutes:
+                            self.save_checkpoint(checkpoint_path)
+                            last_checkpoint = time.monotonic()
+                finally:
+                    bar.close()
+                self._end_epoch(complete=not self.done)
+        except KeyboardInterrupt:
+            if checkpoint_path:
+                self.save_checkpoint(checkpoint_path)
+            raise
+        self._finish()
+        return self.model
+
+    def _step(self):
+        cfg = self.config
+        a, b = self.position, min(self.position + cfg.bptt, self.x.shape[0])
+        loss, n, self.state = self.net.forward_backward(self.x[a:b], self.y[a:b], self.state, self.rng,
+                                                        reset=self.reset[a:b])
+        if not math.isfinite(loss):
+            self._diverged(loss)
+        scale, _ = clip_scale(self.net.grad, cfg.clip)
+        self.optimizer.step(self.net.params, self.net.grad, self.lr, scale)
+        self.position = b
+        self.epoch_loss += loss
+        self.epoch_tokens += n
+        return loss, n
+
+    def _diverged(self, loss):
+        where = f"epoch {self.epoch}, batch {self.position // self.config.bptt + 1}"
+        self.net.params[:] = self.best_params
+        kept = ""
+        if self.output and self.best is not None:
+            kept = f"; the best model so far (valid perplexity {self.best:.2f}) is in {self.output}"
+        raise TrainingDiverged(f"training diverged at {where} (loss {loss}): try a lower --lr "
+                               f"(now {self.lr:g}) or a tighter --clip (now {self.config.clip:g}){kept}")
+
+    def _end_epoch(self, complete):
+        train_ppl = math.exp(self.epoch_loss / max(self.epoch_tokens, 1))
+        valid_ppl = self.evaluate() if self.valid is not None else None
+        score = valid_ppl if valid_ppl is not None else train_ppl
+        improved = self.best is None or score < self.best
+        row = {"epoch": self.epoch, "lr": self.lr, "train_ppl": round(train_ppl, 4),
+               "valid_ppl": None if valid_ppl is None else round(valid_ppl, 4),
+               "tokens": self.epoch_tokens, "complete": complete}
+        self.history.add(**row)
+        if self.log:
+            self.log(dict(row, seconds=round(self.elapsed, 1)))
+        if improved:
+            self.best = score
+            self.best_params[:] = self.net.params
+            self.bad_epochs = 0
+            if self.output:
+                self._write(self.output)
+        elif complete:
+            self.net.params[:] = self.best_params
+            self.lr /= self.config.decay
+            self.bad_epochs += 1
+            if self.bad_epochs >= self.config.patience:
+                self.done = True
+        self.epoch += 1
+        self.position = 0
+        self.epoch_loss = 0.0
+        self.epoch_tokens = 0
+        self.state = self.net.init_state(self.config.batch)
+
+    def evaluate(self):
+        """Perplexity of the validation sentences, scored one by one as ``lmtool perplexity`` does."""
+        scores = self.model.score_ids(*self.valid)
+        tokens = len(self.valid[0]) + len(self.valid[1])
+        return 10.0 ** (-scores.sentence.sum() / tokens)
+
+    def _finish(self):
+        self.net.params[:] = self.best_params
+        if self.output:
+            self._write(self.output)
+
+    def _meta(self):
+        return {"training": dict(self.model.meta.get("training", {}), train_config=asdict(self.config),
+                                 best=self.best),
+                "history": self.history.epochs}
+
+    def _write(self, path):
+        params = self.net.params.copy()
+        self.net.params[:] = self.best_params
+        try:
+            meta, arrays = self.model.file_contents(self._meta())
+            modelfile.write(path, self.model.kind, meta, arrays)
+        finally:
+            self.net.params[:] = params
+
+    # ------------------------------------------------------------------------------------------
+    def save_checkpoint(self, path):
+        """Everything needed to continue: current and best weights, optimiser, RNG, data position."""
+        opt_arrays, opt_info = self.optimizer.state()
+        arrays = {"best_params": self.best_params, "state.h": self.state.h, **opt_arrays}
+        if self.state.c is not None:
+            arrays["state.c"] = self.state.c
+        trainer = {"version": CHECKPOINT_VERSION, "epoch": self.epoch, "position": self.position,
+                   "lr": self.lr, "best": self.best, "bad_epochs": self.bad_epochs, "elapsed": self.elapsed,
+                   "epoch_loss": self.epoch_loss, "epoch_tokens": self.epoch_tokens,
+                   "rng": self.rng.bit_generator.state, "optimizer": opt_info, "output": self.output}
+        meta, all_arrays = self.model.file_contents(dict(self._meta(), checkpoint=trainer), arrays)
+        modelfile.write(path, self.model.kind, meta, all_arrays)
+
+    def load_checkpoint(self, opened):
+        """Restore the state written by ``save_checkpoint`` (``opened``: a ``ModelFile``)."""
+        info = opened.meta.get("checkpoint")
+        if info is None:
+            raise LmtoolError("not a checkpoint (a finished model?); --resume takes the .ckpt file "
+                              "written during training", opened.path)
+        if info["version"] > CHECKPOINT_VERSION:
+            raise LmtoolError(f"checkpoint version {info['version']} is newer than this lmtool reads "
+                              f"({CHECKPOINT_VERSION}); upgrade lmtool", opened.path)
+        self.net.params[:] = opened["params"]
+        self.best_params[:] = opened["best_params"]
+        self.state.h[...] = opened["state.h"]
+        if self.state.c is not None:
+            self.state.c[...] = opened["state.c"]
+        self.optimizer.load_state(opened.arrays, info["optimizer"])
+        self.rng.bit_generator.state = info["rng"]
+        for key in ("epoch", "position", "lr", "best", "bad_epochs", "elapsed", "epoch_loss", "epoch_tokens"):
+            setattr(self, key, info[key])
+        self.history.epochs = list(opened.meta.get("history", []))
+
+
+def checkpoint_path(output):
+    """Where training keeps its checkpoint: beside the output, with .ckpt appended."""
+    return os.fspath(output) + ".ckpt"

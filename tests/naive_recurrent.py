@@ -1,0 +1,116 @@
+"""Slow, obviously-correct NumPy versions of the recurrent network, to test the kernels against.
+
+Written from the equations, one time step and one token at a time, without sharing code with
+``lmtool.kernels`` or ``lmtool.neural``. Weight layouts follow the network's: U: [I, G*H] (x @ U),
+W: [H, G*H], gate blocks in PyTorch's order; output weights [V, H] (logits = h @ W.T + b).
+"""
+
+import numpy as np
+
+
+def sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+ACTIVATIONS = {"tanh": np.tanh, "relu": lambda a: np.maximum(a, 0.0), "sigmoid": sigmoid}
+
+
+def _start(h, reset_t):
+    """The state entering a step: zero for the rows flagged by reset_t."""
+    return np.where(reset_t[:, None], 0.0, h).astype(h.dtype)
+
+
+def rnn_layer(x, p, h0, reset, activation="tanh"):
+    """h_t = f(x_t U + h_{t-1} W + b). Returns hs: [T, B, H] and the final state (h,)."""
+    f = ACTIVATIONS[activation]
+    h = h0
+    out = []
+    for t in range(x.shape[0]):
+        h = f(x[t] @ p["U"] + _start(h, reset[t]) @ p["W"] + p["b"])
+        out.append(h)
+    return np.stack(out), (h,)
+
+
+def lstm_layer(x, p, h0, c0, reset):
+    """PyTorch's LSTM with one summed bias. Returns hs: [T, B, H] and the final state (h, c)."""
+    H = h0.shape[1]
+    h, c = h0, c0
+    out = []
+    for t in range(x.shape[0]):
+        h, c = _start(h, reset[t]), _start(c, reset[t])
+        a = x[t] @ p["U"] + h @ p["W"] + p["b"]
+        i, f, g, o = (a[:, k * H:(k + 1) * H] for k in range(4))
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        h = sigmoid(o) * np.tanh(c)
+        out.append(h)
+    return np.stack(out), (h, c)
+
+
+def gru_layer(x, p, h0, reset):
+    """PyTorch's GRU: bias b = (b_ir + b_hr, b_iz + b_hz, b_in), bn = b_hn. Returns hs and (h,)."""
+    H = h0.shape[1]
+    h = h0
+    out = []
+    for t in range(x.shape[0]):
+        h = _start(h, reset[t])
+        gi = x[t] @ p["U"] + p["b"]
+        gh = h @ p["W"]
+        r = sigmoid(gi[:, :H] + gh[:, :H])
+        z = sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
+        n = np.tanh(gi[:, 2 * H:] + r * (gh[:, 2 * H:] + p["bn"]))
+        h = (1 - z) * n + z * h
+        out.append(h)
+    return np.stack(out), (h,)
+
+
+def log_softmax(z):
+    m = z.max()
+    return z - m - np.log(np.sum(np.exp(z - m)))
+
+
+def network_log_probs(params, cell, layers, x, y, state, reset, masks=None, activation="tanh",
+                      classes=None):
+    """Natural-log probabilities of the targets y: [T, B] (0 where y < 0), and the final state.
+
+    params: {name: array} in the network's naming; state: list per layer of tuples (h,) or (h, c);
+    masks: None or list of L+1 dropout masks (embedding output, then each layer's output);
+    classes: None (full softmax) or (rank: int[V] word -> row, start: int[C+1]) for class softmax.
+    Input ids < 0 give a zero input vector.
+    """
+    T, B = x.shape
+    emb = params["embed"]
+    rank = classes[0] if classes is not None else np.arange(emb.shape[0])
+    inp = np.stack([np.stack([emb[rank[i]] if i >= 0 else np.zeros(emb.shape[1], emb.dtype)
+                              for i in row]) for row in x])
+    if masks is not None:
+        inp = inp * masks[0]
+    final = []
+    for l in range(layers):
+        p = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(f"layer{l}.")}
+        if cell == "lstm":
+            inp, st = lstm_layer(inp, p, state[l][0], state[l][1], reset)
+        elif cell == "gru":
+            inp, st = gru_layer(inp, p, state[l][0], reset)
+        else:
+            inp, st = rnn_layer(inp, p, state[l][0], reset, activation)
+        final.append(st)
+        if masks is not None:
+            inp = inp * masks[l + 1]
+    W = params.get("output.W", emb)
+    out = np.zeros((T, B), dtype=np.float64)
+    for t in range(T):
+        for b in range(B):
+            if y[t, b] < 0:
+                continue
+            h = inp[t, b].astype(np.float64)
+            if classes is None:
+                out[t, b] = log_softmax(W @ h + params["output.b"])[y[t, b]]
+            else:
+                start = classes[1]
+                w = rank[y[t, b]]
+                c = np.searchsorted(start, w, side="right") - 1
+                lc = log_softmax(params["output.Wc"] @ h + params["output.bc"])[c]
+                s, e = start[c], start[c + 1]
+                lw = log_softmax(W[s:e] @ h + params["output.b"][s:e])[w - s]
+                out[t, b] = lc + lw
+    return out, final

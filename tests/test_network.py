@@ -1,0 +1,197 @@
+"""RecurrentNetwork: gradients against finite differences, forward against the NumPy reference."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from lmtool.kernels.softmax import make_classes
+from lmtool.neural import NetworkConfig, RecurrentNetwork
+from lmtool.neural.network import ALIGN
+from tests import naive_recurrent as naive
+
+V, T, B = 13, 4, 3
+COUNTS = np.array([0, 0, 9, 50, 3, 30, 7, 1, 12, 2, 20, 5, 4])
+CLASSES = make_classes(COUNTS, 4)
+
+
+def config(**kw):
+    base = dict(vocab_size=V, embed=5, hidden=5, layers=1, dtype="float64")
+    base.update(kw)
+    if base.get("softmax") == "class":
+        base["n_classes"] = CLASSES.n_classes
+    return NetworkConfig(**base)
+
+
+def network(cfg, seed=0):
+    net = RecurrentNetwork(cfg, CLASSES if cfg.softmax == "class" else None, seed=seed)
+    # Spread the parameters a little so every unit and bias matters to the loss.
+    rng = np.random.default_rng(seed + 1)
+    net.params += rng.uniform(-0.3, 0.3, net.params.shape).astype(net.params.dtype)
+    return net
+
+
+def data(seed=0, pad=True):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, V, (T, B)).astype(np.int32)
+    y = rng.integers(0, V, (T, B)).astype(np.int32)
+    reset = np.zeros((T, B), bool)
+    reset[2, 1] = True
+    if pad:
+        y[3, 2] = -1
+        x[3, 2] = -1
+    return x, y, reset
+
+
+CASES = [
+    dict(cell="lstm"), dict(cell="gru"), dict(cell="rnn"),
+    dict(cell="rnn", activation="relu"), dict(cell="rnn", activation="sigmoid"),
+    dict(cell="lstm", layers=2, dropout=0.3), dict(cell="gru", layers=2, dropout=0.3, tie=True),
+    dict(cell="rnn", layers=2, tie=True),
+    dict(cell="lstm", softmax="class"), dict(cell="gru", softmax="class", layers=2, dropout=0.3),
+    dict(cell="lstm", softmax="class", tie=True, dropout=0.3),
+    dict(cell="rnn", activation="relu", init="identity", softmax="class", layers=2),
+    dict(cell="lstm", embed=4, hidden=6, layers=2),
+]
+
+
+def case_id(c):
+    return "-".join(f"{v}" if k in ("cell", "softmax", "activation", "init") else f"{k}{v}"
+                    for k, v in c.items())
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
+def test_gradient_matches_central_differences_in_float64(case):
+    net = network(config(**case))
+    x, y, reset = data()
+    state = net.init_state(B)
+    state.h[:] = np.random.default_rng(9).normal(size=state.h.shape)
+    dropout = case.get("dropout", 0) > 0
+
+    def loss():
+        rng = np.random.default_rng(42) if dropout else None  # the same masks at every evaluation
+        total, n, _ = net.forward_backward(x, y, state, rng, reset)
+        return total / n
+
+    loss()
+    analytic = net.grad.copy()
+    rng = np.random.default_rng(3)
+    eps = 1e-6
+    for name, view in net.p.items():
+        offset = net.layout.offsets[name]
+        picks = rng.choice(view.size, size=min(view.size, 12), replace=False)
+        for k in offset + picks:
+            orig = net.params[k]
+            net.params[k] = orig + eps
+            up = loss()
+            net.params[k] = orig - eps
+            down = loss()
+            net.params[k] = orig
+            numeric = (up - down) / (2 * eps)
+            assert analytic[k] == pytest.approx(numeric, rel=1e-5, abs=1e-8), (name, k - offset)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
+def test_float32_log_probs_match_numpy_reference(case):
+    case = {k: v for k, v in case.items() if k != "dropout"}
+    net = network(config(dtype="float32", **case))
+    x, y, reset = data(seed=1)
+    state = net.init_state(B)
+    state.h[:] = np.random.default_rng(4).normal(size=state.h.shape)
+    logp, after = net.log_probs(x, y, state, reset)
+    states = [tuple(a[l] for a in (state.h, state.c) if a is not None) for l in range(net.config.layers)]
+    cls = (CLASSES.rank, CLASSES.start) if case.get("softmax") == "class" else None
+    ref, final = naive.network_log_probs(net.p, net.config.cell, net.config.layers, x, y, states, reset,
+                                         activation=net.config.activation, classes=cls)
+    np.testing.assert_allclose(logp, ref, atol=1e-5)
+    assert logp[3, 2] == 0.0
+    np.testing.assert_allclose(after.h[-1], final[-1][0], atol=1e-6)
+    loss, n, _ = net.forward_backward(x, y, state, None, reset)
+    assert n == T * B - 1 and loss == pytest.approx(-ref.sum(), rel=1e-5)
+
+
+def test_dropout_masks_are_used_and_reproducible():
+    net = network(config(cell="lstm", layers=2, dropout=0.5, dtype="float32"))
+    x, y, _ = data()
+    s = net.init_state(B)
+    a = net.forward_backward(x, y, s, np.random.default_rng(1))[0]
+    g = net.grad.copy()
+    assert net.forward_backward(x, y, s, np.random.default_rng(1))[0] == a
+    np.testing.assert_array_equal(net.grad, g)
+    assert net.forward_backward(x, y, s, np.random.default_rng(2))[0] != a
+    assert net.forward_backward(x, y, s, None)[0] != a
+
+
+def test_dropout_masks_drop_at_the_configured_rate_and_keep_the_mean():
+    net = network(config(layers=2, dropout=0.3, dtype="float32"))
+    masks = net._masks(50, 20, np.random.default_rng(0))
+    assert [m.shape for m in masks] == [(50, 20, 5)] * 3
+    values = np.concatenate([m.ravel() for m in masks])
+    assert set(np.unique(values)) == {0.0, np.float32(1 / 0.7)}
+    assert np.mean(values == 0) == pytest.approx(0.3, abs=0.03)
+    assert values.mean() == pytest.approx(1.0, abs=0.05)
+    assert net._masks(50, 20, None) is None
+
+
+@pytest.mark.parametrize("softmax", ["full", "class"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_next_distribution_sums_to_one_and_matches_log_probs(cell, softmax):
+    net = network(config(cell=cell, softmax=softmax, layers=2, dtype="float32"))
+    x, y, _ = data(pad=False)
+    state = net.step(x[0], net.init_state(B))
+    dist = net.next_distribution(state)
+    assert dist.shape == (B, V) and dist.dtype == np.float32
+    np.testing.assert_allclose(dist.sum(axis=1, dtype=np.float64), 1.0, atol=1e-5)
+    logp, after = net.log_probs(x[:1], y[:1], net.init_state(B))
+    np.testing.assert_allclose(np.log(dist[np.arange(B), y[0]]), logp[0], atol=1e-5)
+    np.testing.assert_allclose(after.h, state.h)
+
+
+def test_segments_carry_state_and_reset_restarts_it():
+    net = network(config(cell="lstm", layers=2, dtype="float64"))
+    x, y, _ = data(pad=False)
+    whole, _ = net.log_probs(x, y, net.init_state(B))
+    first, mid = net.log_probs(x[:2], y[:2], net.init_state(B))
+    second, _ = net.log_probs(x[2:], y[2:], mid)
+    np.testing.assert_allclose(np.concatenate([first, second]), whole, rtol=1e-12)
+    reset = np.zeros((T, B), bool)
+    reset[2] = True
+    restarted, _ = net.log_probs(x, y, net.init_state(B), reset)
+    fresh, _ = net.log_probs(x[2:], y[2:], net.init_state(B))
+    np.testing.assert_allclose(restarted[2:], fresh, rtol=1e-12)
+    zeroed = mid.copy().reset_rows(np.array([True, False, True]))
+    assert not zeroed.h[:, [0, 2]].any() and not zeroed.c[:, [0, 2]].any()
+    np.testing.assert_array_equal(zeroed.h[:, 1], mid.h[:, 1])
+
+
+def test_flat_layout_initialisation_and_tying():
+    cfg = config(cell="lstm", layers=2, tie=True, dtype="float32")
+    net = RecurrentNetwork(cfg, seed=7)
+    assert "output.W" not in net.p and net.params.dtype == np.float32
+    for name, view in net.p.items():
+        assert np.shares_memory(view, net.params) and net.layout.offsets[name] % ALIGN == 0
+    assert np.all(net.p["layer1.b"][5:10] == 1.0)  # forget gate
+    assert np.abs(net.p["embed"]).max() <= 0.1 and not net.p["output.b"].any()
+    assert np.array_equal(RecurrentNetwork(cfg, seed=7).params, net.params)
+    assert not np.array_equal(RecurrentNetwork(cfg, seed=8).params, net.params)
+    irnn = RecurrentNetwork(config(cell="rnn", activation="relu", init="identity"), seed=0)
+    np.testing.assert_array_equal(irnn.p["layer0.W"], np.eye(5))
+    assert not irnn.p["layer0.b"].any()
+    same = RecurrentNetwork(cfg, params=net.params.copy())
+    np.testing.assert_array_equal(same.p["layer0.W"], net.p["layer0.W"])
+    assert net.n_params == sum(v.size for v in net.p.values())
+
+
+def test_config_validation_and_round_trip():
+    cfg = config(cell="gru", softmax="class")
+    assert NetworkConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="embed == hidden"):
+        config(tie=True, embed=4)
+    with pytest.raises(ValueError, match="cell"):
+        config(cell="transformer")
+    with pytest.raises(ValueError, match="identity"):
+        config(cell="lstm", init="identity")
+    with pytest.raises(ValueError, match="unknown fields"):
+        NetworkConfig.from_dict(dict(cfg.to_dict(), heads=4))
+    with pytest.raises(ValueError, match="n_classes"):
+        RecurrentNetwork(replace(cfg, n_classes=CLASSES.n_classes + 1), CLASSES)
