@@ -335,8 +335,9 @@ def main(argv=None):
         print(f"lmtool: error: {err.format_message()}{hint}", file=sys.stderr)
         return err.exit_code
     except LmtoolError as err:
-        print(f"lmtool: error: {err}", file=sys.stderr)
-        return 1
+        kind = "interrupted" if err.exit_code == 130 else "error"
+        print(f"lmtool: {kind}: {err}", file=sys.stderr)
+        return err.exit_code
     except (KeyboardInterrupt, click.exceptions.Abort):
         print("lmtool: interrupted", file=sys.stderr)
         return 130

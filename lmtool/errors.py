@@ -8,6 +8,8 @@ class LmtoolError(Exception):
     traceback. Library callers can catch it like any exception.
     """
 
+    exit_code = 1
+
     def __init__(self, message, path=None):
         self.path = None if path is None else str(path)
         super().__init__(f"{self.path}: {message}" if self.path else message)
@@ -15,3 +17,9 @@ class LmtoolError(Exception):
 
 class LmtoolWarning(UserWarning):
     """Something lmtool decided on the user's behalf; the CLI prints it as one line on stderr."""
+
+
+class Interrupted(LmtoolError):
+    """Ctrl-C, after lmtool saved what can be resumed; exits with 130 like an interrupted shell command."""
+
+    exit_code = 130

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 from .. import __version__
-from ..errors import LmtoolError
+from ..errors import Interrupted, LmtoolError
 from ..progress import silent
 
 
@@ -155,7 +155,10 @@ def run_training(options, progress=silent, echo=None):
     if opened is not None:
         trainer.load_checkpoint(opened)
     ckpt = checkpoint_path(options.output)
-    trainer.run(checkpoint_path=ckpt)
+    try:
+        trainer.run(checkpoint_path=ckpt)
+    except KeyboardInterrupt:
+        raise Interrupted(f"checkpoint saved; continue with: lmtool train ... --resume {ckpt}") from None
     if os.path.exists(ckpt):
         os.unlink(ckpt)
     if options.plot_file:

@@ -11,6 +11,8 @@ continues the run exactly as if it had not stopped.
 
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -97,10 +99,30 @@ class Trainer:
         self.epoch_loss = 0.0
         self.epoch_tokens = 0
         self.done = False
+        self.stop_requested = False
 
     # ------------------------------------------------------------------------------------------
+    def request_stop(self):
+        """Ask the run to checkpoint and stop after the current step (what Ctrl-C does)."""
+        self.stop_requested = True
+
     def run(self, checkpoint_path=None):
-        """Train until the epoch budget, the time budget or early stopping ends it."""
+        """Train until the epoch budget, the time budget or early stopping ends it.
+
+        Ctrl-C (SIGINT) is deferred to the end of the current step: the checkpoint is written from a
+        consistent state, then ``KeyboardInterrupt`` is raised.
+        """
+        self.stop_requested = False
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, lambda *_: self.request_stop())
+        try:
+            return self._run(checkpoint_path)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+    def _run(self, checkpoint_path):
         cfg = self.config
         steps_per_epoch = -(-self.x.shape[0] // cfg.bptt)
         last_checkpoint = time.monotonic()
@@ -120,6 +142,8 @@ class Trainer:
                             bar.set_postfix_str(f"lr {self.lr:.3g} loss {self.epoch_loss / max(self.epoch_tokens, 1):.3f} "
                                                 f"tok/s {self.epoch_tokens / max(time.monotonic() - started, 1e-9):,.0f}"
                                                 + (f" valid ppl {self.best:.2f}" if self.best else ""))
+                        if self.stop_requested:
+                            raise KeyboardInterrupt
                         if deadline is not None and self.elapsed >= deadline:
                             self.done = True
                             break
@@ -139,12 +163,13 @@ class Trainer:
     def _step(self):
         cfg = self.config
         a, b = self.position, min(self.position + cfg.bptt, self.x.shape[0])
-        loss, n, self.state = self.net.forward_backward(self.x[a:b], self.y[a:b], self.state, self.rng,
-                                                        reset=self.reset[a:b])
+        loss, n, state = self.net.forward_backward(self.x[a:b], self.y[a:b], self.state, self.rng,
+                                                   reset=self.reset[a:b])
         if not math.isfinite(loss):
             self._diverged(loss)
         scale, _ = clip_scale(self.net.grad, cfg.clip)
         self.optimizer.step(self.net.params, self.net.grad, self.lr, scale)
+        self.state = state
         self.position = b
         self.epoch_loss += loss
         self.epoch_tokens += n
@@ -246,6 +271,7 @@ class Trainer:
         for key in ("epoch", "position", "lr", "best", "bad_epochs", "elapsed", "epoch_loss", "epoch_tokens"):
             setattr(self, key, info[key])
         self.history.epochs = list(opened.meta.get("history", []))
+        self.model.meta = {k: v for k, v in self.model.meta.items() if k not in ("checkpoint", "history")}
 
 
 def checkpoint_path(output):

@@ -1,0 +1,139 @@
+"""Training recurrent models: determinism, resume, divergence, bad options, and serving the result."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lmtool
+from lmtool.errors import LmtoolError
+from lmtool.neural.session import TrainOptions, run_training
+from lmtool.neural.train import Trainer
+
+TINY = "corpora/tiny/train.txt"
+TINY_TEST = "corpora/tiny/test.txt"
+
+
+def options(tmp_path, name="m.lm", **kw):
+    base = dict(corpus=[TINY], output=str(tmp_path / name), valid=TINY_TEST, hidden=16, embed=16, epochs=2,
+                batch=8, bptt=12, seed=3)
+    base.update(kw)
+    return TrainOptions(**base)
+
+
+@pytest.mark.parametrize("kw", [
+    {"cell": "lstm"},
+    {"cell": "gru", "softmax": "class", "optimizer": "adam"},
+    {"cell": "rnn", "activation": "relu", "init": "identity", "layers": 2, "dropout": 0.3},
+    {"cell": "lstm", "tie": True, "level": "char", "epochs": 1},
+])
+def test_train_serves_through_the_common_interface(tmp_path, kw):
+    model = run_training(options(tmp_path, **kw))
+    loaded = lmtool.load(tmp_path / "m.lm")
+    assert loaded.kind == "recurrent" and loaded.config == model.config
+    history = loaded.meta["history"]
+    assert [row["epoch"] for row in history] == list(range(1, len(history) + 1))
+    text = "and god said unto moses ,\nthe lord is my shepherd\n"
+    ids, lengths = loaded.encode(text)
+    scores = loaded.score_ids(ids, lengths)
+    assert scores.sentence.shape == (2,) and np.isfinite(scores.sentence).all()
+    np.testing.assert_allclose(scores.sentence, [loaded.score(line) for line in text.splitlines()], rtol=1e-5)
+    p = loaded.next_token_probs("and god")
+    assert abs(p.sum() - 1.0) < 1e-5
+    # a sentence scored alone or in a batch of others gets the same log-probability
+    alone = loaded.score("the lord is my shepherd")
+    assert alone == pytest.approx(scores.sentence[1], rel=1e-5)
+
+
+def test_same_seed_same_bytes(tmp_path):
+    run_training(options(tmp_path, "a.lm", dropout=0.2))
+    run_training(options(tmp_path, "b.lm", dropout=0.2))
+    assert (tmp_path / "a.lm").read_bytes() == (tmp_path / "b.lm").read_bytes()
+    run_training(options(tmp_path, "c.lm", dropout=0.2, seed=4))
+    assert (tmp_path / "a.lm").read_bytes() != (tmp_path / "c.lm").read_bytes()
+
+
+def test_resume_reproduces_the_run(tmp_path, monkeypatch):
+    run_training(options(tmp_path, "full.lm", epochs=3, dropout=0.1, optimizer="adam"))
+    step = Trainer._step
+    calls = []
+
+    def interrupting(self):
+        calls.append(1)
+        result = step(self)
+        if len(calls) == 150:  # in the second epoch
+            self.request_stop()
+        return result
+
+    monkeypatch.setattr(Trainer, "_step", interrupting)
+    with pytest.raises(LmtoolError, match="--resume"):
+        run_training(options(tmp_path, "cut.lm", epochs=3, dropout=0.1, optimizer="adam"))
+    monkeypatch.setattr(Trainer, "_step", step)
+    ckpt = tmp_path / "cut.lm.ckpt"
+    assert ckpt.exists()
+    run_training(options(tmp_path, "cut.lm", epochs=3, dropout=0.1, optimizer="adam", resume=str(ckpt)))
+    assert not ckpt.exists()
+    assert (tmp_path / "full.lm").read_bytes() == (tmp_path / "cut.lm").read_bytes()
+
+
+def test_divergence_stops_with_one_line_and_keeps_the_model(tmp_path):
+    out = tmp_path / "m.lm"
+    out.write_bytes(b"previous model")
+    with pytest.raises(LmtoolError, match=r"diverged at epoch 1.*lower --lr") as caught:
+        run_training(options(tmp_path, lr=1e30, clip=0, epochs=1))
+    assert "\n" not in str(caught.value)
+    assert out.read_bytes() == b"previous model"
+
+
+@pytest.mark.parametrize("kw,message", [
+    ({"hidden": 0}, "--hidden must be a positive integer"),
+    ({"layers": -1}, "--layers"),
+    ({"dropout": 1.0}, "--dropout"),
+    ({"lr": -1.0}, "--lr"),
+    ({"tie": True, "embed": 8}, "--tie"),
+    ({"init": "identity", "cell": "lstm"}, "--init identity"),
+    ({"batch": 20000}, "too few for one batch"), ({"batch": 100000}, "absurdly large"),
+])
+def test_bad_options(tmp_path, kw, message):
+    with pytest.raises(LmtoolError, match=message):
+        run_training(options(tmp_path, **kw))
+    assert not (tmp_path / "m.lm").exists()
+
+
+def test_validation_without_known_words(tmp_path):
+    valid = tmp_path / "v.txt"
+    valid.write_text("zzz qqq\nxxx\n")
+    with pytest.raises(LmtoolError, match="no word of the training vocabulary"):
+        run_training(options(tmp_path, valid=str(valid)))
+
+
+def test_resume_refuses_other_kinds(tmp_path):
+    from lmtool.ngram.build import build_ngram_model
+
+    build_ngram_model([TINY], order=2).save(tmp_path / "ngram.lm")
+    with pytest.raises(LmtoolError, match="not a training checkpoint"):
+        run_training(options(tmp_path, resume=str(tmp_path / "ngram.lm")))
+    run_training(options(tmp_path, "done.lm", epochs=1))
+    with pytest.raises(LmtoolError, match="not a checkpoint"):
+        run_training(options(tmp_path, resume=str(tmp_path / "done.lm")))
+
+
+def test_cli_train_log_and_generate(tmp_path):
+    out = tmp_path / "cli.lm"
+    log = tmp_path / "log.csv"
+    cmd = [sys.executable, "-m", "lmtool.cli", "train", TINY, "--valid", TINY_TEST, "-o", str(out), "--hidden", "16",
+           "--epochs", "2", "--batch", "8", "--log", str(log), "-q"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = log.read_text().splitlines()
+    assert lines[0].startswith("epoch,lr,train_ppl,valid_ppl") and len(lines) == 3
+    gen = [sys.executable, "-m", "lmtool.cli", "generate", str(out), "--prefix", "and god", "-n", "3", "--seed", "7",
+           "--temperature", "0.8", "--top-k", "40", "-q"]
+    first = subprocess.run(gen, capture_output=True, text=True)
+    second = subprocess.run(gen, capture_output=True, text=True)
+    assert first.returncode == 0 and first.stdout == second.stdout
+    assert all(line.startswith("and god") for line in first.stdout.splitlines()) and len(first.stdout.splitlines()) == 3
+    info = subprocess.run([sys.executable, "-m", "lmtool.cli", "info", str(out)], capture_output=True, text=True)
+    assert "recurrent" in info.stdout and "history" in info.stdout
