@@ -55,8 +55,6 @@ def bench_count(tmp, rows):
 
 
 def bench_score(tmp, rows):
-    import numpy as np
-
     import lmtool
     from lmtool.ngram.arpa import write_arpa
 

@@ -20,12 +20,12 @@ def pin_self(core=0):
     os.environ.update(SINGLE_THREAD)
 
 
-def run_measured(cmd, stdin=None, env=None):
-    """Run ``cmd`` pinned to core 0 and return (wall seconds, peak RSS MB, stdout)."""
+def run_measured(cmd, stdin=None, env=None, core=0):
+    """Run ``cmd`` pinned to ``core`` and return (wall seconds, peak RSS MB, stdout)."""
     full_env = dict(os.environ, **SINGLE_THREAD, **(env or {}))
     stdin_file = open(stdin, "rb") if stdin else subprocess.DEVNULL
     start = time.perf_counter()
-    proc = subprocess.Popen(["taskset", "-c", "0", *cmd], stdin=stdin_file, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(["taskset", "-c", str(core), *cmd], stdin=stdin_file, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=full_env)
     out = proc.stdout.read()
     err = proc.stderr.read()

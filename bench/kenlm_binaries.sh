@@ -7,7 +7,7 @@ cache="${LMTOOL_BENCH_CACHE:-$HOME/.cache/lmtool-bench}"
 [ -x "$cache/kenlm/build/bin/lmplz" ] && exit 0
 python="${PYTHON:-python3}"
 mkdir -p "$cache/sdist"
-"$python" -m pip download --no-deps --no-binary :all: kenlm -d "$cache/sdist" -q
+"$python" -m pip download --no-deps --no-binary kenlm kenlm -d "$cache/sdist" -q
 rm -rf "$cache/kenlm" && mkdir -p "$cache/kenlm"
 tar xzf "$cache"/sdist/kenlm-*.tar.gz -C "$cache/kenlm" --strip-components=1
 cmake -S "$cache/kenlm" -B "$cache/kenlm/build" -DCMAKE_BUILD_TYPE=Release > /dev/null

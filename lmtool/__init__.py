@@ -19,8 +19,16 @@ def load(path, verify=True):
     """
     from . import modelfile
 
+    from .errors import LmtoolError
+
     opened = modelfile.read(path, verify=verify)
-    return model_classes()[opened.kind].from_file(opened)
+    try:
+        return model_classes()[opened.kind].from_file(opened)
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        if isinstance(err, LmtoolError):
+            raise
+        raise LmtoolError(f"damaged {opened.kind} model file (missing or inconsistent {err}); rebuild it",
+                          path) from None
 
 
 def model_classes():

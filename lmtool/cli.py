@@ -22,8 +22,8 @@ def _tqdm_factory(quiet):
     """A progress factory (see ``lmtool.progress``) drawing tqdm bars on stderr, or nothing."""
     from .progress import silent
 
-    if quiet:
-        return silent
+    if quiet or not sys.stderr.isatty():
+        return silent  # bars redrawn into a log file or a pipe are noise, and would break one-line errors
 
     def factory(desc=None, total=None, unit="it"):
         from tqdm import tqdm
@@ -71,42 +71,67 @@ def cli():
 @click.option("--order", "-n", default=3, show_default=True, type=int, help="Longest n-gram.")
 @click.option("--smoothing", type=click.Choice(SMOOTHING_CHOICES), default="modified-kneser-ney",
               show_default=True, help="How counts become probabilities.")
-@click.option("--k", "add_k", type=float, default=1.0, show_default=True,
-              help="Count added to every n-gram with --smoothing add-k (1 is Laplace).")
+@click.option("--k", "add_k", type=float, help="Count added to every n-gram with --smoothing add-k  [default: 1, Laplace]")
 @click.option("--arpa", metavar="FILE", help="Also write the model as an ARPA file.")
 @click.option("--level", type=click.Choice(LEVEL_CHOICES), default="word", show_default=True,
               help="Tokens are words (split on spaces) or characters (spaces included).")
 @click.option("--vocab", "vocab_file", metavar="FILE", help="Only these tokens (whitespace-separated); others are <unk>.")
 @click.option("--min-count", type=int, default=1, show_default=True, help="Rarer tokens become <unk>.")
 @click.option("--max-vocab", type=int, help="Keep only the N most frequent tokens (specials included).")
+@click.option("--memory", "-S", metavar="SIZE",
+              help="Count within about SIZE of memory (500M, 2G, 50% of RAM; as lmplz -S), spilling sorted "
+                   "counts to --tmp. The final counts are still held for smoothing.")
+@click.option("--tmp", "-T", metavar="DIR", help="Folder for --memory's temporary files  [default: $TMPDIR, "
+                                                 "else the output's folder]")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="Count chunks of the corpus on N threads (same model, byte for byte).")
+@click.option("--dask", metavar="ADDRESS",
+              help="Count on a Dask cluster: tcp://HOST:PORT of a scheduler, or local:N worker processes. "
+                   "Each CORPUS file (globs allowed) is a shard; paths must be visible to the workers.")
 @quiet_option
-def count(corpus, output, order, smoothing, add_k, arpa, level, vocab_file, min_count, max_vocab, quiet):
+def count(corpus, output, order, smoothing, add_k, arpa, level, vocab_file, min_count, max_vocab, memory, tmp,
+          threads, dask, quiet):
     """Count n-grams in CORPUS files and write a smoothed n-gram model.
 
     Modified Kneser-Ney, interpolated, with three discounts per order estimated as KenLM's lmplz
-    estimates them, is the default.
+    estimates them, is the default. --memory, --threads and --dask change how counts are gathered,
+    never the model: its bytes are the same.
     """
+    from .modelfile import staged_outputs
     from .ngram.arpa import write_arpa
-    from .ngram.build import build_ngram_model, check_order
+    from .ngram.build import build_ngram_model, check_order, counting_plan, describe_counting
     from .vocab import read_vocab_file
 
     check_order(order)
+    plan = counting_plan(memory=memory, tmp=tmp, threads=threads, dask=dask, output=output)
+    if add_k is not None and smoothing != "add-k":
+        raise LmtoolError(f"--k applies to --smoothing add-k only, not to {smoothing}")
+    add_k = 1.0 if add_k is None else add_k
     if smoothing == "add-k" and not 0 < add_k <= 1e6:
         raise LmtoolError(f"--k must be positive (and at most 1e6), got {add_k}")
+    if arpa and level == "char":
+        raise LmtoolError("a character-level model cannot be written as ARPA (its tokens include the space); "
+                          "drop --arpa", arpa)
     for path in (output, arpa):
         if path:
             _check_writable(path)
     keep = read_vocab_file(vocab_file) if vocab_file else None
     options = {"k": add_k} if smoothing == "add-k" else {}
-    model = build_ngram_model(list(corpus), order=order, smoothing=smoothing, level=level, min_count=min_count,
-                              max_vocab=max_vocab, keep=keep, progress=_tqdm_factory(quiet), **options)
-    if arpa:
-        write_arpa(model, arpa)
-    model.save(output)
+    stats = {}
+    with staged_outputs(output, arpa) as staged:  # both files appear together, or neither
+        model = build_ngram_model(list(corpus), order=order, smoothing=smoothing, level=level, min_count=min_count,
+                                  max_vocab=max_vocab, keep=keep, progress=_tqdm_factory(quiet), stats=stats,
+                                  **plan, **options)
+        if arpa:
+            write_arpa(model, staged[1])
+        model.save(staged[0])
     if not quiet:
         sizes = " ".join(f"{n}:{s:,}" for n, s in enumerate(model.sizes, 1))
         click.echo(f"{output}: {model.order}-gram {smoothing}, vocabulary {len(model.vocab):,}, "
                    f"n-grams {sizes}", err=True)
+        how = describe_counting(stats, plan)
+        if how:
+            click.echo(how, err=True)
 
 
 def _duration(text):
@@ -151,17 +176,20 @@ def _duration(text):
 @click.option("--lr", type=float, help="Learning rate (default: 20 for sgd, 0.002 for adam).")
 @click.option("--clip", type=float, default=0.25, show_default=True, help="Largest gradient norm (0: no clipping).")
 @click.option("--decay", type=float, default=4.0, show_default=True, help="Divide the learning rate by this when valid stops improving.")
+@click.option("--min-improvement", type=float, default=0.0, show_default=True,
+              help="Also decay when valid perplexity improves by less than this fraction (RNNLM's rule, e.g. 0.01).")
 @click.option("--patience", type=int, default=3, show_default=True, help="Stop after this many epochs without improvement.")
 @click.option("--epochs", type=int, default=20, show_default=True)
 @click.option("--max-time", help="Training time budget, e.g. 15m or 1h30m.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same command and seed, same model bytes.")
-@click.option("--threads", type=int, default=1, show_default=True, help="CPU threads for the matrix products.")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="Worker threads, each training on its share of the --batch streams (same seed and N, same bytes).")
 @click.option("--resume", metavar="CKPT", help="Continue an interrupted run from its checkpoint (MODEL.ckpt).")
 @click.option("--log", "log_file", metavar="FILE", help="Write the per-epoch log as CSV.")
 @click.option("--plot", "plot_file", metavar="FILE.png", help="Draw train and valid perplexity per epoch (needs matplotlib).")
 @quiet_option
 def train(corpus, output, valid_file, cell, activation, init, embed, hidden, layers, dropout, tie, softmax, n_classes,
-          level, vocab_file, min_count, max_vocab, batch, bptt, optimizer, lr, clip, decay, patience, epochs, max_time,
+          level, vocab_file, min_count, max_vocab, batch, bptt, optimizer, lr, clip, decay, min_improvement, patience, epochs, max_time,
           seed, threads, resume, log_file, plot_file, quiet):
     """Train a recurrent language model (RNN, LSTM or GRU) on CORPUS files.
 
@@ -176,7 +204,7 @@ def train(corpus, output, valid_file, cell, activation, init, embed, hidden, lay
         corpus=list(corpus), output=output, valid=valid_file, cell=cell, activation=activation, init=init,
         embed=embed or hidden, hidden=hidden, layers=layers, dropout=dropout, tie=tie, softmax=softmax,
         n_classes=n_classes, level=level, vocab_file=vocab_file, min_count=min_count, max_vocab=max_vocab,
-        batch=batch, bptt=bptt, optimizer=optimizer, lr=lr, clip=clip, decay=decay, patience=patience,
+        batch=batch, bptt=bptt, optimizer=optimizer, lr=lr, clip=clip, decay=decay, min_improvement=min_improvement, patience=patience,
         epochs=epochs, max_time=_duration(max_time), seed=seed, threads=threads, resume=resume,
         log_file=log_file, plot_file=plot_file)
     for path in (output, log_file, plot_file):
@@ -194,20 +222,23 @@ def train(corpus, output, valid_file, cell, activation, init, embed, hidden, lay
 @click.argument("model")
 @click.argument("files", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the summary.")
+@click.option("--threads", type=int, default=1, show_default=True, help="Score chunks of the input on N threads.")
 @quiet_option
-def perplexity(model, files, as_json, quiet):
+def perplexity(model, files, as_json, threads, quiet):
     """Perplexity of MODEL on FILES (one sentence per line; '-' is stdin).
 
     Tokens are words plus one </s> per sentence; words outside the vocabulary (OOVs) are scored as
     <unk>, as KenLM's query does.
     """
     from .scoring import corpus_totals
+    from .threads import check_threads
 
+    check_threads(threads)
     lm = _load(model)
     if not lm.normalized:
         raise LmtoolError(f"its {lm.meta.get('smoothing')} scores are not probabilities (they do not sum "
                           "to one), so perplexity is meaningless; use 'lmtool score' for the raw scores", model)
-    summary = corpus_totals(lm, list(files), progress=_tqdm_factory(quiet)).summary()
+    summary = corpus_totals(lm, list(files), progress=_tqdm_factory(quiet), threads=threads).summary()
     if as_json:
         click.echo(json.dumps(dict(summary, model=model, kind=lm.kind)))
         return
@@ -224,18 +255,22 @@ def perplexity(model, files, as_json, quiet):
 @click.argument("files", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of tab-separated values.")
 @click.option("--per-token", is_flag=True, help="Add each token's log10 probability (and n-gram length).")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="Score chunks of the input on N threads (same output, in order).")
 @quiet_option
-def score(model, files, as_json, per_token, quiet):
+def score(model, files, as_json, per_token, threads, quiet):
     """Score each line of FILES with MODEL: one output line per input line, in order.
 
     Columns: total log10 probability (</s> included), tokens (words + </s>), OOVs. With
     --per-token, then one column per token: TOKEN, the n-gram length used, and its log10 p.
     """
     from .scoring import format_scores, score_chunks
+    from .threads import check_threads
 
+    check_threads(threads)
     lm = _load(model)
     out = sys.stdout
-    for batch in score_chunks(lm, list(files), progress=_tqdm_factory(quiet)):
+    for batch in score_chunks(lm, list(files), progress=_tqdm_factory(quiet), threads=threads):
         out.write(format_scores(lm, batch, as_json=as_json, per_token=per_token))
     out.flush()
 
@@ -255,7 +290,7 @@ def generate(model, prefix, count_, seed, temperature, top_k, max_tokens, quiet)
     from .corpus import line_tokens
     from .sampling import check_options, generate as sample
 
-    check_options(temperature, top_k, max_tokens, count_)
+    check_options(temperature, top_k, max_tokens, count_, seed)
     lm = _load(model)
     tokens = line_tokens(prefix, lm.vocab.level)
     samples = sample(lm, lm.vocab.encode(tokens), n=count_, seed=seed, temperature=temperature, top_k=top_k,
@@ -305,6 +340,8 @@ def info(model, as_json):
 
     opened = modelfile.read(model, verify=False)
     details = {"file": model, "kind": opened.kind, "bytes": os.path.getsize(model), **opened.meta}
+    if "params" in opened.arrays:
+        details["parameters"] = int(opened["params"].size)
     if as_json:
         click.echo(json.dumps(details, indent=2))
         return
@@ -324,6 +361,18 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 def main(argv=None):
     """Entry point: run the command, turning every expected failure into one line on stderr."""
     warnings.showwarning = _one_line_warning
+    if not (sys.argv[1:] if argv is None else argv):
+        print(f"lmtool: error: missing command, one of: {', '.join(cli.commands)} (see 'lmtool --help')",
+              file=sys.stderr)
+        return 2
+    try:
+        return _run(argv)
+    finally:
+        if "lmtool.modelfile" in sys.modules:
+            sys.modules["lmtool.modelfile"].remove_pending()
+
+
+def _run(argv):
     try:
         cli.main(args=argv, prog_name="lmtool", standalone_mode=False)
     except click.exceptions.Exit as done:

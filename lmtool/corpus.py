@@ -15,6 +15,7 @@ import lzma
 import os
 import re
 import sys
+import zlib
 from dataclasses import dataclass
 
 from .errors import LmtoolError
@@ -106,7 +107,7 @@ def _read_one(path, chunk_bytes, max_line, progress, hasher):
         while True:
             try:
                 block = stream.read(chunk_bytes)
-            except (OSError, EOFError, lzma.LZMAError, ValueError) as err:
+            except (OSError, EOFError, lzma.LZMAError, zlib.error, ValueError) as err:
                 raise LmtoolError(f"corrupt or truncated compressed data ({err})", name) from None
             if progress is not None:
                 now = _position(raw)
@@ -193,3 +194,25 @@ def line_tokens(line, level="word"):
 def data_hasher():
     """The hash object used to fingerprint training data (BLAKE2b, 128-bit digest)."""
     return hashlib.blake2b(digest_size=16)
+
+
+def fingerprint(paths, chunk_bytes=CHUNK_BYTES):
+    """The ``data_hasher`` hex digest that ``read_chunks(paths, hasher=...)`` leaves: the decompressed
+    bytes of every file in order. For a process that hashes while others parse (``ngram.distributed``)."""
+    hasher = data_hasher()
+    for path in paths:
+        raw = _open_raw(path)
+        try:
+            stream = _decompressing(raw)
+            while True:
+                try:
+                    block = stream.read(chunk_bytes)
+                except (OSError, EOFError, lzma.LZMAError, zlib.error, ValueError) as err:
+                    raise LmtoolError(f"corrupt or truncated compressed data ({err})", display_name(path)) from None
+                if not block:
+                    break
+                hasher.update(block)
+        finally:
+            if raw is not sys.stdin.buffer:
+                raw.close()
+    return hasher.hexdigest()

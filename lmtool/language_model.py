@@ -35,6 +35,14 @@ def check_batch(ids, lengths, vocab_size):
     return ids, lengths
 
 
+def check_ids(ids, vocab_size):
+    """int32 ids, refused (ValueError) unless all lie in [0, V): a kernel must never index past its tables."""
+    ids = np.ascontiguousarray(ids, np.int32)
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(f"ids must lie in [0, {vocab_size})")
+    return ids
+
+
 class LanguageModel:
     """Base of ``NgramModel`` and ``RecurrentModel``.
 
@@ -64,6 +72,14 @@ class LanguageModel:
 
     def save(self, path):
         raise NotImplementedError
+
+    def worker(self):
+        """A model to score with on another thread: shares the weights, owns its scratch space.
+
+        ``self`` where scoring keeps no mutable state (n-gram models); recurrent networks reuse
+        workspaces between calls, so they answer with a copy sharing the parameters.
+        """
+        return self
 
     # Conveniences for Python users, built on the methods above.
 

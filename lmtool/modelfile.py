@@ -19,7 +19,6 @@ import json
 import mmap
 import os
 import struct
-import tempfile
 import zlib
 
 import numpy as np
@@ -99,10 +98,7 @@ class atomic_output:
         folder = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(folder):
             raise LmtoolError("cannot write: the folder does not exist", self.path)
-        try:
-            fd, self.tmp = tempfile.mkstemp(prefix=".lmtool-", suffix=".tmp", dir=folder)
-        except OSError as err:
-            raise LmtoolError(f"cannot write: {err.strerror}", self.path) from None
+        fd, self.tmp = _temporary_beside(self.path)
         self.file = os.fdopen(fd, self.mode, encoding=self.encoding)
         return self.file
 
@@ -111,20 +107,106 @@ class atomic_output:
             self.file.close()
         except OSError:
             if kind is None:
-                os.unlink(self.tmp)
+                _remove(self.tmp)
                 raise
         if kind is not None:
-            os.unlink(self.tmp)
+            _remove(self.tmp)
             if isinstance(value, OSError) and not isinstance(value, LmtoolError):
                 raise LmtoolError(f"cannot write: {value.strerror or value}", self.path) from None
             return False
         try:
             os.chmod(self.tmp, 0o644 & ~_umask())
             os.replace(self.tmp, self.path)
+            _PENDING.discard(self.tmp)
         except OSError as err:
-            os.unlink(self.tmp)
+            _remove(self.tmp)
             raise LmtoolError(f"cannot write: {err.strerror}", self.path) from None
         return False
+
+
+class staged_outputs:
+    """Context manager for several outputs that must appear together or not at all.
+
+    Yields one temporary path per target (``None`` targets are skipped and yield ``None``), made up
+    front beside each target so an unwritable folder fails before long work; on success every
+    temporary file is renamed into place, on any failure (Ctrl-C included) all are removed.
+    """
+
+    def __init__(self, *paths):
+        self.paths = [None if p is None else os.fspath(p) for p in paths]
+        self.tmps = []
+
+    def __enter__(self):
+        for path in self.paths:
+            if path is None:
+                self.tmps.append(None)
+                continue
+            try:
+                fd, tmp = _temporary_beside(path)
+            except LmtoolError:
+                self._discard()
+                raise
+            os.close(fd)
+            self.tmps.append(tmp)
+        return list(self.tmps)
+
+    def _discard(self):
+        for tmp in self.tmps:
+            if tmp is not None:
+                _remove(tmp)
+
+    def __exit__(self, kind, value, tb):
+        if kind is not None:
+            self._discard()
+            return False
+        for tmp, path in zip(self.tmps, self.paths):
+            if tmp is None:
+                continue
+            try:
+                os.chmod(tmp, 0o644 & ~_umask())
+                os.replace(tmp, path)
+                _PENDING.discard(tmp)
+            except OSError as err:
+                self._discard()
+                raise LmtoolError(f"cannot write: {err.strerror}", path) from None
+        return False
+
+
+# Temporary files not yet renamed or removed. A Ctrl-C can land between creating one and the code
+# that owns it taking charge, so the command line removes whatever is left here when it fails.
+_PENDING = set()
+
+
+def _temporary_beside(path):
+    """Create a fresh ``.lmtool-*.tmp`` file in ``path``'s folder; returns (fd, name), recorded in _PENDING."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise LmtoolError("cannot write: the folder does not exist", path)
+    for _ in range(100):
+        name = os.path.join(folder, f".lmtool-{os.urandom(6).hex()}.tmp")
+        _PENDING.add(name)  # recorded before it exists, so no moment leaves it unknown
+        try:
+            return os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), name
+        except FileExistsError:
+            _PENDING.discard(name)
+        except OSError as err:
+            _PENDING.discard(name)
+            raise LmtoolError(f"cannot write: {err.strerror}", path) from None
+    raise LmtoolError("cannot write: no free temporary name", path)
+
+
+def _remove(name):
+    try:
+        os.unlink(name)
+    except FileNotFoundError:
+        pass
+    _PENDING.discard(name)
+
+
+def remove_pending():
+    """Remove every temporary output file still pending (after a failure or Ctrl-C)."""
+    for name in list(_PENDING):
+        _remove(name)
 
 
 def _umask():
@@ -168,20 +250,42 @@ def read(path, verify=True):
     header_bytes = buffer[_PREFIX.size:start]
     if zlib.crc32(header_bytes) != header_crc:
         raise LmtoolError("corrupt model file (header checksum mismatch); rebuild it", path)
-    header = json.loads(header_bytes)
+    header = _parse_header(header_bytes, path)
     expected = start + header["data_size"]
     if size < expected:
         raise LmtoolError(f"truncated model file ({size:,} bytes, expected {expected:,}); rebuild it", path)
     if verify and zlib.crc32(memoryview(buffer)[start:expected]) != header["data_crc32"]:
         raise LmtoolError("corrupt model file (data checksum mismatch); rebuild it", path)
     arrays = {}
-    for name, spec in header["arrays"].items():
-        dtype = np.dtype(spec["dtype"])
-        count = int(np.prod(spec["shape"], dtype=np.int64))
-        arrays[name] = np.frombuffer(buffer, dtype, count, start + spec["offset"]).reshape(spec["shape"])
+    try:
+        for name, spec in header["arrays"].items():
+            dtype = np.dtype(spec["dtype"])
+            count = int(np.prod(spec["shape"], dtype=np.int64))
+            if spec["offset"] < 0 or spec["offset"] + count * dtype.itemsize > header["data_size"]:
+                raise ValueError(f"array {name!r} lies outside the data")
+            arrays[name] = np.frombuffer(buffer, dtype, count, start + spec["offset"]).reshape(spec["shape"])
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise LmtoolError(f"damaged model file (bad array table: {err}); rebuild it", path) from None
     if header["kind"] not in KINDS:
         raise LmtoolError(f"unknown model kind {header['kind']!r}; upgrade lmtool", path)
     return ModelFile(header["kind"], header["meta"], arrays, path)
+
+
+_HEADER_FIELDS = {"kind": str, "meta": dict, "arrays": dict, "data_size": int, "data_crc32": int}
+
+
+def _parse_header(header_bytes, path):
+    """The JSON header, checked for the fields ``read`` relies on (a damaged file says so, no traceback)."""
+    try:
+        header = json.loads(header_bytes)
+    except (UnicodeDecodeError, ValueError):
+        raise LmtoolError("damaged model file (its header is not valid JSON); rebuild it", path) from None
+    if not isinstance(header, dict):
+        raise LmtoolError("damaged model file (its header is not a JSON object); rebuild it", path)
+    for field, kind in _HEADER_FIELDS.items():
+        if not isinstance(header.get(field), kind) or (kind is int and header[field] < 0):
+            raise LmtoolError(f"damaged model file (header field {field!r} missing or invalid); rebuild it", path)
+    return header
 
 
 def is_model_file(path):

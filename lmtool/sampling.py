@@ -29,7 +29,9 @@ def shape_distribution(probs, temperature=1.0, top_k=0):
     return p / total
 
 
-def check_options(temperature, top_k, max_tokens, n):
+def check_options(temperature, top_k, max_tokens, n, seed=0):
+    if not 0 <= seed < 2 ** 64:
+        raise LmtoolError(f"--seed must be an integer from 0 to 2**64-1, got {seed}")
     if not temperature > 0 or not np.isfinite(temperature):
         raise LmtoolError(f"--temperature must be a positive number, got {temperature}")
     if top_k < 0:

@@ -5,6 +5,7 @@ into ``Totals`` (perplexity); ``format_scores`` renders a chunk as TSV or JSON l
 """
 
 import json
+import queue
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +13,7 @@ import numpy as np
 from . import corpus
 from .evaluate import Totals, word_positions
 from .progress import silent
+from .threads import ordered_map, set_blas_threads
 from .vocab import UNK
 
 
@@ -32,21 +34,41 @@ class ScoredChunk:
         return np.bincount(sentence[self.ids == UNK], minlength=len(self.lengths))
 
 
-def score_chunks(model, paths, progress=silent, chunk_bytes=1 << 20):
-    """Yield a ``ScoredChunk`` for each chunk of lines of ``paths``, in input order."""
+def score_chunks(model, paths, progress=silent, chunk_bytes=1 << 20, threads=1):
+    """Yield a ``ScoredChunk`` for each chunk of lines of ``paths``, in input order.
+
+    With ``threads`` > 1, chunks are scored on that many threads (each with its own ``worker()``
+    copy of the model), a few chunks ahead of the consumer. A chunk is scored the same way whatever
+    the thread count (BLAS is held to one thread meanwhile), so the results are identical.
+    """
+    workers = queue.SimpleQueue()
+    for _ in range(max(threads, 1)):
+        workers.put(model.worker())
+    model.vocab.encode_bytes(b"")  # build the shared token table before threads read it
+    blas_threads = set_blas_threads(1)  # the same sums whatever the thread count, no oversubscription
+
+    def score(chunk):
+        lm = workers.get()
+        try:
+            ids, lengths = lm.vocab.encode_bytes(chunk.data)
+            return ScoredChunk(chunk, ids, lengths, lm.score_ids(ids, lengths))
+        finally:
+            workers.put(lm)
+
     bar = progress("scoring", total=corpus.input_size(paths), unit="B")
     try:
-        for chunk in corpus.read_chunks(paths, chunk_bytes=chunk_bytes, progress=bar.update):
-            ids, lengths = model.vocab.encode_bytes(chunk.data)
-            yield ScoredChunk(chunk, ids, lengths, model.score_ids(ids, lengths))
+        chunks = corpus.read_chunks(paths, chunk_bytes=chunk_bytes, progress=bar.update)
+        yield from ordered_map(score, chunks, threads)
     finally:
         bar.close()
+        if blas_threads:
+            set_blas_threads(blas_threads)
 
 
-def corpus_totals(model, paths, progress=silent):
-    """``Totals`` of scoring every line of ``paths`` with ``model``."""
+def corpus_totals(model, paths, progress=silent, threads=1):
+    """``Totals`` of scoring every line of ``paths`` with ``model`` (on ``threads`` threads)."""
     totals = Totals()
-    for scored in score_chunks(model, paths, progress=progress, chunk_bytes=corpus.CHUNK_BYTES):
+    for scored in score_chunks(model, paths, progress=progress, threads=threads):
         totals = totals + scored.totals()
     return totals
 

@@ -183,20 +183,34 @@ class TokenCounter:
         not in ``keep`` map to ``<unk>``. Returns ``(vocabulary, remap)`` with
         ``remap: int32[len(self)]`` taking provisional ids to final ones.
         """
-        provisional = self._table.tokens()
-        words = [(-int(counts[i]), token, i) for i, token in enumerate(provisional) if i >= len(SPECIALS)]
-        words.sort()
-        kept = [(token, i) for c, token, i in words
-                if -c >= min_count and (keep is None or token in keep)]
-        if max_vocab is not None:
-            kept = kept[:max(0, max_vocab - len(SPECIALS))]
-        remap = np.full(len(provisional), UNK, np.int32)
-        remap[[BOS, EOS]] = [BOS, EOS]
-        tokens = list(SPECIALS)
-        for new_id, (token, old_id) in enumerate(kept, len(SPECIALS)):
-            remap[old_id] = new_id
-            tokens.append(token)
-        return Vocabulary(tokens, self.level), remap
+        return rank_vocabulary(self._table.tokens(), counts, self.level, min_count, max_vocab, keep)
+
+    def token_counts(self, counts):
+        """``(tokens, counts)`` of the words seen (specials left out), for merging counts of shards."""
+        tokens = self._table.tokens()[len(SPECIALS):]
+        return tokens, np.asarray(counts[len(SPECIALS):len(SPECIALS) + len(tokens)], np.int64)
+
+
+def rank_vocabulary(provisional, counts, level="word", min_count=1, max_vocab=None, keep=None):
+    """The frequency-ordered, limited ``Vocabulary`` of tokens ``provisional`` seen ``counts`` times.
+
+    ``provisional`` starts with the specials; see ``TokenCounter.finish``, which this implements
+    (shared with counting on several machines, where shards' counts are summed by token first).
+    Returns ``(vocabulary, remap)``, ``remap: int32[len(provisional)]``.
+    """
+    words = [(-int(counts[i]), token, i) for i, token in enumerate(provisional) if i >= len(SPECIALS)]
+    words.sort()
+    kept = [(token, i) for c, token, i in words
+            if -c >= min_count and (keep is None or token in keep)]
+    if max_vocab is not None:
+        kept = kept[:max(0, max_vocab - len(SPECIALS))]
+    remap = np.full(len(provisional), UNK, np.int32)
+    remap[[BOS, EOS]] = [BOS, EOS]
+    tokens = list(SPECIALS)
+    for new_id, (token, old_id) in enumerate(kept, len(SPECIALS)):
+        remap[old_id] = new_id
+        tokens.append(token)
+    return Vocabulary(tokens, level), remap
 
 
 def read_vocab_file(path):

@@ -7,7 +7,6 @@ import os
 import numpy as np
 import pytest
 
-import lmtool
 from lmtool.ngram.arpa import read_arpa, write_arpa
 from lmtool.ngram.build import build_ngram_model
 

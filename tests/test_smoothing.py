@@ -26,7 +26,8 @@ def contexts(model):
     found = []
     for n in range(1, model.order):
         found.extend(tuple(r) for r in model.ngrams(n))
-    found += [(), (BOS,), (BOS, 3), (4, 4, 4)]
+    last = len(model.vocab) - 1  # the rarest word: unseen contexts built from it
+    found += [(), (BOS,), (BOS, last), (last, last, last)]
     return found
 
 
@@ -167,3 +168,16 @@ def test_mkn_matches_naive_on_kjv_lines(kjv_small):
         assert worst < 2e-6
         if n < 4:
             assert max(abs(got[g][1] - want[g][1]) for g in want) < 2e-6
+
+
+def test_out_of_range_ids_are_refused_not_read(tmp_path):
+    """A context holding an id outside the vocabulary is a ValueError, never a read past the tables."""
+    model = model_from_text(tmp_path, "a b\nb a\n", 3, "modified-kneser-ney")
+    V = len(model.vocab)
+    for bad in ([V], [-1], [V + 1000, 2]):
+        with pytest.raises(ValueError, match="ids must lie in"):
+            model.distribution([np.array(bad, np.int32)])
+        with pytest.raises(ValueError, match="ids must lie in"):
+            model.begin([np.array(bad, np.int32)])
+    with pytest.raises(ValueError, match="ids must lie in"):
+        model.advance(model.begin([np.zeros(0, np.int32)]), np.array([V], np.int32))

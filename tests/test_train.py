@@ -1,6 +1,5 @@
 """Training recurrent models: determinism, resume, divergence, bad options, and serving the result."""
 
-import os
 import subprocess
 import sys
 
@@ -137,3 +136,30 @@ def test_cli_train_log_and_generate(tmp_path):
     assert all(line.startswith("and god") for line in first.stdout.splitlines()) and len(first.stdout.splitlines()) == 3
     info = subprocess.run([sys.executable, "-m", "lmtool.cli", "info", str(out)], capture_output=True, text=True)
     assert "recurrent" in info.stdout and "history" in info.stdout
+
+
+def test_min_improvement_decays_while_still_improving(tmp_path):
+    """RNNLM's rule: an epoch that improves validation by less than the fraction still divides the rate."""
+    plain = lmtool.load(run_training(options(tmp_path, "plain.lm", epochs=3)) and tmp_path / "plain.lm")
+    eager = lmtool.load(run_training(options(tmp_path, "eager.lm", epochs=3, min_improvement=0.99, decay=2.0))
+                        and tmp_path / "eager.lm")
+    rates = [row["lr"] for row in eager.meta["history"]]
+    valid = [row["valid_ppl"] for row in eager.meta["history"]]
+    assert all(b < a for a, b in zip(valid, valid[1:])), "the tiny corpus should keep improving for 3 epochs"
+    assert rates == [20.0, 20.0, 10.0]  # epoch 2 improved by less than 99%: halved for epoch 3
+    assert [row["lr"] for row in plain.meta["history"]] == [20.0, 20.0, 20.0]
+    with pytest.raises(LmtoolError, match="--min-improvement"):
+        run_training(options(tmp_path, min_improvement=1.5))
+
+
+def test_info_shows_config_parameters_and_history(tmp_path):
+    model = run_training(options(tmp_path, epochs=2))
+    done = subprocess.run([sys.executable, "-m", "lmtool.cli", "info", str(tmp_path / "m.lm"), "--json"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    info = json.loads(done.stdout)
+    assert info["kind"] == "recurrent" and info["config"]["hidden"] == 16
+    assert info["parameters"] == model.network.params.size
+    assert [row["epoch"] for row in info["history"]] == [1, 2]

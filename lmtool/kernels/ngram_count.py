@@ -12,7 +12,7 @@ from numba import njit
 
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pad_sentences(ids, lengths, bos, eos):
     """Insert ``<s>`` before and ``</s>`` after every sentence.
 
@@ -34,7 +34,7 @@ def pad_sentences(ids, lengths, bos, eos):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def unigram_counts(stream, vocab_size, bos):
     """Occurrences of each word id in the stream, ``<s>`` excluded (it is never predicted).
 
@@ -48,14 +48,14 @@ def unigram_counts(stream, vocab_size, bos):
     return counts
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def positions_by_word(stream, vocab_size, bos):
     """Positions of the stream that can end an n-gram (every token but ``<s>``), sorted by their
     word, stably (int32[P - S]). The same for every order, so computed once."""
     return _counting_order(stream, _non_bos(stream, bos), vocab_size)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _non_bos(stream, bos):
     n = 0
     for t in range(stream.shape[0]):
@@ -70,7 +70,7 @@ def _non_bos(stream, bos):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def extend_order(stream, prev_nodes, n_prev, by_word):
     """Count the n-grams one word longer than those of ``prev_nodes``, by sorting positions.
 
@@ -139,7 +139,7 @@ def extend_order(stream, prev_nodes, n_prev, by_word):
     return nodes, parent, word, count, suffix
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _counting_order(keys, items, n_keys):
     """Stable sort of ``items`` (int32[m], indices into ``keys``) by ``keys[item]`` in [0, n_keys)."""
     starts = np.zeros(n_keys + 1, np.int64)
@@ -155,7 +155,7 @@ def _counting_order(keys, items, n_keys):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def merge_sorted(keys_a, counts_a, keys_b, counts_b):
     """Merge two sorted arrays of distinct keys (int64), adding the counts of equal keys.
 

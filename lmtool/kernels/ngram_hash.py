@@ -83,7 +83,7 @@ def _lookup(table, start, bits, parent, w):
         s = (s + 1) & mask
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def score_sentences_hashed(ids, lengths, order, region_start, region_bits, table, values, bos, eos,
                            out_logp, out_length):
     """As ``ngram_query.score_sentences``, through the hash table of ``build_table``.

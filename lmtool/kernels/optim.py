@@ -3,7 +3,7 @@
 import numpy as np
 from numba import njit
 
-FAST = {"cache": True, "fastmath": True, "error_model": "numpy"}
+FAST = {"cache": True, "fastmath": True, "error_model": "numpy", "nogil": True}
 
 
 @njit(**FAST)

@@ -67,7 +67,7 @@ def insert_all(slots, pool, offsets, hashes, n_tokens):
         slots[s] = i
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def encode_words(data, pos, slots, pool, offsets, hashes, n_tokens, grow, skip_a, skip_b, unk,
                  out_ids, out_lengths, n_ids, n_lines):
     """Split data[pos:] into lines of words and write their ids.
@@ -130,7 +130,7 @@ def encode_words(data, pos, slots, pool, offsets, hashes, n_tokens, grow, skip_a
     return 0, L, n_ids, n_lines, n_tokens, pool_used
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def encode_chars(codes, table, grow, next_id, unk, out_ids, out_lengths):
     """Map code points to ids, one token per character; a line feed (10) ends a line.
 

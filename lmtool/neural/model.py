@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import modelfile
 from ..errors import LmtoolError
-from ..language_model import LanguageModel, Scores, check_batch
+from ..language_model import LanguageModel, Scores, check_batch, check_ids
 from ..vocab import BOS, Vocabulary
 from .batches import packed_sentences, sentence_stream
 from .config import NetworkConfig
@@ -103,13 +103,19 @@ class RecurrentModel(LanguageModel):
             if len(lengths) else np.zeros(0)
         return Scores(sentence, token, None)
 
+    def worker(self):
+        from .network import RecurrentNetwork
+
+        network = RecurrentNetwork(self.config, self.network.classes, params=self.network.params)
+        return RecurrentModel(self.vocab, network, self.meta)
+
     # Generation
 
     def begin(self, prefixes):
         states = []
         for prefix in prefixes:
             state = self.network.init_state(1)
-            for token in np.concatenate([[BOS], np.asarray(prefix, np.int32)]):
+            for token in np.concatenate([[BOS], check_ids(prefix, len(self.vocab))]):
                 state = self.network.step(np.array([token], np.int32), state)
             states.append(state)
         h = np.concatenate([s.h for s in states], axis=1)
@@ -120,4 +126,4 @@ class RecurrentModel(LanguageModel):
         return self.network.next_distribution(state).astype(np.float64)
 
     def advance(self, state, tokens):
-        return self.network.step(np.asarray(tokens, np.int32), state)
+        return self.network.step(check_ids(tokens, len(self.vocab)), state)

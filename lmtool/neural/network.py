@@ -201,6 +201,10 @@ class RecurrentNetwork:
                                                      self.dtype) for l in range(cfg.layers)]}
         return self._cache[key]
 
+    def dropout_masks(self, T, B, rng):
+        """The dropout masks ``forward_backward`` would draw from ``rng`` for a [T, B] segment."""
+        return self._masks(T, B, rng)
+
     def _masks(self, T, B, rng):
         """L+1 inverted-dropout masks (embedding output, each layer's output), or None without dropout.
 
@@ -251,27 +255,31 @@ class RecurrentNetwork:
         c = np.stack([ws["c"][-1] for ws in wss]) if "c" in self.cell.STATE else None
         return NetworkState(h, c)
 
-    def forward_backward(self, x_ids, y_ids, state, dropout_rng=None, reset=None):
+    def forward_backward(self, x_ids, y_ids, state, dropout_rng=None, reset=None, masks=None, normaliser=None):
         """One truncated-BPTT segment: loss and gradient of the mean cross-entropy.
 
         x_ids, y_ids: int[T, B] input and target word ids (targets < 0 ignored); state: NetworkState
         entering the segment; dropout_rng: numpy Generator drawing the dropout masks (None: no
         dropout); reset: optional bool[T, B]. Overwrites ``self.grad`` with the gradient of
         loss_sum / n_tokens. Returns (loss_sum in nats, n_tokens, state after the segment).
+        A shard of a bigger batch (see ``neural.parallel``) passes its slice of the batch's dropout
+        ``masks`` (from ``dropout_masks``) and the batch's token count as ``normaliser``.
         """
         pos, tgt = self._positions(x_ids), self._positions(y_ids)
         if pos.shape != tgt.shape or pos.ndim != 2:
             raise ValueError(f"x_ids, y_ids: expected int[T, B] of one shape, found {pos.shape}, {tgt.shape}")
         T, B = pos.shape
-        masks = self._masks(T, B, dropout_rng)
+        if masks is None:
+            masks = self._masks(T, B, dropout_rng)
         inputs, wss, top, reset = self._forward(pos, state, reset, masks)
         new_state = self._final_state(wss)
         n_tokens = int(np.count_nonzero(tgt >= 0))
         self.grad[:] = 0
         H = self.config.hidden
         dtop = np.empty((T, B, H), self.dtype)
+        scale = 1.0 / max(n_tokens if normaliser is None else normaliser, 1)
         loss = self.output.loss(top.reshape(T * B, H), self._out_p, tgt.reshape(-1),
-                                1.0 / max(n_tokens, 1), dtop.reshape(T * B, H), self._out_g)
+                                scale, dtop.reshape(T * B, H), self._out_g)
         d = dtop
         act = self.config.activation
         for l in range(self.config.layers - 1, -1, -1):

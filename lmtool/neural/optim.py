@@ -17,7 +17,11 @@ def clip_scale(grad, max_norm):
     ``max_norm`` <= 0), and the norm; the optimiser applies it, so the gradient is read only once."""
     from ..kernels.optim import squared_norm
 
-    norm = math.sqrt(squared_norm(grad))
+    return scale_for_norm(math.sqrt(squared_norm(grad)), max_norm)
+
+
+def scale_for_norm(norm, max_norm):
+    """``clip_scale`` for a gradient whose norm is already known: (factor, norm)."""
     if max_norm > 0 and norm > max_norm:
         return max_norm / (norm + 1e-6), norm
     return 1.0, norm
@@ -35,15 +39,27 @@ class Optimizer:
         self.m = np.zeros(size, np.float32) if kind == "adam" else None
         self.v = np.zeros(size, np.float32) if kind == "adam" else None
 
-    def step(self, params, grad, lr, scale=1.0):
-        """Update ``params`` with the gradient ``scale * grad`` at learning rate ``lr``."""
+    def step(self, params, grad, lr, scale=1.0, map_spans=None):
+        """Update ``params`` with the gradient ``scale * grad`` at learning rate ``lr``.
+
+        ``map_spans(fn)``, if given, calls ``fn((a, b))`` for spans covering the vector (on several
+        threads, see ``neural.parallel``); the update is elementwise, so the result is the same.
+        """
+        self.steps += 1
+        if map_spans is None:
+            self._update(params, grad, lr, scale, (0, params.size))
+        else:
+            map_spans(lambda span: self._update(params, grad, lr, scale, span))
+
+    def _update(self, params, grad, lr, scale, span):
         from ..kernels.optim import adam_step, sgd_step
 
-        self.steps += 1
+        a, b = span
         if self.kind == "sgd":
-            sgd_step(params, grad, np.float32(lr * scale))
+            sgd_step(params[a:b], grad[a:b], np.float32(lr * scale))
         else:
-            adam_step(params, grad, scale, self.m, self.v, lr, self.beta1, self.beta2, self.eps, self.steps)
+            adam_step(params[a:b], grad[a:b], scale, self.m[a:b], self.v[a:b], lr, self.beta1, self.beta2,
+                      self.eps, self.steps)
 
     def state(self):
         arrays = {} if self.kind == "sgd" else {"adam_m": self.m, "adam_v": self.v}

@@ -37,6 +37,7 @@ class TrainOptions:
     lr: float = None
     clip: float = 0.25
     decay: float = 4.0
+    min_improvement: float = 0.0
     patience: int = 3
     epochs: int = 20
     max_time: float = None
@@ -54,7 +55,8 @@ class TrainOptions:
         for name, value in positive.items():
             if value is None or value < 1:
                 raise LmtoolError(f"{name} must be a positive integer, got {value}")
-        limits = {"--hidden": 65536, "--embed": 65536, "--layers": 64, "--batch": 65536, "--bptt": 100000}
+        limits = {"--hidden": 65536, "--embed": 65536, "--layers": 64, "--batch": 65536, "--bptt": 100000,
+                  "--threads": 1024}
         for name, limit in limits.items():
             if positive[name] > limit:
                 raise LmtoolError(f"{name} {positive[name]} is absurdly large (at most {limit})")
@@ -66,6 +68,8 @@ class TrainOptions:
             raise LmtoolError(f"--clip must be 0 (off) or positive, got {self.clip}")
         if not self.decay >= 1:
             raise LmtoolError(f"--decay must be at least 1, got {self.decay}")
+        if not 0 <= self.min_improvement < 1:
+            raise LmtoolError(f"--min-improvement must be a fraction in [0, 1), got {self.min_improvement}")
         if self.tie and self.embed != self.hidden:
             raise LmtoolError(f"--tie needs --embed equal to --hidden (got {self.embed} and {self.hidden})")
         if self.init == "identity" and self.cell != "rnn":
@@ -75,10 +79,16 @@ class TrainOptions:
 
 
 def set_threads(threads):
-    """Tell BLAS and Numba how many threads to use (before their libraries start)."""
+    """One BLAS thread per training thread: ``--threads N`` runs N workers (``neural.parallel``), each
+    calling BLAS on its own share of the batch. Set at run time (NumPy, and with it OpenBLAS, is
+    loaded by now), so ``--threads 1`` uses one core whatever the machine has, and its results do
+    not depend on the machine's core count."""
+    from ..threads import set_blas_threads
+
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[name] = str(threads)
+        os.environ[name] = "1"
     os.environ["NUMBA_NUM_THREADS"] = str(max(threads, 1))
+    set_blas_threads(1)
 
 
 def run_training(options, progress=silent, echo=None):
@@ -137,7 +147,8 @@ def run_training(options, progress=silent, echo=None):
         meta = {"training": dict(data.describe(), valid=options.valid), "lmtool_version": __version__}
         model = RecurrentModel.create(vocab, net_config, classes, seed=options.seed, meta=meta)
         config = TrainConfig(batch=options.batch, bptt=options.bptt, optimizer=options.optimizer, lr=options.lr,
-                             clip=options.clip, decay=options.decay, patience=options.patience,
+                             clip=options.clip, decay=options.decay, min_improvement=options.min_improvement,
+                             patience=options.patience,
                              epochs=options.epochs, max_time=options.max_time, seed=options.seed)
 
     log_rows = []
@@ -150,8 +161,10 @@ def run_training(options, progress=silent, echo=None):
         if options.log_file:
             _write_log(options.log_file, trainer.history.epochs)
 
+    if options.threads > 1:
+        model.meta["training"] = dict(model.meta.get("training", {}), threads=options.threads)
     trainer = Trainer(model, config, (data.ids, data.lengths), valid, output=options.output,
-                      progress=progress, log=log)
+                      progress=progress, log=log, threads=options.threads)
     if opened is not None:
         trainer.load_checkpoint(opened)
     ckpt = checkpoint_path(options.output)

@@ -22,7 +22,7 @@ from .. import modelfile
 from ..errors import LmtoolError
 from ..progress import silent
 from .batches import columns, sentence_stream
-from .optim import DEFAULT_LR, Optimizer, clip_scale
+from .optim import DEFAULT_LR, Optimizer, clip_scale, scale_for_norm
 
 CHECKPOINT_VERSION = 1
 
@@ -37,6 +37,7 @@ class TrainConfig:
     lr: float = None
     clip: float = 0.25
     decay: float = 4.0
+    min_improvement: float = 0.0  # decay also when valid improves by less than this fraction (RNNLM's rule)
     patience: int = 3
     epochs: int = 20
     max_time: float = None  # seconds of training, evaluation included
@@ -67,10 +68,11 @@ class Trainer:
 
     train: (ids, lengths) of the training text; valid: (ids, lengths) or None; output: model path
     written whenever validation improves (and at the end); progress: factory as in
-    ``lmtool.progress``; log: optional callback taking each epoch's row (dict).
+    ``lmtool.progress``; log: optional callback taking each epoch's row (dict); threads: worker
+    threads, each running a fixed share of the batch's streams (see ``neural.parallel``).
     """
 
-    def __init__(self, model, config, train, valid=None, output=None, progress=silent, log=None):
+    def __init__(self, model, config, train, valid=None, output=None, progress=silent, log=None, threads=1):
         self.model = model
         self.net = model.network
         self.config = config
@@ -100,6 +102,11 @@ class Trainer:
         self.epoch_tokens = 0
         self.done = False
         self.stop_requested = False
+        self.parallel = None
+        if threads > 1:
+            from .parallel import DataParallel
+
+            self.parallel = DataParallel(self.net, config.batch, threads)
 
     # ------------------------------------------------------------------------------------------
     def request_stop(self):
@@ -119,6 +126,8 @@ class Trainer:
         try:
             return self._run(checkpoint_path)
         finally:
+            if self.parallel is not None:
+                self.parallel.close()
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
 
@@ -163,12 +172,16 @@ class Trainer:
     def _step(self):
         cfg = self.config
         a, b = self.position, min(self.position + cfg.bptt, self.x.shape[0])
-        loss, n, state = self.net.forward_backward(self.x[a:b], self.y[a:b], self.state, self.rng,
-                                                   reset=self.reset[a:b])
+        run = self.net.forward_backward if self.parallel is None else self.parallel.forward_backward
+        loss, n, state = run(self.x[a:b], self.y[a:b], self.state, self.rng, reset=self.reset[a:b])
         if not math.isfinite(loss):
             self._diverged(loss)
-        scale, _ = clip_scale(self.net.grad, cfg.clip)
-        self.optimizer.step(self.net.params, self.net.grad, self.lr, scale)
+        if self.parallel is None:
+            scale, _ = clip_scale(self.net.grad, cfg.clip)
+            self.optimizer.step(self.net.params, self.net.grad, self.lr, scale)
+        else:
+            scale, _ = scale_for_norm(self.parallel.grad_norm, cfg.clip)
+            self.optimizer.step(self.net.params, self.net.grad, self.lr, scale, map_spans=self.parallel.map_spans)
         self.state = state
         self.position = b
         self.epoch_loss += loss
@@ -189,6 +202,7 @@ class Trainer:
         valid_ppl = self.evaluate() if self.valid is not None else None
         score = valid_ppl if valid_ppl is not None else train_ppl
         improved = self.best is None or score < self.best
+        slowing = improved and self.best is not None and score > self.best * (1 - self.config.min_improvement)
         row = {"epoch": self.epoch, "lr": self.lr, "train_ppl": round(train_ppl, 4),
                "valid_ppl": None if valid_ppl is None else round(valid_ppl, 4),
                "tokens": self.epoch_tokens, "complete": complete}
@@ -201,6 +215,8 @@ class Trainer:
             self.bad_epochs = 0
             if self.output:
                 self._write(self.output)
+            if slowing and complete:
+                self.lr /= self.config.decay
         elif complete:
             self.net.params[:] = self.best_params
             self.lr /= self.config.decay

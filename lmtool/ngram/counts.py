@@ -58,12 +58,14 @@ class NgramCounts:
 CHUNK_TOKENS = 1 << 20
 
 
-def count_ngrams(ids, lengths, order, vocab_size, progress=None, chunk_tokens=CHUNK_TOKENS):
+def count_ngrams(ids, lengths, order, vocab_size, progress=None, chunk_tokens=CHUNK_TOKENS, threads=1):
     """Count all n-grams of orders 1..order in sentences given as ids.
 
     ids: int32[n] word ids of all sentences back to back; lengths: int32[S] words per sentence.
     The sentences are counted in chunks of about ``chunk_tokens`` tokens (small enough for the
-    CPU caches), whose counts are then merged. ``progress(k)`` is called as chunks finish.
+    CPU caches), whose counts are then merged. ``progress(k)`` is called as chunks finish. With
+    ``threads`` > 1 chunks are counted (and pairs merged) on that many threads; the chunks do not
+    depend on ``threads`` and merging is exact, so the result is the same.
     Returns ``NgramCounts``.
     """
     ids = np.ascontiguousarray(ids, np.int32)
@@ -72,9 +74,23 @@ def count_ngrams(ids, lengths, order, vocab_size, progress=None, chunk_tokens=CH
     cuts = np.searchsorted(ends, np.arange(chunk_tokens, ends[-1] if len(ends) else 0, chunk_tokens), "right")
     bounds = np.unique(np.concatenate([[0], cuts, [len(lengths)]]))
     word_start = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+
+    def count(span):
+        lo, hi = span
+        return count_chunk(ids[word_start[lo]:word_start[hi]], lengths[lo:hi], order, vocab_size)
+
+    if threads > 1:
+        from ..threads import ordered_map
+
+        chunks = []
+        for chunk in ordered_map(count, zip(bounds[:-1], bounds[1:]), threads):
+            chunks.append(chunk)
+            if progress:
+                progress(1)
+        return merge_counts(chunks, threads) if len(chunks) != 1 else chunks[0]
     chunks = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        chunks.append(count_chunk(ids[word_start[lo]:word_start[hi]], lengths[lo:hi], order, vocab_size))
+    for span in zip(bounds[:-1], bounds[1:]):
+        chunks.append(count(span))
         if progress:
             progress(1)
     return merge_counts(chunks) if len(chunks) != 1 else chunks[0]
@@ -99,32 +115,47 @@ def count_chunk(ids, lengths, order, vocab_size):
     return counts
 
 
-def merge_counts(parts):
-    """Add up ``NgramCounts`` of disjoint parts of a corpus into one, level by level.
+def merge_counts(parts, threads=1):
+    """Add up ``NgramCounts`` of disjoint parts of a corpus into one, level by level (see ``merge_levels``)."""
+    merged = NgramCounts(parent=[], word=[], count=[], suffix=[], vocab_size=parts[0].vocab_size)
+    for parent, word, count, suffix in merge_levels(parts, threads):
+        merged.parent.append(parent)
+        merged.word.append(word)
+        merged.count.append(count)
+        merged.suffix.append(suffix)
+    return merged
+
+
+def merge_levels(parts, threads=1):
+    """Yield the merged levels ``(parent, word, count, suffix)`` of ``parts``, unigrams first.
 
     Each level of a part is sorted lexicographically by its words, so with the parents renumbered
     into the merged level below, its (parent, word) keys stay sorted and the parts merge in
-    linear time (pairwise, as a balanced tree).
+    linear time (pairwise, as a balanced tree; the pairs of a round on ``threads`` threads). Only
+    one level of the parts is read at a time, so parts may be on disk (``ngram.runs``) and the
+    levels written out as they come.
     """
     from ..kernels.ngram_count import merge_sorted
+    from ..threads import ordered_map
+
+    def merge_pair(pair):
+        a, b = pair
+        keys, counts, map_a, map_b = merge_sorted(a[0], a[1], b[0], b[1])
+        return keys, counts, a[2] + b[2], [map_a[m] for m in a[3]] + [map_b[m] for m in b[3]]
 
     V = parts[0].vocab_size
     order = parts[0].order
-    merged = NgramCounts(parent=[parts[0].parent[0]], word=[parts[0].word[0]],
-                         count=[np.sum([p.count[0] for p in parts], axis=0)], suffix=[parts[0].suffix[0]],
-                         vocab_size=V)
+    yield (np.array(parts[0].parent[0]), np.array(parts[0].word[0]),
+           np.sum([p.count[0] for p in parts], axis=0), np.array(parts[0].suffix[0]))
     below = [None] * len(parts)  # each part's node -> merged node, in the level below
     for n in range(2, order + 1):
         runs = []
         for i, part in enumerate(parts):
             parent = part.parent[n - 1] if below[i] is None else below[i][part.parent[n - 1]]
-            runs.append((parent.astype(np.int64) * V + part.word[n - 1], part.count[n - 1], [i],
+            runs.append((parent.astype(np.int64) * V + part.word[n - 1], np.asarray(part.count[n - 1]), [i],
                          [np.arange(len(parent), dtype=np.int64)]))
         while len(runs) > 1:
-            paired = []
-            for a, b in zip(runs[0::2], runs[1::2]):
-                keys, counts, map_a, map_b = merge_sorted(a[0], a[1], b[0], b[1])
-                paired.append((keys, counts, a[2] + b[2], [map_a[m] for m in a[3]] + [map_b[m] for m in b[3]]))
+            paired = list(ordered_map(merge_pair, zip(runs[0::2], runs[1::2]), threads))
             if len(runs) % 2:
                 paired.append(runs[-1])
             runs = paired
@@ -136,9 +167,6 @@ def merge_counts(parts):
         for i, part in enumerate(parts):
             lower = part.suffix[n - 1] if below[i] is None else below[i][part.suffix[n - 1]]
             suffix[level[i]] = lower
-        merged.parent.append((keys // V).astype(np.int32))
-        merged.word.append((keys % V).astype(np.int32))
-        merged.count.append(counts)
-        merged.suffix.append(suffix)
         below = level
-    return merged
+        del runs, maps, level
+        yield (keys // V).astype(np.int32), (keys % V).astype(np.int32), counts, suffix

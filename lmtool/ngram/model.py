@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import modelfile
 from ..errors import LmtoolError
-from ..language_model import LanguageModel, Scores, check_batch
+from ..language_model import LanguageModel, Scores, check_batch, check_ids
 from ..vocab import BOS, EOS, Vocabulary
 
 LOG10_ZERO = -99.0
@@ -108,6 +108,10 @@ class NgramModel(LanguageModel):
                                           token, ngram_length)
         return Scores(sentence, token, ngram_length)
 
+    def worker(self):
+        self._hash_table()  # built once, here, rather than raced for by the threads
+        return self
+
     def _hash_table(self):
         """The scoring hash table (see ``kernels.ngram_hash``), built on first use (~20 ns per n-gram)."""
         if self._hashed is None:
@@ -127,20 +131,22 @@ class NgramModel(LanguageModel):
 
     def begin(self, prefixes):
         keep = self.order - 1
-        return [np.concatenate([[BOS], p]).astype(np.int32)[-keep:] if keep else np.zeros(0, np.int32)
-                for p in prefixes]
+        return [np.concatenate([[BOS], check_ids(p, len(self.vocab))]).astype(np.int32)[-keep:] if keep
+                else np.zeros(0, np.int32) for p in prefixes]
 
     def distribution(self, state):
         from ..kernels.ngram_query import context_nodes, next_logprobs
 
         out = np.empty((len(state), len(self.vocab)), np.float64)
         for row, history in enumerate(state):
-            nodes = context_nodes(np.ascontiguousarray(history, np.int32), self.order, self.child_start, self.word)
+            history = check_ids(history, len(self.vocab))
+            nodes = context_nodes(history, self.order, self.child_start, self.word)
             next_logprobs(nodes, len(self.vocab), self.child_start, self.word, self.prob, self.backoff, BOS, out[row])
         return 10.0 ** out
 
     def advance(self, state, tokens):
         keep = self.order - 1
+        tokens = check_ids(tokens, len(self.vocab))
         return [np.append(history, np.int32(t))[-keep:] if keep else history[:0]
                 for history, t in zip(state, tokens)]
 

@@ -1,0 +1,105 @@
+"""Speedup of --threads 2 over 1: scoring KJV train with a 5-gram model, and training an LSTM
+(200 units, 2 layers) with a full and a class softmax for a short time budget. Prints Markdown.
+
+    python bench/bench_threads.py [--budget 30] [--repeat 3] [--skip-train] [--skip-score]
+
+Each measurement is a fresh process on both cores (a speedup needs two). Training throughput is
+the tokens of the first epoch over the --max-time budget (compilation is cached beforehand).
+``--threads 1`` is strictly one core: training and scoring hold OpenBLAS to one thread per worker.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import CACHE, KJV, lmtool_cmd  # noqa: E402
+
+TRAIN = os.path.join(KJV, "train.txt")
+
+
+def kjv5():
+    path = os.path.join(CACHE, "kjv-train-5gram.lm")
+    if not os.path.exists(path):
+        os.makedirs(CACHE, exist_ok=True)
+        subprocess.run([*lmtool_cmd(), "count", TRAIN, "--order", "5", "-o", path, "-q"], check=True)
+    return path
+
+
+def wall(cmd, env=None):
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=dict(os.environ, **(env or {})))
+    return time.perf_counter() - start
+
+
+def scoring_seconds(model, threads, repeat):
+    """Best in-process time of scoring (and formatting) KJV train, model loading excluded."""
+    code = f"""
+import time, lmtool
+from lmtool.scoring import format_scores, score_chunks
+lm = lmtool.load({model!r}); lm.worker()
+best = 1e9
+for _ in range({repeat}):
+    t = time.perf_counter()
+    for chunk in score_chunks(lm, [{TRAIN!r}], threads={threads}):
+        format_scores(lm, chunk)
+    best = min(best, time.perf_counter() - t)
+print(best)
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    return float(out.split()[-1])
+
+
+def train_tokens_per_second(softmax, threads, budget, env=None):
+    code = f"""
+import json, lmtool
+from lmtool.neural.session import TrainOptions, run_training
+out = {os.path.join(tempfile.gettempdir(), f"bench-threads-{os.getpid()}.lm")!r}
+run_training(TrainOptions(corpus=[{TRAIN!r}], output=out, hidden=200, embed=200, layers=2, softmax={softmax!r},
+                          epochs=1, max_time={budget}, threads={threads}))
+row = lmtool.load(out).meta["history"][0]
+print(json.dumps(row))
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                         env=dict(os.environ, **(env or {}))).stdout
+    row = json.loads(out.strip().splitlines()[-1])
+    return row["tokens"] / budget, row["train_ppl"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=30.0, help="training seconds per run")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--skip-score", action="store_true")
+    args = parser.parse_args()
+    print(f"\n## --threads 2 against 1 ({os.cpu_count()} CPUs)\n")
+    print("| task | threads 1 | threads 2 | speedup |")
+    print("|---|---|---|---|")
+    if not args.skip_score:
+        model = kjv5()
+        scoring_seconds(model, 2, 1)  # compile and warm the page cache
+        one, two = (scoring_seconds(model, t, args.repeat) for t in (1, 2))
+        tokens = 850460
+        print(f"| score KJV train, 5-gram, scoring only (tokens/s) | {tokens / one:,.0f} | {tokens / two:,.0f} "
+              f"| {one / two:.2f}x |", flush=True)
+        for command in ("score", "perplexity"):
+            cmd = [*lmtool_cmd(), command, model, TRAIN, "-q"]
+            one, two = (min(wall(cmd + ["--threads", str(t)]) for _ in range(args.repeat)) for t in (1, 2))
+            print(f"| lmtool {command} KJV train, 5-gram, whole command (s) | {one:.2f} | {two:.2f} "
+                  f"| {one / two:.2f}x |", flush=True)
+    if not args.skip_train:
+        for softmax in ("full", "class"):
+            train_tokens_per_second(softmax, 2, 2.0)  # compile
+            one, ppl1 = train_tokens_per_second(softmax, 1, args.budget)
+            two, ppl2 = train_tokens_per_second(softmax, 2, args.budget)
+            print(f"| train LSTM 2x200, {softmax} softmax, {args.budget:g} s (tokens/s; train ppl) | "
+                  f"{one:,.0f}; {ppl1:.0f} | {two:,.0f}; {ppl2:.0f} | {two / one:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

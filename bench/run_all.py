@@ -1,0 +1,124 @@
+"""Run every benchmark and write their Markdown to bench/RESULTS.md (what ``make bench`` does).
+
+    python bench/run_all.py                    # everything (about 1.5 hours: training runs are long)
+    python bench/run_all.py --only ngram kernels
+    python bench/run_all.py --quick            # skips the 15-minute and character-level training runs
+                                               # and the 200M-token scaling corpus
+
+Each section is a separate script run in its own process (see its docstring); their output is
+collected under a header that records the machine, so figures from different machines are never
+mixed up. A section that fails is reported as failed and the others still run.
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from common import CACHE  # noqa: E402
+
+SECTIONS = ("ngram", "kernels", "train", "threads", "scaling")
+
+
+HEADER = """# lmtool benchmark results
+
+Written by `bench/run_all.py` (`make bench`); each section says when, on what machine and with which
+command it last ran (`--only SECTION` reruns one and keeps the others). Every timed command is pinned
+to one core (`taskset -c 0`) unless its table says otherwise; ratios are taken side by side in the
+same run.
+"""
+
+
+def previous_sections(path):
+    """Sections of an existing RESULTS.md, title -> text, in order (so a partial rerun keeps the rest)."""
+    sections = {}
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return sections
+    for block in text.split("\n# ")[1:]:
+        title, _, body = block.partition("\n\n")
+        sections[title.strip()] = body
+    return sections
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def synthetic(tokens):
+    """The synthetic scaling corpus of ``tokens`` words (bench/make_corpus.py, seed 0), made once."""
+    path = os.path.join(CACHE, f"synthetic-{tokens}.txt")
+    if not os.path.exists(path):
+        os.makedirs(CACHE, exist_ok=True)
+        subprocess.run([sys.executable, os.path.join(HERE, "make_corpus.py"), "-o", path, "--tokens", tokens,
+                        "--seed", "0", "--threads", "2"], check=True)
+    return path
+
+
+def commands(section, quick):
+    """(title, argv) of the scripts that make up ``section``."""
+    py = sys.executable
+    if section == "ngram":
+        return [("n-gram: count, score, model files (bench_ngram.py)", [py, os.path.join(HERE, "bench_ngram.py")])]
+    if section == "kernels":
+        return [("recurrent training throughput against PyTorch (bench_kernels.py)",
+                 [py, os.path.join(HERE, "bench_kernels.py"), "--cells", "lstm", "gru", "--layers", "1", "2"])]
+    if section == "train":
+        only = ["--only", "softmax"] if quick else []
+        return [("recurrent training runs: softmax, fixed budget, character level (bench_train.py)",
+                 [py, os.path.join(HERE, "bench_train.py"), *only])]
+    if section == "threads":
+        return [("--threads 2 against 1 (bench_threads.py)", [py, os.path.join(HERE, "bench_threads.py")])]
+    if section == "scaling":
+        sizes = ["10M", "50M"] if quick else ["10M", "50M", "200M"]
+        runs = []
+        for size in sizes:
+            extra = [] if size == "50M" else ["--no-dask"]
+            runs.append((f"count scaling on the {size}-token synthetic corpus (bench_scaling.py)",
+                         [py, os.path.join(HERE, "bench_scaling.py"), synthetic(size), "--memory", "1G",
+                          "--cpus", "0,1", *extra]))
+        return runs
+    raise ValueError(section)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", nargs="+", choices=SECTIONS)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("-o", "--output", default=os.path.join(HERE, "RESULTS.md"))
+    a = ap.parse_args()
+    sections = previous_sections(a.output)
+    stamp = f"{datetime.date.today()}, {cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    for section in a.only or SECTIONS:
+        for title, argv in commands(section, a.quick):
+            print(f"== {title}", file=sys.stderr, flush=True)
+            result = subprocess.run(argv, stdout=subprocess.PIPE, text=True)
+            body = result.stdout.strip()
+            if not body.lstrip().startswith(("#", "|")):  # a plain-text table: keep its columns
+                body = f"```text\n{body}\n```"
+            if result.returncode:
+                body += f"\n\n**failed** (exit {result.returncode}); see its stderr."
+            shown = " ".join(os.path.relpath(x) if os.path.isabs(x) else x for x in argv[1:])
+            sections[title] = f"Run on {stamp}: `{shown}`\n\n{body}\n"
+            print(body, flush=True)
+    with open(a.output + ".tmp", "w") as f:
+        f.write(HEADER + "".join(f"\n# {title}\n\n{body}" for title, body in sections.items()))
+    os.replace(a.output + ".tmp", a.output)
+    print(f"wrote {a.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

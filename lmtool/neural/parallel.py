@@ -1,0 +1,95 @@
+"""Data-parallel training steps: a batch's streams cut into fixed shards, one thread per shard.
+
+Each shard runs ``forward_backward`` on its columns with a network of its own (sharing the
+parameters, owning its gradient and workspaces); the shards' gradients are then summed in shard
+order into the main network's gradient, for one optimiser step. Dropout masks are drawn for the
+whole batch from the one generator, exactly as a single thread draws them, and sliced per shard;
+the state carried between segments stays per column. So the arithmetic is the single-threaded
+one up to the order of float sums, and a seed and a thread count fix the result.
+"""
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ..kernels.optim import squared_norm
+from ..threads import set_blas_threads
+from .network import NetworkState, RecurrentNetwork
+
+
+def shard_bounds(batch, shards):
+    """Column ranges [a, b) of ``shards`` near-equal shards of ``batch`` streams."""
+    edges = [batch * k // shards for k in range(shards + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+class DataParallel:
+    """``forward_backward`` of ``net`` over ``threads`` column shards of a ``batch``-stream batch.
+
+    Shard 0 runs on ``net`` itself (so its gradient lands in ``net.grad``), the others on
+    networks sharing ``net.params``. BLAS runs one thread per worker to avoid oversubscription.
+    After each call ``grad_norm`` is the summed gradient's L2 norm (for clipping), and
+    ``map_spans`` lets the optimiser update the parameters on the same threads.
+    """
+
+    def __init__(self, net, batch, threads):
+        self.net = net
+        self.bounds = shard_bounds(batch, max(1, min(threads, batch)))
+        self.nets = [net] + [RecurrentNetwork(net.config, net.classes, params=net.params)
+                             for _ in self.bounds[1:]]
+        self.sum_bounds = shard_bounds(net.grad.size, len(self.bounds))
+        self.pool = None
+        self.grad_norm = None
+
+    def _start(self):
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=len(self.bounds), thread_name_prefix="lmtool-train")
+            self.blas_threads = set_blas_threads(1)
+
+    def close(self):
+        """Stop the workers and give BLAS back its thread count (the next call starts them again)."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+            if self.blas_threads:
+                set_blas_threads(self.blas_threads)
+
+    def forward_backward(self, x_ids, y_ids, state, dropout_rng=None, reset=None):
+        """As ``RecurrentNetwork.forward_backward`` for the whole batch; the gradient ends in net.grad."""
+        self._start()
+        T, B = x_ids.shape
+        masks = self.net.dropout_masks(T, B, dropout_rng)
+        total = int(np.count_nonzero(y_ids >= 0))
+
+        def run(k):
+            a, b = self.bounds[k]
+            shard_masks = None if masks is None else [np.ascontiguousarray(m[:, a:b]) for m in masks]
+            shard_state = state.select(slice(a, b))
+            return self.nets[k].forward_backward(
+                np.ascontiguousarray(x_ids[:, a:b]), np.ascontiguousarray(y_ids[:, a:b]), shard_state,
+                reset=None if reset is None else np.ascontiguousarray(reset[:, a:b]),
+                masks=shard_masks, normaliser=total)
+
+        results = list(self.pool.map(run, range(len(self.bounds))))
+        self.grad_norm = math.sqrt(sum(self.pool.map(self._sum_gradients, self.sum_bounds)))
+        loss = 0.0
+        for shard_loss, _, _ in results:
+            loss += shard_loss
+        states = [s for _, _, s in results]
+        h = np.concatenate([s.h for s in states], axis=1)
+        c = np.concatenate([s.c for s in states], axis=1) if states[0].c is not None else None
+        return loss, total, NetworkState(h, c)
+
+    def map_spans(self, fn):
+        """fn(span) for spans (a, b) covering the parameter vector, one per thread (optimiser steps)."""
+        list(self.pool.map(fn, self.sum_bounds))
+
+    def _sum_gradients(self, bounds):
+        """net.grad[a:b] += each other shard's gradient there, in shard order (one slice per thread);
+        returns the squared norm of the sum there, while it is in cache."""
+        a, b = bounds
+        out = self.net.grad[a:b]
+        for other in self.nets[1:]:
+            np.add(out, other.grad[a:b], out=out)
+        return squared_norm(out)

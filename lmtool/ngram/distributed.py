@@ -1,0 +1,135 @@
+"""Counting on a Dask cluster (``count --dask``): each input file is a shard that a worker reads.
+
+Pass 1: workers count the tokens of their shards; the client sums them by token and ranks the
+vocabulary exactly as ``read_corpus`` would. Pass 2: workers encode their shards with that
+vocabulary and return sorted ``NgramCounts``, which the client merges (merging is exact and
+order-free) and smooths. Meanwhile one task hashes the files in order, since the fingerprint is
+a sequential BLAKE2b of every file's bytes and cannot be combined from per-shard digests. The
+model file is the one the local path writes, byte for byte. Workers must see the same paths
+and run the same lmtool.
+"""
+
+import glob
+import logging
+import re
+
+from .. import corpus
+from ..errors import LmtoolError
+from ..progress import silent
+from ..vocab import SPECIALS, rank_vocabulary
+from .counts import merge_counts
+from .passes import check_not_empty, count_shard, tally_tokens, training_record
+
+MISSING = "--dask needs dask.distributed: pip install 'lmtool[dask]'"
+
+
+def _distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise LmtoolError(MISSING) from None
+    return distributed
+
+
+def expand_paths(paths):
+    """Glob patterns expanded (sorted) on this machine; other paths as given. Stdin is refused."""
+    files = []
+    for path in paths:
+        if str(path) == "-":
+            raise LmtoolError("--dask: workers read files, not stdin; save the text to a file they can see")
+        if glob.has_magic(str(path)):
+            matches = sorted(glob.glob(str(path)))
+            if not matches:
+                raise LmtoolError("--dask: no file matches this pattern", path)
+            files.extend(matches)
+        else:
+            files.append(str(path))
+    return files
+
+
+class connect:
+    """Context manager: a ``distributed.Client`` for ``tcp://HOST:PORT`` or a new ``local:N`` cluster,
+    closed (the local cluster shut down) at the end."""
+
+    def __init__(self, address):
+        self.address = address
+        self.cluster = self.client = None
+
+    def __enter__(self):
+        distributed = _distributed()
+        local = re.fullmatch(r"local:(\d+)", self.address)
+        try:
+            if local:
+                workers = int(local.group(1))
+                if not 1 <= workers <= 1024:
+                    raise LmtoolError(f"--dask local:N needs 1 <= N <= 1024, got {self.address}")
+                self.cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                        dashboard_address=None, silence_logs=logging.CRITICAL)
+                self.client = distributed.Client(self.cluster)
+            elif re.fullmatch(r"(tcp|tls|ucx|inproc)://\S+", self.address):
+                self.client = distributed.Client(self.address, timeout="20s")
+            else:
+                raise LmtoolError(f"--dask: expected tcp://HOST:PORT or local:N, got {self.address!r}")
+        except OSError as err:
+            self.__exit__(None, None, None)
+            raise LmtoolError(f"--dask: cannot reach the scheduler at {self.address} ({err})") from None
+        return self.client
+
+    def __exit__(self, kind, value, tb):
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        return False
+
+
+def shard_tokens(path, level):
+    """Worker, pass 1: ``(tokens, counts, words, sentences)`` of one file."""
+    tally = tally_tokens([path], level)
+    tokens, counts = tally.token_counts()
+    return tokens, counts, tally.words, tally.sentences
+
+
+def shard_counts(path, vocab, order):
+    """Worker, pass 2: the ``NgramCounts`` of one file encoded with ``vocab``."""
+    return count_shard([path], vocab, order)
+
+
+def count_distributed(paths, address, order, level="word", min_count=1, max_vocab=None, keep=None, progress=silent):
+    """Count ``paths`` (globs allowed) on the cluster at ``address``; returns ``(vocab, counts, training, stats)``."""
+    distributed = _distributed()
+    files = expand_paths(paths)
+    with connect(address) as client:
+        digest = client.submit(corpus.fingerprint, files, pure=False)
+        bar = progress("counting tokens", total=len(files), unit="file")
+        try:
+            futures = client.map(shard_tokens, files, level=level, pure=False)
+            for _ in distributed.as_completed(futures):
+                bar.update(1)
+            shards = client.gather(futures)
+        finally:
+            bar.close()
+        totals, words, sentences = {}, 0, 0
+        for tokens, counts, shard_words, shard_sentences in shards:
+            for token, n in zip(tokens, counts.tolist()):
+                totals[token] = totals.get(token, 0) + n
+            words += shard_words
+            sentences += shard_sentences
+        del shards
+        check_not_empty(words, files)
+        vocab, _ = rank_vocabulary(list(SPECIALS) + list(totals), [0] * len(SPECIALS) + list(totals.values()),
+                                   level, min_count, max_vocab, keep)
+        del totals
+        shared = client.scatter(vocab, broadcast=True)
+        bar = progress("counting n-grams", total=len(files), unit="file")
+        try:
+            futures = client.map(shard_counts, files, vocab=shared, order=order, pure=False)
+            for _ in distributed.as_completed(futures):
+                bar.update(1)
+            parts = client.gather(futures)
+        finally:
+            bar.close()
+        counts = merge_counts(parts) if len(parts) > 1 else parts[0]
+        training = training_record(files, digest.result(), words, sentences)
+        stats = {"shards": len(files), "workers": len(client.scheduler_info().get("workers", {}))}
+    return vocab, counts, training, stats

@@ -1,0 +1,94 @@
+"""Counting within a memory budget (``count --memory``): chunk counts are merged and spilled to
+disk as runs when they pass a share of the budget, and the runs are merged at the end.
+
+Pass 1 builds the vocabulary (and the data's fingerprint); stdin is spooled into the ``--tmp``
+folder first so that it can be read twice. Pass 2 counts chunks sized so that the chunks in
+flight fit the budget. The result is the same ``NgramCounts`` as in memory (merging is exact and
+order-free), so the model file is the same byte for byte. Not bounded: the final counts, which
+the smoothing needs in memory, and one level of the last merge.
+"""
+
+import itertools
+import tempfile
+
+from .. import corpus
+from ..progress import silent
+from ..scratch import ScratchFolder, spool_stdin
+from . import runs as spill
+from .counts import merge_counts, merge_levels
+from .passes import chunk_counts, check_not_empty, nbytes, tally_tokens, training_record
+
+MIN_CHUNK_BYTES = 1 << 10
+SPILL_SHARE = 4  # chunk counts waiting to be merged may hold 1/4 of the budget
+
+
+def chunk_bytes_for(memory, order, threads):
+    """Bytes of text per chunk so that the chunks in flight take about a quarter of ``memory``:
+    counting a chunk of order N needs about 5N + 8 bytes per byte of text (ids, positions, and
+    20 bytes per distinct n-gram of each order)."""
+    in_flight = 2 * threads + 1
+    size = memory // (SPILL_SHARE * in_flight * (5 * order + 8))
+    return int(min(corpus.CHUNK_BYTES, max(MIN_CHUNK_BYTES, size)))
+
+
+def count_external(paths, order, memory, tmp, level="word", min_count=1, max_vocab=None, keep=None, threads=1,
+                   progress=silent):
+    """Count ``paths`` in two passes spilling to ``tmp``; returns ``(vocab, counts, training, stats)``.
+
+    ``training`` is what the model records about its data, ``stats`` says how many chunks were
+    counted and runs spilled. The temporary folder is removed however this ends.
+    """
+    with ScratchFolder(tmp or tempfile.gettempdir()) as scratch:
+        readable = [spool_stdin(scratch) if str(p) == "-" else p for p in paths]
+        hasher = corpus.data_hasher()
+        bar = progress("reading", total=corpus.input_size(readable), unit="B")
+        try:
+            tally = tally_tokens(readable, level, hasher=hasher, progress=bar.update)
+        finally:
+            bar.close()
+        check_not_empty(tally.words, paths)
+        vocab = tally.vocabulary(min_count=min_count, max_vocab=max_vocab, keep=keep)
+        training = training_record(paths, hasher.hexdigest(), tally.words, tally.sentences)
+        del tally
+        names = (scratch.join(f"run{i:05d}") for i in itertools.count())
+        runs, counts, n_chunks = _spill_chunks(readable, vocab, order, memory, threads, names, progress)
+        stats = {"chunks": n_chunks, "runs": len(runs), "spilled_bytes": sum(r.nbytes for r in runs)}
+        if runs:
+            bar = progress("merging runs", total=len(runs) - 1, unit="merge")
+            try:
+                counts = spill.merge_runs(runs, lambda: next(names), threads=threads, progress=bar.update)
+            finally:
+                bar.close()
+    return vocab, counts, training, stats
+
+
+def _spill_chunks(paths, vocab, order, memory, threads, names, progress):
+    """Pass 2: count chunks; whenever the waiting chunk counts pass the share of the budget, merge
+    them and write the merged run. Returns (runs, None, chunks counted), or when nothing had to
+    be spilled ([], the in-memory ``NgramCounts``, chunks counted)."""
+    share = memory // SPILL_SHARE
+    pending, held, runs, n_chunks = [], 0, [], 0
+    bar = progress("counting", total=corpus.input_size(paths), unit="B")
+    try:
+        for counts in chunk_counts(paths, vocab, order, threads=threads,
+                                   chunk_bytes=chunk_bytes_for(memory, order, threads), progress=bar.update):
+            n_chunks += 1
+            pending.append(counts)
+            held += nbytes(counts)
+            if held >= share:
+                runs.append(_spill(pending, next(names), threads))
+                pending, held = [], 0
+    finally:
+        bar.close()
+    if not runs:
+        return [], merge_counts(pending, threads) if len(pending) > 1 else pending[0], n_chunks
+    if pending:
+        runs.append(_spill(pending, next(names), threads))
+    return runs, None, n_chunks
+
+
+def _spill(pending, folder, threads):
+    """Merge the waiting chunk counts into a run on disk, level by level."""
+    parts = merge_levels(pending, threads) if len(pending) > 1 else spill.levels(pending[0])
+    return spill.write_run(parts, folder, pending[0].vocab_size)
+

@@ -1,0 +1,100 @@
+"""Counting without holding the corpus: pass 1 counts tokens (the vocabulary), pass 2 re-reads the
+text chunk by chunk, encodes it with the final vocabulary and counts each chunk's n-grams.
+
+Vocabulary ids depend on the counts of the whole corpus, so n-grams can only be counted once
+every token has been seen; ``ngram.external`` and ``ngram.distributed`` run these two passes over
+files, one process or many. Both give the vocabulary, counts and fingerprint that
+``read_corpus`` + ``count_ngrams`` give.
+"""
+
+import numpy as np
+
+from .. import corpus
+from ..errors import LmtoolError
+from ..vocab import TokenCounter
+from .counts import count_chunk, merge_counts
+
+
+class TokenTally:
+    """Pass 1: tokens seen so far with their counts, words and sentences read, in one TokenCounter."""
+
+    def __init__(self, level):
+        self.counter = TokenCounter(level)
+        self.counts = np.zeros(1024, np.int64)
+        self.words = 0
+        self.sentences = 0
+
+    def add(self, data):
+        """Count the tokens of ``data`` (whole lines of UTF-8)."""
+        ids, lengths = self.counter.encode(data)
+        n = len(self.counter)
+        if n > len(self.counts):
+            self.counts = np.concatenate([self.counts, np.zeros(max(n, 2 * len(self.counts)) - len(self.counts),
+                                                                np.int64)])
+        self.counts[:n] += np.bincount(ids, minlength=n)
+        self.words += len(ids)
+        self.sentences += len(lengths)
+
+    def vocabulary(self, min_count=1, max_vocab=None, keep=None):
+        """The final ``Vocabulary``, as ``read_corpus`` builds it."""
+        vocab, _ = self.counter.finish(self.counts[:len(self.counter)], min_count=min_count, max_vocab=max_vocab,
+                                       keep=keep)
+        return vocab
+
+    def token_counts(self):
+        """``(tokens, counts: int64[k])`` of the words seen, specials left out."""
+        return self.counter.token_counts(self.counts)
+
+
+def tally_tokens(paths, level, hasher=None, progress=None):
+    """Pass 1 over ``paths``: a ``TokenTally`` (and ``hasher`` updated with the decompressed bytes)."""
+    tally = TokenTally(level)
+    for chunk in corpus.read_chunks(paths, progress=progress, hasher=hasher):
+        tally.add(chunk.data)
+    return tally
+
+
+def check_not_empty(words, paths):
+    """Refuse a corpus without a single token, as ``read_corpus`` does."""
+    if words == 0:
+        name = corpus.display_name(paths[0]) if len(paths) == 1 else ", ".join(map(corpus.display_name, paths))
+        raise LmtoolError("no tokens in the corpus (only empty lines)", name)
+
+
+def training_record(paths, fingerprint, words, sentences):
+    """What the model file records about its training data (``EncodedCorpus.describe``)."""
+    return {"files": [corpus.display_name(f) for f in paths], "blake2b": fingerprint,
+            "sentences": int(sentences), "tokens": int(words + sentences)}
+
+
+def chunk_counts(paths, vocab, order, threads=1, chunk_bytes=corpus.CHUNK_BYTES, progress=None):
+    """Pass 2: ``NgramCounts`` of each chunk of ``paths`` encoded with ``vocab``, in input order.
+
+    Encoding and counting both release the GIL, so ``threads`` chunks are worked on at a time.
+    """
+    from ..threads import ordered_map
+
+    vocab.encode_bytes(b"")  # build the lookup table once, before threads share it
+    size = len(vocab)
+
+    def count(chunk):
+        ids, lengths = vocab.encode_bytes(chunk.data)
+        return count_chunk(ids, lengths, order, size)
+
+    chunks = corpus.read_chunks(paths, chunk_bytes=chunk_bytes, progress=progress)
+    return ordered_map(count, chunks, threads)
+
+
+def count_shard(paths, vocab, order, batch=16):
+    """Pass 2 over ``paths`` entirely in memory: their ``NgramCounts``, merged every ``batch`` chunks."""
+    pending = []
+    for counts in chunk_counts(paths, vocab, order):
+        pending.append(counts)
+        if len(pending) > batch:
+            pending = [merge_counts(pending)]
+    return merge_counts(pending) if len(pending) > 1 else pending[0]
+
+
+def nbytes(counts):
+    """Bytes held by the arrays of an ``NgramCounts``."""
+    return sum(a.nbytes for field in (counts.parent, counts.word, counts.count, counts.suffix) for a in field)

@@ -1,0 +1,66 @@
+"""A private temporary folder under ``--tmp``, removed however the command ends, and stdin spooled
+into it so that a two-pass reader can read it twice.
+
+A full disk while writing there becomes one line naming the folder, instead of a traceback.
+"""
+
+import errno
+import os
+import shutil
+import sys
+import tempfile
+
+from .errors import LmtoolError
+
+_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+class ScratchFolder:
+    """Context manager: a new folder inside ``parent``, deleted on success, on error and on Ctrl-C."""
+
+    def __init__(self, parent):
+        self.parent = os.path.abspath(parent)
+        self.path = None
+
+    def __enter__(self):
+        if not os.path.isdir(self.parent):
+            raise LmtoolError("--tmp: no such folder; create it or choose another", self.parent)
+        try:
+            self.path = tempfile.mkdtemp(prefix="lmtool-count-", dir=self.parent)
+        except OSError as err:
+            raise LmtoolError(f"--tmp: cannot create a temporary folder ({err.strerror}); choose another",
+                              self.parent) from None
+        return self
+
+    def __exit__(self, kind, value, tb):
+        shutil.rmtree(self.path, ignore_errors=True)
+        if kind is not None and issubclass(kind, OSError) and value.errno in _FULL:
+            raise LmtoolError("no space left for temporary files; free some or point --tmp at a larger disk",
+                              self.parent) from None
+        return False
+
+    def join(self, name):
+        """A path inside the folder."""
+        return os.path.join(self.path, name)
+
+
+class SpooledPath(os.PathLike):
+    """A file that stands in for another input: opened at ``real``, named ``shown`` in messages."""
+
+    def __init__(self, real, shown):
+        self.real = real
+        self.shown = shown
+
+    def __fspath__(self):
+        return self.real
+
+    def __str__(self):
+        return self.shown
+
+
+def spool_stdin(scratch, stream=None):
+    """Copy stdin (raw bytes, compressed or not) into ``scratch``; returns a path shown as ``<stdin>``."""
+    path = scratch.join("stdin")
+    with open(path, "wb") as out:
+        shutil.copyfileobj(stream or sys.stdin.buffer, out, 1 << 20)
+    return SpooledPath(path, "<stdin>")

@@ -1,0 +1,72 @@
+"""Worker threads for the commands that take ``--threads``: the option's check, BLAS kept to one
+thread per worker, and an order-preserving parallel map with a bounded number of items in flight.
+
+Threads (not processes) suffice because the kernels release the GIL (``nogil=True``); results come
+back in input order, so the output of N threads is the output of one.
+"""
+
+import collections
+import ctypes
+import glob
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from .errors import LmtoolError
+
+MAX_THREADS = 1024
+
+
+def check_threads(threads):
+    """Refuse a --threads value outside 1..MAX_THREADS with one line that names the option."""
+    if threads is None or threads < 1:
+        raise LmtoolError(f"--threads must be a positive integer, got {threads}")
+    if threads > MAX_THREADS:
+        raise LmtoolError(f"--threads {threads} is absurdly large (at most {MAX_THREADS})")
+    return threads
+
+
+def set_blas_threads(n):
+    """Limit the OpenBLAS that NumPy bundles (the one ``kernels.dense.gemm`` calls) to ``n`` threads.
+
+    Environment variables only work before NumPy loads; this works at any time. Returns the
+    previous thread count, to restore it, or None when that library is not found (then the
+    environment variables set earlier are all there is).
+    """
+    import numpy as np
+
+    folder = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
+    for path in sorted(glob.glob(os.path.join(folder, "libscipy_openblas64_*.so*"))):
+        try:
+            lib = ctypes.CDLL(path)
+            getter, setter = lib.scipy_openblas_get_num_threads64_, lib.scipy_openblas_set_num_threads64_
+        except (OSError, AttributeError):
+            continue
+        previous = int(getter())
+        setter(ctypes.c_int(int(n)))
+        return previous
+    return None
+
+
+def ordered_map(fn, items, threads=1, in_flight=None):
+    """Yield ``fn(item)`` for each item, in input order, computed on ``threads`` threads.
+
+    At most ``in_flight`` items (default 2 per thread) are read ahead of the consumer, so memory
+    stays bounded however long ``items`` is. With one thread this is a plain loop.
+    """
+    if threads <= 1:
+        for item in items:
+            yield fn(item)
+        return
+    in_flight = in_flight or 2 * threads
+    pending = collections.deque()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= in_flight:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()

@@ -1,0 +1,561 @@
+"""Bad input at the command line: one line on stderr, a non-zero exit, no traceback, no partial output.
+
+The project's standard: a missing, empty, binary or non-UTF-8 file, a 1 MB line, an absurd option,
+a directory where a file belongs, an output folder that is missing or unwritable, a corrupt or
+truncated compressed file, bad data on stdin, a truncated, corrupt, newer or foreign model file and a
+broken ARPA file each end with ``lmtool: error: <file>: <problem>`` on one line of stderr, a non-zero
+exit status (2 for usage errors), nothing on stdout, no output file (a pre-existing one is left as it
+was) and no ``.lmtool-*.tmp`` left behind. Ctrl-C ends with ``lmtool: interrupted`` and the same
+guarantees.
+
+Every case runs ``python -m lmtool.cli`` in a fresh process with its own output folder (also its
+working directory, so a stray file of any name is caught). The cases are independent, so a fixture
+runs all the selected ones at once on a small process pool, and each test then checks its result.
+"""
+
+import bz2
+import gzip
+import lzma
+import os
+import random
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .conftest import KJV_TRAIN, TINY_TEST, TINY_TRAIN, run_lmtool
+
+SENTINEL = b"pre-existing output: lmtool must leave these bytes alone\n"
+TMP_PREFIX = ".lmtool-"
+
+
+# --- the cases -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Case:
+    """One command expected to fail.
+
+    Every string is a template filled from the fixture's paths (``{out}`` is the case's own folder).
+    ``names`` must all appear in the error line; ``outputs`` must not exist afterwards; ``existing``
+    are created (with ``SENTINEL``) before the run and must be unchanged after it; ``dirs`` are
+    created empty before and must still be empty after; ``stdin`` is a file fed on standard input;
+    ``code`` is the exact exit status where it is known (2: usage error); ``needs`` names a fixture
+    path the case cannot run without.
+    """
+
+    args: str
+    names: tuple = ()
+    outputs: tuple = ()
+    existing: tuple = ()
+    dirs: tuple = ()
+    stdin: str = None
+    code: int = None
+    needs: str = None
+
+
+CASES = {}
+
+# Bad text where a corpus is read. All three commands read through the same reader, so perplexity gets
+# every kind and count and score a selection (a count run loads the Numba kernels before it opens its
+# input, about a second each, so count cases are the costly ones).
+TEXT_KINDS = ("missing", "empty", "binary", "latin1", "longline", "dir", "gz_empty", "gz_trunc", "gz_corrupt",
+              "bz2_trunc", "bz2_corrupt", "xz_trunc", "xz_corrupt")
+COUNT_TEXT_KINDS = ("missing", "empty", "binary", "latin1", "longline", "dir", "gz_trunc", "bz2_corrupt")
+SCORE_TEXT_KINDS = ("missing", "binary", "latin1", "gz_corrupt", "xz_trunc")
+for kind in TEXT_KINDS:
+    if kind in COUNT_TEXT_KINDS:
+        CASES[f"count-corpus-{kind}"] = Case(f"count -q {{{kind}}} -o {{out}}/m.lm --arpa {{out}}/m.arpa",
+                                             names=(f"{{{kind}}}",), outputs=("{out}/m.lm", "{out}/m.arpa"))
+    CASES[f"perplexity-text-{kind}"] = Case(f"perplexity -q {{lm}} {{{kind}}}", names=(f"{{{kind}}}",))
+    if kind in SCORE_TEXT_KINDS:
+        CASES[f"score-text-{kind}"] = Case(f"score -q {{lm}} {{{kind}}}", names=(f"{{{kind}}}",))
+CASES.update({
+    "count-corpus-only-empty-lines": Case("count -q {blank} -o {out}/m.lm", names=("{blank}",),
+                                          outputs=("{out}/m.lm",)),
+    "count-corpus-longline-existing-outputs": Case("count -q {longline} -o {out}/m.lm --arpa {out}/m.arpa",
+                                                   names=("{longline}",), existing=("{out}/m.lm", "{out}/m.arpa")),
+    "count-corpus-second-file-missing": Case("count -q {corpus} {missing} -o {out}/m.lm", names=("{missing}",),
+                                             outputs=("{out}/m.lm",)),
+    "perplexity-text-second-file-missing": Case("perplexity -q {lm} {text} {missing}", names=("{missing}",)),
+    "perplexity-text-second-file-binary": Case("perplexity -q {lm} {text} {binary}", names=("{binary}",)),
+})
+
+# Standard input ('-').
+CASES.update({
+    "count-stdin-empty": Case("count -q - -o {out}/m.lm", stdin="{empty}", names=("stdin",), outputs=("{out}/m.lm",)),
+    "count-stdin-gz-corrupt": Case("count -q - -o {out}/m.lm", stdin="{gz_corrupt}", names=("stdin",),
+                                   outputs=("{out}/m.lm",)),
+    "perplexity-stdin-latin1": Case("perplexity -q {lm} -", stdin="{latin1}", names=("stdin",)),
+    "perplexity-stdin-xz-trunc": Case("perplexity -q {lm} -", stdin="{xz_trunc}", names=("stdin",)),
+    "score-stdin-binary": Case("score -q {lm} -", stdin="{binary}", names=("stdin",)),
+    "score-stdin-empty": Case("score -q {lm} -", stdin="{empty}", names=("stdin",)),
+    "convert-stdin-broken-arpa": Case("convert -q - {out}/m.lm", stdin="{arpa_wrong_count_2}", names=("stdin",),
+                                      outputs=("{out}/m.lm",)),
+})
+
+# Absurd options and usage errors.
+CASES.update({
+    "count-order-0": Case("count -q {corpus} --order 0 -o {out}/m.lm", names=("--order",), outputs=("{out}/m.lm",)),
+    "count-order-20": Case("count -q {corpus} --order 20 -o {out}/m.lm", names=("--order",),
+                           outputs=("{out}/m.lm",)),
+    "count-order-not-a-number": Case("count -q {corpus} --order three -o {out}/m.lm", names=("--order",),
+                                     outputs=("{out}/m.lm",), code=2),
+    "count-add-k-negative-k": Case("count -q {corpus} --smoothing add-k --k -1 -o {out}/m.lm", names=("--k",),
+                                   outputs=("{out}/m.lm",)),
+    "count-add-k-zero-k": Case("count -q {corpus} --smoothing add-k --k 0 -o {out}/m.lm", names=("--k",),
+                               outputs=("{out}/m.lm",)),
+    "count-negative-k": Case("count -q {corpus} --k -1 -o {out}/m.lm", names=("--k",), outputs=("{out}/m.lm",)),
+    "count-min-count-0": Case("count -q {corpus} --min-count 0 -o {out}/m.lm", names=("--min-count",),
+                              outputs=("{out}/m.lm",)),
+    "count-max-vocab-1": Case("count -q {corpus} --max-vocab 1 -o {out}/m.lm", names=("--max-vocab",),
+                              outputs=("{out}/m.lm",)),
+    "count-unknown-smoothing": Case("count -q {corpus} --smoothing good-turing -o {out}/m.lm",
+                                    names=("--smoothing",), outputs=("{out}/m.lm",), code=2),
+    "count-unknown-level": Case("count -q {corpus} --level byte -o {out}/m.lm", names=("--level",),
+                                outputs=("{out}/m.lm",), code=2),
+    "count-no-output-option": Case("count -q {corpus}", names=("--output",), code=2),
+    "count-no-corpus": Case("count -q -o {out}/m.lm", names=("CORPUS",), outputs=("{out}/m.lm",), code=2),
+    "generate-temperature-0": Case("generate -q {lm} --temperature 0", names=("--temperature",)),
+    "generate-temperature-negative": Case("generate -q {lm} --temperature -1", names=("--temperature",)),
+    "generate-top-k-negative": Case("generate -q {lm} --top-k -1", names=("--top-k",)),
+    "generate-n-0": Case("generate -q {lm} -n 0", names=("-n",)),
+    "generate-max-tokens-0": Case("generate -q {lm} --max-tokens 0", names=("--max-tokens",)),
+    "generate-seed-negative": Case("generate -q {lm} --seed -1", names=("--seed",)),
+    "no-command": Case("", code=2),
+    "unknown-command": Case("train-fast {corpus}", names=("train-fast",), code=2),
+    "perplexity-no-files": Case("perplexity -q {lm}", names=("FILES",), code=2),
+})
+
+# --vocab files.
+for kind in ("missing", "empty", "dir", "binary", "blank"):
+    CASES[f"count-vocab-{kind}"] = Case(f"count -q {{corpus}} --vocab {{{kind}}} -o {{out}}/m.lm",
+                                        names=(f"{{{kind}}}",), outputs=("{out}/m.lm",))
+
+# Outputs: directories, missing folders, unwritable folders, what ARPA cannot hold.
+CASES.update({
+    "count-output-is-directory": Case("count -q {corpus} -o {out}/adir", names=("{out}/adir",), dirs=("{out}/adir",)),
+    "count-arpa-is-directory": Case("count -q {corpus} -o {out}/m.lm --arpa {out}/adir", names=("{out}/adir",),
+                                    outputs=("{out}/m.lm",), dirs=("{out}/adir",)),
+    "count-output-missing-folder": Case("count -q {corpus} -o {out}/no/such/m.lm", names=("{out}/no/such/m.lm",),
+                                        outputs=("{out}/no",)),
+    "count-arpa-missing-folder": Case("count -q {corpus} -o {out}/m.lm --arpa {out}/no/such/m.arpa",
+                                      names=("{out}/no/such/m.arpa",), outputs=("{out}/m.lm", "{out}/no")),
+    "count-output-unwritable": Case("count -q {corpus} -o {ro}/m.lm --arpa {out}/m.arpa", names=("{ro}/m.lm",),
+                                    outputs=("{ro}/m.lm", "{out}/m.arpa"), needs="ro"),
+    "count-output-unwritable-existing-arpa": Case("count -q {corpus} -o {ro}/m.lm --arpa {out}/m.arpa",
+                                                  names=("{ro}/m.lm",), outputs=("{ro}/m.lm",),
+                                                  existing=("{out}/m.arpa",), needs="ro"),
+    "count-arpa-unwritable": Case("count -q {corpus} -o {out}/m.lm --arpa {ro}/m.arpa", names=("{ro}/m.arpa",),
+                                  outputs=("{out}/m.lm", "{ro}/m.arpa"), needs="ro"),
+    "count-char-level-arpa": Case("count -q {corpus} --level char -o {out}/m.lm --arpa {out}/m.arpa",
+                                  names=("{out}/m.arpa",), outputs=("{out}/m.lm", "{out}/m.arpa")),
+    "count-char-level-arpa-existing-outputs": Case("count -q {corpus} --level char -o {out}/m.lm --arpa {out}/m.arpa",
+                                                   names=("{out}/m.arpa",), existing=("{out}/m.lm", "{out}/m.arpa")),
+    "convert-output-is-directory": Case("convert -q {lm} {out}/adir", names=("{out}/adir",), dirs=("{out}/adir",)),
+    "convert-output-missing-folder": Case("convert -q {lm} {out}/no/m.arpa", names=("{out}/no/m.arpa",),
+                                          outputs=("{out}/no",)),
+    "convert-output-unwritable": Case("convert -q {arpa} {ro}/m.lm", names=("{ro}/m.lm",), outputs=("{ro}/m.lm",),
+                                      needs="ro"),
+    "convert-input-is-directory": Case("convert -q {dir} {out}/m.lm", names=("{dir}",), outputs=("{out}/m.lm",)),
+    "convert-input-missing": Case("convert -q {missing} {out}/m.lm", names=("{missing}",), outputs=("{out}/m.lm",)),
+    "convert-text-is-not-arpa": Case("convert -q {corpus} {out}/m.lm", names=("{corpus}",), outputs=("{out}/m.lm",)),
+    "convert-empty": Case("convert -q {empty} {out}/m.lm", names=("{empty}",), outputs=("{out}/m.lm",)),
+})
+
+# Model files that are missing, damaged, newer or not lmtool's: every kind given to perplexity, and a
+# selection to the other commands that read a model (score and generate load it as perplexity does;
+# convert takes what is not an lmtool model for ARPA; info reads the header only, by design, so it
+# neither checks the data's checksum nor needs the code to run a recurrent model).
+MODEL_KINDS = ("m_missing", "m_empty", "m_dir", "m_trunc_half", "m_trunc_16", "m_trunc_header", "m_flip_data",
+               "m_flip_header", "m_random", "m_kenlm", "m_arpa", "m_text", "m_recurrent", "m_header_not_json",
+               "m_header_no_fields")
+OTHER_COMMANDS = {
+    "score": ("score -q {{{kind}}} {{text}}", ("m_missing", "m_flip_data", "m_recurrent")),
+    "generate": ("generate -q {{{kind}}}", ("m_trunc_half", "m_kenlm", "m_recurrent")),
+    "convert": ("convert -q {{{kind}}} {{out}}/m.arpa", ("m_dir", "m_trunc_half", "m_flip_data", "m_random",
+                                                        "m_kenlm", "m_recurrent")),
+    "info": ("info {{{kind}}}", ("m_empty", "m_dir", "m_trunc_half", "m_flip_header", "m_random", "m_arpa",
+                                  "m_header_not_json")),
+}
+for kind in MODEL_KINDS:
+    CASES[f"perplexity-{kind}"] = Case(f"perplexity -q {{{kind}}} {{text}}", names=(f"{{{kind}}}",))
+for command, (template, kinds) in OTHER_COMMANDS.items():
+    for kind in kinds:
+        outputs = ("{out}/m.arpa",) if command == "convert" else ()
+        CASES[f"{command}-{kind}"] = Case(template.format(kind=kind), names=(f"{{{kind}}}",), outputs=outputs)
+CASES.update({
+    "perplexity-m_newer": Case("perplexity -q {m_newer} {text}", names=("{m_newer}", "{newer_version}",
+                                                                         "{format_version}")),
+    "convert-m_newer": Case("convert -q {m_newer} {out}/m.arpa", names=("{m_newer}", "{newer_version}"),
+                            outputs=("{out}/m.arpa",)),
+    "info-m_newer": Case("info {m_newer}", names=("{m_newer}", "{newer_version}")),
+    "convert-m_flip_data-existing-output": Case("convert -q {m_flip_data} {out}/m.arpa", names=("{m_flip_data}",),
+                                                existing=("{out}/m.arpa",)),
+    "perplexity-stupid-backoff": Case("perplexity -q {sb} {text}", names=("{sb}", "stupid-backoff", "score")),
+    "perplexity-json-stupid-backoff": Case("perplexity -q --json {sb} {text}", names=("{sb}", "stupid-backoff")),
+})
+
+# Broken ARPA files (and compressed ones) given to convert.
+ARPA_KINDS = ("no_data", "no_section_2", "no_end", "truncated", "wrong_count_1", "wrong_count_2",
+              "count_line_missing", "prob_not_a_number", "backoff_not_a_number", "prob_nan", "prob_positive",
+              "unknown_word", "unigram_twice", "bigram_twice", "text_after_end", "too_many_fields",
+              "no_ngrams", "gz_trunc", "gz_corrupt")
+for kind in ARPA_KINDS:
+    CASES[f"convert-arpa-{kind}"] = Case(f"convert -q {{arpa_{kind}}} {{out}}/m.lm", names=(f"{{arpa_{kind}}}",),
+                                         outputs=("{out}/m.lm",))
+CASES["convert-arpa-wrong_count_2-existing-output"] = Case(
+    "convert -q {arpa_wrong_count_2} {out}/m.lm", names=("{arpa_wrong_count_2}",), existing=("{out}/m.lm",))
+
+# The same errors without -q, stderr not a terminal (a log file, CI): still exactly one line.
+CASES.update({
+    "noquiet-count-longline": Case("count {longline} -o {out}/m.lm", names=("{longline}",), outputs=("{out}/m.lm",)),
+    "noquiet-perplexity-binary": Case("perplexity {lm} {binary}", names=("{binary}",)),
+    "noquiet-score-latin1": Case("score {lm} {latin1}", names=("{latin1}",)),
+    "noquiet-convert-broken-arpa": Case("convert {arpa_wrong_count_2} {out}/m.lm", names=("{arpa_wrong_count_2}",),
+                                        outputs=("{out}/m.lm",)),
+})
+
+
+# --- the bad files -------------------------------------------------------------------------------
+
+VALID_ARPA = """\
+\\data\\
+ngram 1=6
+ngram 2=7
+
+\\1-grams:
+-1.0\t<unk>\t0
+0\t<s>\t-0.30103
+-0.60206\t</s>\t0
+-0.60206\ta\t-0.30103
+-0.69897\tb\t-0.30103
+-0.69897\tc\t-0.30103
+
+\\2-grams:
+-0.4\t<s> a
+-0.6\t<s> b
+-0.5\ta b
+-0.5\ta </s>
+-0.3\tb c
+-0.5\tc </s>
+-0.3\tc a
+
+\\end\\
+"""
+
+
+def _broken_arpas():
+    good = VALID_ARPA
+    body_2 = good.index("\\2-grams:")
+    return {
+        "no_data": good.replace("\\data\\\n", "", 1),
+        "no_section_2": good[:body_2] + "\\end\\\n",
+        "no_end": good.replace("\\end\\\n", ""),
+        "truncated": good[:len(good) // 2],
+        "wrong_count_1": good.replace("ngram 1=6", "ngram 1=5"),
+        "wrong_count_2": good.replace("ngram 2=7", "ngram 2=8"),
+        "count_line_missing": good.replace("ngram 2=7\n", ""),
+        "prob_not_a_number": good.replace("-0.3\tb c", "minus\tb c"),
+        "backoff_not_a_number": good.replace("-0.69897\tb\t-0.30103", "-0.69897\tb\tx"),
+        "prob_nan": good.replace("-0.3\tb c", "nan\tb c"),
+        "prob_positive": good.replace("-0.3\tb c", "0.5\tb c"),
+        "unknown_word": good.replace("-0.3\tb c", "-0.3\tb zebra"),
+        "unigram_twice": good.replace("-0.69897\tc\t", "-0.69897\tb\t"),
+        "bigram_twice": good.replace("-0.3\tb c", "-0.3\tc a"),
+        "text_after_end": good + "trailing text\n",
+        "too_many_fields": good.replace("-0.3\tb c", "-0.3\tb c a b"),
+        "no_ngrams": "\\data\\\nngram 1=0\n\n\\1-grams:\n\n\\end\\\n",
+    }
+
+
+def _flip(data, at):
+    data = bytearray(data)
+    data[at] ^= 0xFF
+    return bytes(data)
+
+
+def _with_header(magic, version, header):
+    """A file with lmtool's magic and a header whose checksum is right but whose content is not."""
+    return magic + struct.pack("<III", version, len(header), zlib.crc32(header)) + header
+
+
+def _unwritable_folder(base):
+    """A folder this process cannot create files in; root bypasses permissions, so try /sys then."""
+    if os.geteuid() != 0:
+        folder = base / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return folder
+    for candidate in ("/sys", "/proc"):
+        probe = os.path.join(candidate, ".lmtool-write-probe")
+        try:
+            fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+        except OSError:
+            return Path(candidate)
+        os.close(fd)
+        os.unlink(probe)
+    return None
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory, tiny_model):
+    """Every bad input the cases name, by template key."""
+    base = tmp_path_factory.mktemp("bad-input")
+    p = {"corpus": TINY_TRAIN, "text": TINY_TEST, "lm": tiny_model.lm, "arpa": tiny_model.arpa}
+
+    def put(key, name, data):
+        path = base / name
+        path.write_bytes(data)
+        p[key] = path
+
+    sample = TINY_TEST.read_bytes()
+    p["missing"] = base / "no-such-file.txt"
+    put("empty", "empty.txt", b"")
+    put("blank", "blank-lines.txt", b"\n\n  \n\n")
+    put("binary", "binary.bin", b"\x7fELF\x02\x01\x01\x00" + random.Random(1).randbytes(4096))
+    put("latin1", "latin1.txt", sample[:3000].rsplit(b"\n", 1)[0] + "\ncaf\u00e9 au lait\n".encode("latin-1"))
+    put("longline", "long-line.txt", b"a short first line\n" + b"w " * 500_000 + b"\n")
+    p["dir"] = base / "a-directory"
+    p["dir"].mkdir()
+    put("gz_empty", "empty.txt.gz", gzip.compress(b"", mtime=0))
+    for ext, compress in (("gz", lambda d: gzip.compress(d, mtime=0)), ("bz2", bz2.compress), ("xz", lzma.compress)):
+        packed = compress(sample)
+        put(f"{ext}_trunc", f"truncated.txt.{ext}", packed[:len(packed) // 2])
+        put(f"{ext}_corrupt", f"corrupt.txt.{ext}", _flip(packed, len(packed) // 2))
+
+    model = tiny_model.lm.read_bytes()
+    magic, version = model[:8], struct.unpack("<I", model[8:12])[0]
+    p["format_version"], p["newer_version"] = version, version + 1
+    p["m_missing"] = base / "no-such-model.lm"
+    put("m_empty", "empty.lm", b"")
+    p["m_dir"] = p["dir"]
+    put("m_trunc_half", "truncated-half.lm", model[:len(model) // 2])
+    put("m_trunc_16", "truncated-16.lm", model[:16])
+    put("m_trunc_header", "truncated-header.lm", model[:200])
+    put("m_flip_data", "flipped-data.lm", _flip(model, len(model) // 2))
+    put("m_flip_header", "flipped-header.lm", _flip(model, 40))
+    put("m_newer", "newer.lm", model[:8] + struct.pack("<I", version + 1) + model[12:])
+    put("m_random", "random.bin", random.Random(2).randbytes(8192))
+    put("m_kenlm", "kenlm.binary", b"mmap lm http://kheafield.com/code format version 5\n\x00" + bytes(4096))
+    p["m_arpa"] = tiny_model.arpa
+    p["m_text"] = TINY_TRAIN
+    put("m_header_not_json", "header-not-json.lm", _with_header(magic, version, b"this is not JSON"))
+    put("m_header_no_fields", "header-no-fields.lm", _with_header(magic, version, b'{"kind": "ngram"}'))
+    # A well-formed container of the other kind, holding nothing a recurrent model needs.
+    import numpy as np
+    from lmtool import modelfile
+
+    p["m_recurrent"] = base / "recurrent.lm"
+    modelfile.write(p["m_recurrent"], "recurrent", {"cell": "lstm"}, {"w": np.zeros(16, np.float32)})
+
+    for kind, text in _broken_arpas().items():
+        put(f"arpa_{kind}", f"{kind}.arpa", text.encode())
+    packed = gzip.compress(VALID_ARPA.encode(), mtime=0)
+    put("arpa_gz_trunc", "truncated.arpa.gz", packed[:len(packed) // 2])
+    put("arpa_gz_corrupt", "corrupt.arpa.gz", _flip(packed, len(packed) // 2))
+    put("arpa_valid", "valid.arpa", VALID_ARPA.encode())
+
+    sb = base / "stupid-backoff.lm"
+    done = run_lmtool("count", "-q", TINY_TRAIN, "--smoothing", "stupid-backoff", "-o", sb)
+    assert done.returncode == 0, done.stderr.decode()
+    p["sb"] = sb
+    p["ro"] = _unwritable_folder(base)
+    p["_base"] = base
+    return p
+
+
+# --- running and checking ------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    command: list
+    result: subprocess.CompletedProcess
+    out: Path
+    expect: dict
+
+
+def _fill(template, values):
+    return template.format(**values)
+
+
+def _prepare(case_id, case, p):
+    out = p["_base"] / "out" / case_id
+    out.mkdir(parents=True)
+    values = {k: str(v) for k, v in p.items() if v is not None}
+    values["out"] = str(out)
+    args = [_fill(a, values) for a in case.args.split()]
+    existing = {}
+    for template in case.existing:
+        path = Path(_fill(template, values))
+        path.write_bytes(SENTINEL)
+        existing[path] = SENTINEL
+    for template in case.dirs:
+        Path(_fill(template, values)).mkdir()
+    stdin = Path(_fill(case.stdin, values)).read_bytes() if case.stdin else None
+    expect = {
+        "names": [_fill(n, values) for n in case.names],
+        "outputs": [Path(_fill(o, values)) for o in case.outputs],
+        "existing": existing,
+        "dirs": [Path(_fill(d, values)) for d in case.dirs],
+        "code": case.code,
+    }
+    return args, stdin, out, expect
+
+
+@pytest.fixture(scope="module")
+def outcomes(request, paths):
+    """Run every selected case (in parallel, one process each) and keep what happened."""
+    wanted = {item.callspec.params["case_id"] for item in request.session.items
+              if getattr(item, "originalname", "") == "test_bad_input" and hasattr(item, "callspec")}
+    jobs = {}
+    for case_id in sorted(wanted, key=lambda c: (not CASES[c].args.startswith("count"), c)):  # slow ones first
+        case = CASES[case_id]
+        if case.needs and paths.get(case.needs) is None:
+            continue
+        jobs[case_id] = _prepare(case_id, case, paths)
+
+    def run(case_id):
+        args, stdin, out, expect = jobs[case_id]
+        result = run_lmtool(*args, stdin=stdin, cwd=out)
+        return Outcome(["lmtool", *args], result, out, expect)
+
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        return dict(zip(jobs, pool.map(run, jobs)))
+
+
+def assert_failed_cleanly(outcome, prefix="lmtool: error:"):
+    """The standard: exit status, one stderr line naming the file, nothing written or left behind."""
+    r, expect = outcome.result, outcome.expect
+    err = r.stderr.decode("utf-8", "replace")
+    context = f"\n$ {' '.join(outcome.command)}\nexit {r.returncode}\nstderr: {err!r}\nstdout: {r.stdout[:300]!r}"
+    assert "Traceback" not in err, "traceback on stderr" + context
+    assert r.returncode != 0, "exit status 0" + context
+    if expect["code"] is not None:
+        assert r.returncode == expect["code"], f"exit status should be {expect['code']}" + context
+    # '\r' (a progress bar redrawn) ends a line here too, as on a terminal; blank lines do not count
+    # (click moves past the terminal's '^C' with an empty line before 'lmtool: interrupted').
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, f"stderr should be exactly one non-empty line, it has {len(lines)}" + context
+    line = lines[0]
+    assert line.startswith(prefix), f"stderr should start with {prefix!r}" + context
+    for name in expect["names"]:
+        if name == "stdin":  # standard input is named '<stdin>' by the corpus reader, '-' as given elsewhere
+            assert "stdin" in line or line.startswith(f"{prefix} -:"), "the message should name stdin" + context
+        else:
+            assert name in line, f"the message should name {name!r}" + context
+    assert r.stdout == b"", "nothing should be written to stdout" + context
+    for path in expect["outputs"]:
+        assert not path.exists(), f"output {path} was created" + context
+    for path, data in expect["existing"].items():
+        assert path.exists() and path.read_bytes() == data, f"pre-existing {path} was changed" + context
+    for path in expect["dirs"]:
+        assert path.is_dir() and not os.listdir(path), f"directory {path} was written into" + context
+    allowed = {p.name for p in expect["existing"]} | {p.name for p in expect["dirs"]}
+    left = sorted(set(os.listdir(outcome.out)) - allowed)
+    assert not left, f"files left in the output folder: {left}" + context
+
+
+@pytest.mark.parametrize("case_id", sorted(CASES))
+def test_bad_input(case_id, outcomes, paths):
+    case = CASES[case_id]
+    if case_id not in outcomes:
+        pytest.skip(f"no {case.needs} folder on this machine (e.g. an unwritable one)")
+    assert_failed_cleanly(outcomes[case_id])
+
+
+def test_valid_arpa_control_converts(paths, tmp_path):
+    """The broken ARPA files are all edits of this one, which converts, so each fails for its edit."""
+    result = run_lmtool("convert", "-q", paths["arpa_valid"], tmp_path / "ok.lm")
+    assert result.returncode == 0, result.stderr.decode()
+    assert (tmp_path / "ok.lm").exists()
+
+
+def test_newer_version_file_is_otherwise_intact(paths):
+    """The 'newer version' model differs from a good one in the version field only."""
+    good, newer = paths["lm"].read_bytes(), paths["m_newer"].read_bytes()
+    assert len(good) == len(newer) and good[12:] == newer[12:] and good[:8] == newer[:8]
+
+
+# --- Ctrl-C --------------------------------------------------------------------------------------
+
+def _opened(pid, path):
+    """Whether process ``pid`` has ``path`` open (Linux /proc)."""
+    folder = f"/proc/{pid}/fd"
+    try:
+        for fd in os.listdir(folder):
+            try:
+                if os.readlink(os.path.join(folder, fd)) == str(path):
+                    return True
+            except OSError:
+                continue
+    except OSError:
+        return False
+    return False
+
+
+def _interrupt_count(tmp_path, when, extra=()):
+    """Start ``lmtool count`` on the KJV training text, send SIGINT as soon as ``when(proc, out)`` holds."""
+    out = tmp_path / "out"
+    out.mkdir()
+    command = [sys.executable, "-m", "lmtool.cli", "count", "-q", *map(str, extra), "-o", str(out / "kjv.lm"),
+               "--arpa", str(out / "kjv.arpa")]
+    proc = subprocess.Popen(command, cwd=out, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    try:
+        while proc.poll() is None and not when(proc, out):
+            if time.monotonic() > deadline:
+                pytest.fail("the moment to interrupt never came")
+            time.sleep(0.0005)
+        if proc.poll() is not None:
+            pytest.fail(f"lmtool count finished (exit {proc.returncode}) before it could be interrupted; "
+                        "use a larger input")
+        seen = sorted(os.listdir(out))
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return Outcome(["lmtool", *command[3:], f"# SIGINT when {seen} were in the folder"],
+                   subprocess.CompletedProcess(command, proc.returncode, stdout, stderr), out,
+                   {"names": [], "outputs": [out / "kjv.lm", out / "kjv.arpa"], "existing": {}, "dirs": [],
+                    "code": None})
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to see what the process reads")
+def test_interrupt_while_reading_leaves_nothing(tmp_path):
+    outcome = _interrupt_count(tmp_path, lambda proc, out: _opened(proc.pid, KJV_TRAIN),
+                               extra=(KJV_TRAIN, KJV_TRAIN, KJV_TRAIN, "--order", 3))
+    assert_failed_cleanly(outcome, prefix="lmtool: interrupted")
+
+
+def test_interrupt_while_writing_leaves_no_temporary_file(tmp_path):
+    outcome = _interrupt_count(tmp_path, lambda proc, out: any(n.startswith(TMP_PREFIX) for n in os.listdir(out)),
+                               extra=(KJV_TRAIN, "--order", 3))
+    assert_failed_cleanly(outcome, prefix="lmtool: interrupted")
+
+
+def _arpa_half_written(proc, out):
+    """The ARPA file's staged copy has data (written first) while the model's is still empty."""
+    sizes = sorted(os.path.getsize(out / n) for n in os.listdir(out) if n.startswith(TMP_PREFIX))
+    return len(sizes) >= 2 and sizes[-1] > 0
+
+
+def test_interrupt_after_the_arpa_file_leaves_no_output(tmp_path):
+    """Ctrl-C once the ARPA file is written but before the model is: neither may appear."""
+    outcome = _interrupt_count(tmp_path, _arpa_half_written, extra=(KJV_TRAIN, "--order", 3))
+    assert not (tmp_path / "out" / "kjv.arpa").exists()
+    assert_failed_cleanly(outcome, prefix="lmtool: interrupted")
+
+
+def test_model_and_arpa_appear_together(tmp_path):
+    result = run_lmtool("count", "-q", TINY_TRAIN, "-o", tmp_path / "m.lm", "--arpa", tmp_path / "m.arpa")
+    assert result.returncode == 0, result.stderr.decode()
+    assert sorted(os.listdir(tmp_path)) == ["m.arpa", "m.lm"]

@@ -1,0 +1,215 @@
+"""``count --memory``, ``--threads`` and ``--dask`` write the same model file as plain ``count``, byte
+for byte, and ``--memory`` leaves nothing in its ``--tmp`` folder however the run ends.
+
+The corpora are small random texts over a Zipf-like vocabulary, so a budget of a few hundred KiB
+already forces many spills. Commands run in-process through ``lmtool.cli.main``.
+"""
+
+import errno
+import gzip
+import io
+import re
+import sys
+
+import numpy as np
+import pytest
+
+from lmtool.cli import main
+from lmtool.ngram import runs
+
+WORDS = [f"w{i}" for i in range(300)] + ["é", "<unk>", "ünï"]
+
+
+def write_corpus(path, seed, lines):
+    """``lines`` sentences of 0..15 words drawn with Zipf-like probabilities; gzip if the name says so."""
+    rng = np.random.default_rng(seed)
+    p = 1.0 / np.arange(1, len(WORDS) + 1)
+    text = "".join(" ".join(rng.choice(WORDS, rng.integers(0, 16), p=p / p.sum())) + "\n" for _ in range(lines))
+    data = text.encode("utf-8")
+    if str(path).endswith(".gz"):
+        data = gzip.compress(data, mtime=0)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture(scope="module")
+def texts(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("scaling")
+    return {"a": write_corpus(folder / "a.txt", 1, 2500), "b": write_corpus(folder / "b.txt", 2, 1500),
+            "gz": write_corpus(folder / "c.txt.gz", 3, 1000)}
+
+
+def lmtool(capsys, *args, code=0):
+    """Run ``lmtool ARGS`` in-process; returns its stderr, after checking the exit status."""
+    status = main([str(a) for a in args])
+    err = capsys.readouterr().err
+    assert status == code, err
+    return err
+
+
+def build(capsys, out, inputs, *options):
+    lmtool(capsys, "count", *inputs, "-o", out, *options)
+    return out.read_bytes()
+
+
+def spills(stderr):
+    found = re.search(r"spilled (\d+) runs", stderr)
+    return int(found.group(1)) if found else 0
+
+
+@pytest.mark.parametrize("inputs, options", [
+    (("a", "b"), ("--order", "4")),
+    (("gz", "a"), ("--order", "5", "--min-count", "2")),
+    (("b",), ("--order", "3", "--max-vocab", "100", "--smoothing", "witten-bell")),
+    (("b",), ("--order", "5", "--level", "char")),
+])
+def test_memory_budget_spills_and_gives_the_same_file(capsys, tmp_path, texts, inputs, options):
+    paths = [texts[k] for k in inputs]
+    plain = build(capsys, tmp_path / "plain.lm", paths, *options)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    out = tmp_path / "bounded.lm"
+    err = lmtool(capsys, "count", *paths, "-o", out, *options, "--memory", "128K", "--tmp", scratch)
+    assert spills(err) >= 3, err
+    assert out.read_bytes() == plain
+    assert list(scratch.iterdir()) == []
+
+
+def test_memory_budget_reads_stdin_twice_through_a_spool(capsys, tmp_path, texts, monkeypatch):
+    data = texts["gz"].read_bytes()
+    outputs = []
+    for options in ((), ("--memory", "128K", "--tmp", tmp_path)):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+        outputs.append(build(capsys, tmp_path / f"m{len(outputs)}.lm", ["-"], "--order", "4", *options))
+    assert outputs[0] == outputs[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m0.lm", "m1.lm"]
+
+
+def test_large_budget_spills_nothing(capsys, tmp_path, texts):
+    plain = build(capsys, tmp_path / "plain.lm", [texts["a"]], "--order", "3")
+    err = lmtool(capsys, "count", texts["a"], "-o", tmp_path / "m.lm", "--order", "3", "-S", "1G", "-T", tmp_path)
+    assert "nothing spilled" in err
+    assert (tmp_path / "m.lm").read_bytes() == plain
+
+
+@pytest.mark.parametrize("options", [(), ("--memory", "200K")])
+def test_threads_give_the_same_file(capsys, tmp_path, texts, options, monkeypatch):
+    monkeypatch.setattr("lmtool.ngram.counts.CHUNK_TOKENS", 4096)  # several chunks in memory too
+    paths = [texts["a"], texts["gz"]]
+    one = build(capsys, tmp_path / "one.lm", paths, "--order", "4", "--threads", "1", *options)
+    two = build(capsys, tmp_path / "two.lm", paths, "--order", "4", "--threads", "2", *options)
+    assert one == two
+
+
+def test_chunked_in_memory_counting_is_unchanged_by_threads():
+    from lmtool.ngram.counts import count_ngrams
+
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(0, 12, 3000).astype(np.int32)
+    ids = rng.integers(3, 40, int(lengths.sum())).astype(np.int32)
+    whole = count_ngrams(ids, lengths, 4, 40, chunk_tokens=1 << 30)
+    for threads in (1, 3):
+        parts = count_ngrams(ids, lengths, 4, 40, chunk_tokens=997, threads=threads)
+        for field in ("parent", "word", "count", "suffix"):
+            for a, b in zip(getattr(whole, field), getattr(parts, field)):
+                assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_dask_local_cluster_gives_the_same_file(capsys, tmp_path, texts):
+    pytest.importorskip("distributed")
+    paths = [texts["a"], texts["gz"], texts["b"]]
+    plain = build(capsys, tmp_path / "plain.lm", paths, "--order", "4")
+    err = lmtool(capsys, "count", *paths, "-o", tmp_path / "dask.lm", "--order", "4", "--dask", "local:2")
+    assert "3 shards on 2 Dask workers" in err
+    assert (tmp_path / "dask.lm").read_bytes() == plain
+
+
+def test_dask_worker_errors_are_one_line(capsys, tmp_path, texts):
+    pytest.importorskip("distributed")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine words\n\x00\x01 binary\n")
+    err = lmtool(capsys, "count", texts["a"], bad, "-o", tmp_path / "m.lm", "--dask", "local:1", code=1)
+    assert err.count("\n") == 1 and "bad.txt: binary file" in err, err
+    err = lmtool(capsys, "count", tmp_path / "nothing*.txt", "-o", tmp_path / "m.lm", "--dask", "local:1", code=1)
+    assert "no file matches this pattern" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt"]
+
+
+def test_dask_missing_is_one_line(capsys, tmp_path, texts, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    err = lmtool(capsys, "count", texts["a"], "-o", tmp_path / "m.lm", "--dask", "local:2", code=1)
+    assert err == "lmtool: error: --dask needs dask.distributed: pip install 'lmtool[dask]'\n"
+
+
+def test_temporary_files_go_after_a_bad_second_input(capsys, tmp_path, texts):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine words\n\x00\x01 binary\n")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    err = lmtool(capsys, "count", texts["a"], bad, "-o", tmp_path / "m.lm", "-S", "128K", "-T", scratch, code=1)
+    assert err.count("\n") == 1 and "bad.txt" in err and "binary" in err
+    assert list(scratch.iterdir()) == []
+    assert not (tmp_path / "m.lm").exists()
+
+
+def failing_writer(exception, after):
+    """A ``runs.write_run`` that writes ``after`` runs, then raises ``exception``."""
+    real = runs.write_run
+    calls = []
+
+    def write_run(levels, folder, vocab_size):
+        calls.append(folder)
+        if len(calls) > after:
+            raise exception
+        return real(levels, folder, vocab_size)
+
+    return write_run
+
+
+def test_temporary_files_go_after_ctrl_c(capsys, tmp_path, texts, monkeypatch):
+    monkeypatch.setattr(runs, "write_run", failing_writer(KeyboardInterrupt(), 3))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    err = lmtool(capsys, "count", texts["a"], "-o", tmp_path / "m.lm", "--order", "4", "-S", "128K", "-T", scratch,
+                 code=130)
+    assert err.strip() == "lmtool: interrupted"  # click writes a newline first, to end the ^C line
+    assert list(scratch.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scratch"]
+
+
+def test_full_disk_is_one_line_naming_the_folder(capsys, tmp_path, texts, monkeypatch):
+    monkeypatch.setattr(runs, "write_run", failing_writer(OSError(errno.ENOSPC, "No space left on device"), 2))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    err = lmtool(capsys, "count", texts["a"], "-o", tmp_path / "m.lm", "--order", "4", "-S", "128K", "-T", scratch,
+                 code=1)
+    assert err.count("\n") == 1 and err.startswith(f"lmtool: error: {scratch}: no space left"), err
+    assert "--tmp" in err
+    assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize("options, message", [
+    (("--threads", "0"), "--threads must be a positive integer, got 0"),
+    (("--threads", "-3"), "--threads must be a positive integer, got -3"),
+    (("--threads", "5000"), "--threads 5000 is absurdly large"),
+    (("--memory", "lots"), "--memory: expected a size like 500M, 2G or 50%"),
+    (("--memory", "0%"), "a percentage of physical RAM must be in (0, 100]"),
+    (("--memory", "10K"), "below the smallest budget, 64K"),
+    (("--memory", "1G", "--tmp", "/no/such/folder"), "/no/such/folder: --tmp: no such folder"),
+    (("--dask", "local:2", "--memory", "1G"), "--dask counts on the cluster's workers"),
+    (("--dask", "local:2", "--threads", "2"), "--dask counts on the cluster's workers"),
+])
+def test_absurd_options_are_refused_in_one_line(capsys, tmp_path, texts, options, message):
+    err = lmtool(capsys, "count", texts["a"], "-o", tmp_path / "m.lm", *options, code=1)
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_memory_sizes_read_like_lmplz():
+    from lmtool.memory import parse_memory, physical_memory
+
+    assert parse_memory("500M") == 500 << 20
+    assert parse_memory("2g") == 2 << 30
+    assert parse_memory("1.5G") == 3 << 29
+    assert parse_memory("100") == 100 << 10
+    assert parse_memory("65536b") == 65536
+    assert parse_memory("50%") == physical_memory() // 2
