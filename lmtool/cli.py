@@ -130,7 +130,7 @@ def count(corpus, output, order, smoothing, add_k, arpa, level, vocab_file, min_
         click.echo(f"{output}: {model.order}-gram {smoothing}, vocabulary {len(model.vocab):,}, "
                    f"n-grams {sizes}", err=True)
         how = describe_counting(stats, plan)
-        if how:
+        if how and not quiet:
             click.echo(how, err=True)
 
 
@@ -189,8 +189,8 @@ def _duration(text):
 @click.option("--plot", "plot_file", metavar="FILE.png", help="Draw train and valid perplexity per epoch (needs matplotlib).")
 @quiet_option
 def train(corpus, output, valid_file, cell, activation, init, embed, hidden, layers, dropout, tie, softmax, n_classes,
-          level, vocab_file, min_count, max_vocab, batch, bptt, optimizer, lr, clip, decay, min_improvement, patience, epochs, max_time,
-          seed, threads, resume, log_file, plot_file, quiet):
+          level, vocab_file, min_count, max_vocab, batch, bptt, optimizer, lr, clip, decay, min_improvement, patience,
+          epochs, max_time, seed, threads, resume, log_file, plot_file, quiet):
     """Train a recurrent language model (RNN, LSTM or GRU) on CORPUS files.
 
     Truncated backpropagation through time over sentences (each starts from a fresh state, as it is
@@ -204,7 +204,8 @@ def train(corpus, output, valid_file, cell, activation, init, embed, hidden, lay
         corpus=list(corpus), output=output, valid=valid_file, cell=cell, activation=activation, init=init,
         embed=embed or hidden, hidden=hidden, layers=layers, dropout=dropout, tie=tie, softmax=softmax,
         n_classes=n_classes, level=level, vocab_file=vocab_file, min_count=min_count, max_vocab=max_vocab,
-        batch=batch, bptt=bptt, optimizer=optimizer, lr=lr, clip=clip, decay=decay, min_improvement=min_improvement, patience=patience,
+        batch=batch, bptt=bptt, optimizer=optimizer, lr=lr, clip=clip, decay=decay, min_improvement=min_improvement,
+        patience=patience,
         epochs=epochs, max_time=_duration(max_time), seed=seed, threads=threads, resume=resume,
         log_file=log_file, plot_file=plot_file)
     for path in (output, log_file, plot_file):
