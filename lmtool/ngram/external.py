@@ -10,6 +10,7 @@ the smoothing needs in memory, and one level of the last merge.
 
 import itertools
 import tempfile
+import threading
 
 from .. import corpus
 from ..progress import silent
@@ -50,19 +51,24 @@ def count_external(paths, order, memory, tmp, level="word", min_count=1, max_voc
         vocab = tally.vocabulary(min_count=min_count, max_vocab=max_vocab, keep=keep)
         training = training_record(paths, hasher.hexdigest(), tally.words, tally.sentences)
         del tally
-        names = (scratch.join(f"run{i:05d}") for i in itertools.count())
-        runs, counts, n_chunks = _spill_chunks(readable, vocab, order, memory, threads, names, progress)
+        numbers, lock = itertools.count(), threading.Lock()
+
+        def new_name():  # called from the merging threads too: a generator's next() is not thread-safe
+            with lock:
+                return scratch.join(f"run{next(numbers):05d}")
+
+        runs, counts, n_chunks = _spill_chunks(readable, vocab, order, memory, threads, new_name, progress)
         stats = {"chunks": n_chunks, "runs": len(runs), "spilled_bytes": sum(r.nbytes for r in runs)}
         if runs:
             bar = progress("merging runs", total=len(runs) - 1, unit="merge")
             try:
-                counts = spill.merge_runs(runs, lambda: next(names), threads=threads, progress=bar.update)
+                counts = spill.merge_runs(runs, new_name, threads=threads, progress=bar.update)
             finally:
                 bar.close()
     return vocab, counts, training, stats
 
 
-def _spill_chunks(paths, vocab, order, memory, threads, names, progress):
+def _spill_chunks(paths, vocab, order, memory, threads, new_name, progress):
     """Pass 2: count chunks; whenever the waiting chunk counts pass the share of the budget, merge
     them and write the merged run. Returns (runs, None, chunks counted), or when nothing had to
     be spilled ([], the in-memory ``NgramCounts``, chunks counted)."""
@@ -76,14 +82,14 @@ def _spill_chunks(paths, vocab, order, memory, threads, names, progress):
             pending.append(counts)
             held += nbytes(counts)
             if held >= share:
-                runs.append(_spill(pending, next(names), threads))
+                runs.append(_spill(pending, new_name(), threads))
                 pending, held = [], 0
     finally:
         bar.close()
     if not runs:
         return [], merge_counts(pending, threads) if len(pending) > 1 else pending[0], n_chunks
     if pending:
-        runs.append(_spill(pending, next(names), threads))
+        runs.append(_spill(pending, new_name(), threads))
     return runs, None, n_chunks
 
 
