@@ -10,23 +10,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import KJV, CACHE, kenlm_binary, lmtool_cmd, pin_self, run_measured  # noqa: E402
+from common import KJV, kenlm_binary, lmtool_cmd, pin_self, repeated_corpus, run_measured  # noqa: E402
 
 ANCHOR = {"lmplz_wall_s": 1.46, "lmplz_rss_mb": 784, "kenlm_module_tok_s": 5.1e6,
           "trie_mb": 16.9, "probing_mb": 37.5, "arpa_load_s": 0.56}
-
-
-def repeated_corpus(times):
-    path = os.path.join(CACHE, f"kjv-train-x{times}.txt")
-    if not os.path.exists(path):
-        os.makedirs(CACHE, exist_ok=True)
-        with open(os.path.join(KJV, "train.txt"), "rb") as f:
-            text = f.read()
-        with open(path + ".tmp", "wb") as f:
-            for _ in range(times):
-                f.write(text)
-        os.replace(path + ".tmp", path)
-    return path
 
 
 def best(n, cmd, **kw):

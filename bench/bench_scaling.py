@@ -20,21 +20,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import KJV, CACHE, kenlm_binary, lmtool_cmd  # noqa: E402
-
-
-def kjv_times(times):
-    """KJV train concatenated ``times`` times, made once in the bench cache."""
-    path = os.path.join(CACHE, f"kjv-train-x{times}.txt")
-    if not os.path.exists(path):
-        os.makedirs(CACHE, exist_ok=True)
-        with open(os.path.join(KJV, "train.txt"), "rb") as f:
-            text = f.read()
-        with open(path + ".tmp", "wb") as f:
-            for _ in range(times):
-                f.write(text)
-        os.replace(path + ".tmp", path)
-    return path
+from common import kenlm_binary, lmtool_cmd, repeated_corpus  # noqa: E402
 
 
 def _tree_rss(pid):
@@ -95,7 +81,7 @@ def main():
     parser.add_argument("--no-dask", action="store_true", help="skip the --dask local:2 run")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each command: best wall, worst RSS")
     args = parser.parse_args()
-    corpus = kjv_times(args.kjv_times) if args.kjv_times else args.corpus
+    corpus = repeated_corpus(args.kjv_times) if args.kjv_times else args.corpus
     if not corpus:
         parser.error("give a CORPUS or --kjv-times N")
     lmplz = os.environ.get("LMPLZ") or kenlm_binary("lmplz")

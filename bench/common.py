@@ -55,3 +55,17 @@ def best_of(n, fn):
     """Smallest wall time of ``n`` calls of ``fn`` (which returns seconds, extra)."""
     results = [fn() for _ in range(n)]
     return min(results, key=lambda r: r[0])
+
+
+def repeated_corpus(times):
+    """KJV train concatenated ``times`` times, made once in the bench cache."""
+    path = os.path.join(CACHE, f"kjv-train-x{times}.txt")
+    if not os.path.exists(path):
+        os.makedirs(CACHE, exist_ok=True)
+        with open(os.path.join(KJV, "train.txt"), "rb") as f:
+            text = f.read()
+        with open(path + ".tmp", "wb") as f:
+            for _ in range(times):
+                f.write(text)
+        os.replace(path + ".tmp", path)
+    return path

@@ -28,6 +28,13 @@ class NgramCounts:
     def order(self):
         return len(self.word)
 
+    def append_level(self, parent, word, count, suffix):
+        """Add the next order's arrays."""
+        self.parent.append(parent)
+        self.word.append(word)
+        self.count.append(count)
+        self.suffix.append(suffix)
+
     def sizes(self):
         """Number of distinct n-grams of each order."""
         return [len(w) for w in self.word]
@@ -107,22 +114,16 @@ def count_chunk(ids, lengths, order, vocab_size):
                          suffix=[np.full(vocab_size, -1, np.int32)], vocab_size=vocab_size)
     nodes = stream
     for _ in range(2, order + 1):
-        nodes, parent, word, count, suffix = extend_order(stream, nodes, len(counts.word[-1]), by_word)
-        counts.parent.append(parent)
-        counts.word.append(word)
-        counts.count.append(count)
-        counts.suffix.append(suffix)
+        nodes, *level = extend_order(stream, nodes, len(counts.word[-1]), by_word)
+        counts.append_level(*level)
     return counts
 
 
 def merge_counts(parts, threads=1):
     """Add up ``NgramCounts`` of disjoint parts of a corpus into one, level by level (see ``merge_levels``)."""
     merged = NgramCounts(parent=[], word=[], count=[], suffix=[], vocab_size=parts[0].vocab_size)
-    for parent, word, count, suffix in merge_levels(parts, threads):
-        merged.parent.append(parent)
-        merged.word.append(word)
-        merged.count.append(count)
-        merged.suffix.append(suffix)
+    for level in merge_levels(parts, threads):
+        merged.append_level(*level)
     return merged
 
 
