@@ -14,6 +14,7 @@ Every run is pinned to core 0. Prints Markdown.
 """
 
 import argparse
+import csv
 import json
 import math
 import os
@@ -36,9 +37,8 @@ def train(tmp, name, args, corpus="train.txt", valid="valid.txt", core=0):
                           "--valid", os.path.join(KJV, valid) if os.sep not in valid else valid,
                           "-o", model, "--log", log, "-q", *args]
     wall, _, _ = run_measured(cmd, core=core)
-    with open(log) as f:
-        rows = [dict(zip(header, line.strip().split(","))) for header in [f.readline().strip().split(",")]
-                for line in f if line.strip()]
+    with open(log, newline="") as f:
+        rows = list(csv.DictReader(f))
     return wall, model, rows
 
 

@@ -18,15 +18,12 @@ def load(path, verify=True):
     ``verify`` checks the data checksum (a few milliseconds per 10 MB).
     """
     from . import modelfile
-
     from .errors import LmtoolError
 
     opened = modelfile.read(path, verify=verify)
     try:
         return model_classes()[opened.kind].from_file(opened)
     except (KeyError, TypeError, ValueError, IndexError) as err:
-        if isinstance(err, LmtoolError):
-            raise
         raise LmtoolError(f"damaged {opened.kind} model file (missing or inconsistent {err}); rebuild it",
                           path) from None
 

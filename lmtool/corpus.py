@@ -97,55 +97,65 @@ def read_chunks(paths, *, chunk_bytes=CHUNK_BYTES, max_line=MAX_LINE_BYTES, prog
         yield from _read_one(path, chunk_bytes, max_line, progress, hasher)
 
 
-def _read_one(path, chunk_bytes, max_line, progress, hasher):
-    name = display_name(path)
+def _blocks(path, chunk_bytes, progress=None):
+    """Yield the decompressed bytes of one input in blocks, ending with one empty block.
+
+    ``progress(n)`` gets the compressed bytes consumed; a corrupt stream is an ``LmtoolError``
+    naming the file. The file is closed however the iteration ends.
+    """
     raw = _open_raw(path)
     try:
         stream = _decompressing(raw)
-        offset, line_no, pending, seen = 0, 1, b"", False
         position = _position(raw)
         while True:
             try:
                 block = stream.read(chunk_bytes)
             except (OSError, EOFError, lzma.LZMAError, zlib.error, ValueError) as err:
-                raise LmtoolError(f"corrupt or truncated compressed data ({err})", name) from None
+                raise LmtoolError(f"corrupt or truncated compressed data ({err})", display_name(path)) from None
             if progress is not None:
                 now = _position(raw)
                 progress(now - position)
                 position = now
-            if block:
-                seen = True
-                if hasher is not None:
-                    hasher.update(block)
-            data = pending + block
+            yield block
             if not block:
-                if not data:
-                    break
-                cut = len(data)
-            else:
-                cut = data.rfind(b"\n") + 1
-                if cut == 0:
-                    if len(data) > max_line:
-                        raise LmtoolError(
-                            f"line {line_no} is longer than {max_line:,} bytes; "
-                            "expected one sentence per line", name)
-                    pending = data
-                    continue
-            text, pending = data[:cut], data[cut:]
-            _check(text, name, offset, line_no, max_line)
-            offset += cut
-            if b"\r" in text:
-                text = text.replace(b"\r\n", b"\n")
-            n_lines = text.count(b"\n") + (not text.endswith(b"\n"))
-            yield Chunk(name, text, line_no, n_lines)
-            line_no += n_lines
-            if not block:
-                break
-        if not seen:
-            raise LmtoolError("empty file, expected text with one sentence per line", name)
+                return
     finally:
         if raw is not sys.stdin.buffer:
             raw.close()
+
+
+def _read_one(path, chunk_bytes, max_line, progress, hasher):
+    name = display_name(path)
+    offset, line_no, pending, seen = 0, 1, b"", False
+    for block in _blocks(path, chunk_bytes, progress):
+        if block:
+            seen = True
+            if hasher is not None:
+                hasher.update(block)
+        data = pending + block
+        if not block:
+            if not data:
+                break
+            cut = len(data)
+        else:
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                if len(data) > max_line:
+                    raise LmtoolError(
+                        f"line {line_no} is longer than {max_line:,} bytes; "
+                        "expected one sentence per line", name)
+                pending = data
+                continue
+        text, pending = data[:cut], data[cut:]
+        _check(text, name, offset, line_no, max_line)
+        offset += cut
+        if b"\r" in text:
+            text = text.replace(b"\r\n", b"\n")
+        n_lines = text.count(b"\n") + (not text.endswith(b"\n"))
+        yield Chunk(name, text, line_no, n_lines)
+        line_no += n_lines
+    if not seen:
+        raise LmtoolError("empty file, expected text with one sentence per line", name)
 
 
 def _check(data, name, offset, line_no, max_line):
@@ -201,18 +211,6 @@ def fingerprint(paths, chunk_bytes=CHUNK_BYTES):
     bytes of every file in order. For a process that hashes while others parse (``ngram.distributed``)."""
     hasher = data_hasher()
     for path in paths:
-        raw = _open_raw(path)
-        try:
-            stream = _decompressing(raw)
-            while True:
-                try:
-                    block = stream.read(chunk_bytes)
-                except (OSError, EOFError, lzma.LZMAError, zlib.error, ValueError) as err:
-                    raise LmtoolError(f"corrupt or truncated compressed data ({err})", display_name(path)) from None
-                if not block:
-                    break
-                hasher.update(block)
-        finally:
-            if raw is not sys.stdin.buffer:
-                raw.close()
+        for block in _blocks(path, chunk_bytes):
+            hasher.update(block)
     return hasher.hexdigest()

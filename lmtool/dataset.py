@@ -30,8 +30,20 @@ class EncodedCorpus:
 
     def describe(self):
         """What the model file records about its training data."""
-        return {"files": [corpus.display_name(f) for f in self.files], "blake2b": self.fingerprint,
-                "sentences": int(len(self.lengths)), "tokens": self.tokens}
+        return training_record(self.files, self.fingerprint, len(self.ids), len(self.lengths))
+
+
+def training_record(paths, fingerprint, words, sentences):
+    """What a model file records about its training data: files, digest, sentences and tokens."""
+    return {"files": [corpus.display_name(f) for f in paths], "blake2b": fingerprint,
+            "sentences": int(sentences), "tokens": int(words + sentences)}
+
+
+def check_not_empty(words, paths):
+    """Refuse a corpus without a single token, naming its files."""
+    if words == 0:
+        name = corpus.display_name(paths[0]) if len(paths) == 1 else ", ".join(map(corpus.display_name, paths))
+        raise LmtoolError("no tokens in the corpus (only empty lines)", name)
 
 
 def read_corpus(paths, level="word", vocab=None, min_count=1, max_vocab=None, keep=None, progress=silent):
@@ -58,9 +70,7 @@ def read_corpus(paths, level="word", vocab=None, min_count=1, max_vocab=None, ke
         bar.close()
     ids = np.concatenate(ids) if ids else np.zeros(0, np.int32)
     lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int32)
-    if len(ids) == 0:
-        name = corpus.display_name(paths[0]) if len(paths) == 1 else ", ".join(map(corpus.display_name, paths))
-        raise LmtoolError("no tokens in the corpus (only empty lines)", name)
+    check_not_empty(len(ids), paths)
     if vocab is None:
         counts = np.bincount(ids, minlength=len(counter))
         vocab, remap = counter.finish(counts, min_count=min_count, max_vocab=max_vocab, keep=keep)

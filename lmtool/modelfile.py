@@ -95,9 +95,6 @@ class atomic_output:
         self.encoding = encoding
 
     def __enter__(self):
-        folder = os.path.dirname(os.path.abspath(self.path))
-        if not os.path.isdir(folder):
-            raise LmtoolError("cannot write: the folder does not exist", self.path)
         fd, self.tmp = _temporary_beside(self.path)
         self.file = os.fdopen(fd, self.mode, encoding=self.encoding)
         return self.file
@@ -115,12 +112,10 @@ class atomic_output:
                 raise LmtoolError(f"cannot write: {value.strerror or value}", self.path) from None
             return False
         try:
-            os.chmod(self.tmp, 0o644 & ~_umask())
-            os.replace(self.tmp, self.path)
-            _PENDING.discard(self.tmp)
-        except OSError as err:
+            _rename_into_place(self.tmp, self.path)
+        except LmtoolError:
             _remove(self.tmp)
-            raise LmtoolError(f"cannot write: {err.strerror}", self.path) from None
+            raise
         return False
 
 
@@ -163,12 +158,10 @@ class staged_outputs:
             if tmp is None:
                 continue
             try:
-                os.chmod(tmp, 0o644 & ~_umask())
-                os.replace(tmp, path)
-                _PENDING.discard(tmp)
-            except OSError as err:
+                _rename_into_place(tmp, path)
+            except LmtoolError:
                 self._discard()
-                raise LmtoolError(f"cannot write: {err.strerror}", path) from None
+                raise
         return False
 
 
@@ -193,6 +186,16 @@ def _temporary_beside(path):
             _PENDING.discard(name)
             raise LmtoolError(f"cannot write: {err.strerror}", path) from None
     raise LmtoolError("cannot write: no free temporary name", path)
+
+
+def _rename_into_place(tmp, path):
+    """Give a finished temporary file the usual permissions and its final name."""
+    try:
+        os.chmod(tmp, 0o644 & ~_umask())
+        os.replace(tmp, path)
+    except OSError as err:
+        raise LmtoolError(f"cannot write: {err.strerror}", path) from None
+    _PENDING.discard(tmp)
 
 
 def _remove(name):

@@ -25,6 +25,19 @@ def check_threads(threads):
     return threads
 
 
+def numpy_openblas():
+    """The OpenBLAS that NumPy's wheel bundles (a ``ctypes.CDLL``), or None where there is none."""
+    import numpy as np
+
+    folder = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
+    for path in sorted(glob.glob(os.path.join(folder, "libscipy_openblas64_*.so*"))):
+        try:
+            return ctypes.CDLL(path)
+        except OSError:
+            continue
+    return None
+
+
 def set_blas_threads(n):
     """Limit the OpenBLAS that NumPy bundles (the one ``kernels.dense.gemm`` calls) to ``n`` threads.
 
@@ -32,19 +45,14 @@ def set_blas_threads(n):
     previous thread count, to restore it, or None when that library is not found (then the
     environment variables set earlier are all there is).
     """
-    import numpy as np
-
-    folder = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
-    for path in sorted(glob.glob(os.path.join(folder, "libscipy_openblas64_*.so*"))):
-        try:
-            lib = ctypes.CDLL(path)
-            getter, setter = lib.scipy_openblas_get_num_threads64_, lib.scipy_openblas_set_num_threads64_
-        except (OSError, AttributeError):
-            continue
-        previous = int(getter())
-        setter(ctypes.c_int(int(n)))
-        return previous
-    return None
+    try:
+        lib = numpy_openblas()
+        getter, setter = lib.scipy_openblas_get_num_threads64_, lib.scipy_openblas_set_num_threads64_
+    except AttributeError:  # no library (None), or one without these entry points
+        return None
+    previous = int(getter())
+    setter(ctypes.c_int(int(n)))
+    return previous
 
 
 def ordered_map(fn, items, threads=1, in_flight=None):

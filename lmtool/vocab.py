@@ -152,6 +152,16 @@ class _CharTable:
         return list(self.chars)
 
 
+def token_pool(tokens):
+    """Tokens as kernels read them: (pool: uint8[] of their UTF-8 bytes back to back,
+    offsets: int64[n + 1]), token i being pool[offsets[i]:offsets[i + 1]]."""
+    encoded = [t.encode("utf-8") for t in tokens]
+    pool = np.frombuffer(b"".join(encoded), np.uint8)
+    offsets = np.zeros(len(encoded) + 1, np.int64)
+    np.cumsum([len(t) for t in encoded], out=offsets[1:])
+    return pool, offsets
+
+
 def token_table(tokens, level):
     """The kernel-side table for ``tokens`` at ``level`` ('word' or 'char')."""
     return _CharTable(tokens) if level == "char" else _WordTable(tokens)

@@ -19,7 +19,6 @@ Numba's on-disk cache is keyed on each function's own source file: after editing
 """
 
 import ctypes
-import glob
 import math
 import os
 
@@ -41,15 +40,13 @@ def _cblas_signature(real):
 
 def _numpy_openblas():
     """Addresses of CBLAS s/dgemm in the OpenBLAS bundled with NumPy's wheel, or None."""
-    folder = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
-    for path in sorted(glob.glob(os.path.join(folder, "libscipy_openblas64_*.so*"))):
-        try:
-            lib = ctypes.CDLL(path)
-            return tuple(ctypes.cast(getattr(lib, f"scipy_cblas_{p}gemm64_"), ctypes.c_void_p).value
-                         for p in "sd")
-        except (OSError, AttributeError):
-            continue
-    return None
+    from ..threads import numpy_openblas
+
+    try:
+        lib = numpy_openblas()
+        return tuple(ctypes.cast(getattr(lib, f"scipy_cblas_{p}gemm64_"), ctypes.c_void_p).value for p in "sd")
+    except AttributeError:  # no library (None), or one without these entry points
+        return None
 
 
 def _scipy_fallback():

@@ -118,9 +118,7 @@ class RecurrentModel(LanguageModel):
             for token in np.concatenate([[BOS], check_ids(prefix, len(self.vocab))]):
                 state = self.network.step(np.array([token], np.int32), state)
             states.append(state)
-        h = np.concatenate([s.h for s in states], axis=1)
-        c = np.concatenate([s.c for s in states], axis=1) if states[0].c is not None else None
-        return type(states[0])(h, c)
+        return type(states[0]).joined(states)
 
     def distribution(self, state):
         return self.network.next_distribution(state).astype(np.float64)

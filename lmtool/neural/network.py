@@ -123,6 +123,13 @@ class NetworkState:
     def copy(self):
         return self.select(slice(None))
 
+    @staticmethod
+    def joined(states):
+        """One state holding the streams of ``states`` side by side, in order."""
+        h = np.concatenate([s.h for s in states], axis=1)
+        c = np.concatenate([s.c for s in states], axis=1) if states[0].c is not None else None
+        return NetworkState(h, c)
+
 
 class RecurrentNetwork:
     """An embedding -> L recurrent layers -> softmax LM over flat parameter and gradient vectors.

@@ -76,10 +76,7 @@ class DataParallel:
         loss = 0.0
         for shard_loss, _, _ in results:
             loss += shard_loss
-        states = [s for _, _, s in results]
-        h = np.concatenate([s.h for s in states], axis=1)
-        c = np.concatenate([s.c for s in states], axis=1) if states[0].c is not None else None
-        return loss, total, NetworkState(h, c)
+        return loss, total, NetworkState.joined([s for _, _, s in results])
 
     def map_spans(self, fn):
         """fn(span) for spans (a, b) covering the parameter vector, one per thread (optimiser steps)."""

@@ -14,7 +14,7 @@ import numpy as np
 from ..corpus import read_chunks
 from ..errors import LmtoolError, LmtoolWarning
 from ..modelfile import atomic_output
-from ..vocab import SPECIALS, UNK, Vocabulary, token_table
+from ..vocab import SPECIALS, UNK, Vocabulary, token_pool, token_table
 from .model import LOG10_ZERO, NgramModel
 
 _NGRAM_COUNT = re.compile(r"ngram\s+(\d+)\s*=\s*(\d+)$")
@@ -32,9 +32,7 @@ def write_arpa(model, path):
     if any(_WHITESPACE.search(t) for t in tokens):
         raise LmtoolError("this vocabulary has tokens containing whitespace (a character-level model?), "
                           "which the ARPA format cannot represent", path)
-    encoded = [t.encode("utf-8") for t in tokens]
-    pool = np.frombuffer(b"".join(encoded), np.uint8)
-    offsets = np.concatenate([[0], np.cumsum([len(t) for t in encoded])]).astype(np.int64)
+    pool, offsets = token_pool(tokens)
     token_bytes = np.diff(offsets)
     with atomic_output(path, "wb") as out:
         out.write(b"\\data\\\n")

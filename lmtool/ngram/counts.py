@@ -86,21 +86,14 @@ def count_ngrams(ids, lengths, order, vocab_size, progress=None, chunk_tokens=CH
         lo, hi = span
         return count_chunk(ids[word_start[lo]:word_start[hi]], lengths[lo:hi], order, vocab_size)
 
-    if threads > 1:
-        from ..threads import ordered_map
+    from ..threads import ordered_map
 
-        chunks = []
-        for chunk in ordered_map(count, zip(bounds[:-1], bounds[1:]), threads):
-            chunks.append(chunk)
-            if progress:
-                progress(1)
-        return merge_counts(chunks, threads) if len(chunks) != 1 else chunks[0]
     chunks = []
-    for span in zip(bounds[:-1], bounds[1:]):
-        chunks.append(count(span))
+    for chunk in ordered_map(count, zip(bounds[:-1], bounds[1:]), threads):  # a plain loop for one thread
+        chunks.append(chunk)
         if progress:
             progress(1)
-    return merge_counts(chunks) if len(chunks) != 1 else chunks[0]
+    return merge_counts(chunks, threads) if len(chunks) != 1 else chunks[0]
 
 
 def count_chunk(ids, lengths, order, vocab_size):

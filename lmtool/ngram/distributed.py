@@ -14,11 +14,12 @@ import logging
 import re
 
 from .. import corpus
+from ..dataset import check_not_empty, training_record
 from ..errors import LmtoolError
 from ..progress import silent
 from ..vocab import SPECIALS, rank_vocabulary
 from .counts import merge_counts
-from .passes import check_not_empty, count_shard, tally_tokens, training_record
+from .passes import count_shard, tally_tokens
 
 MISSING = "--dask needs dask.distributed: pip install 'lmtool[dask]'"
 

@@ -13,11 +13,12 @@ import tempfile
 import threading
 
 from .. import corpus
+from ..dataset import check_not_empty, training_record
 from ..progress import silent
 from ..scratch import ScratchFolder, spool_stdin
 from . import runs as spill
 from .counts import merge_counts, merge_levels
-from .passes import chunk_counts, check_not_empty, nbytes, tally_tokens, training_record
+from .passes import chunk_counts, nbytes, tally_tokens
 
 MIN_CHUNK_BYTES = 1 << 10
 SPILL_SHARE = 4  # chunk counts waiting to be merged may hold 1/4 of the budget

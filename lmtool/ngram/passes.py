@@ -10,7 +10,6 @@ files, one process or many. Both give the vocabulary, counts and fingerprint tha
 import numpy as np
 
 from .. import corpus
-from ..errors import LmtoolError
 from ..vocab import TokenCounter
 from .counts import count_chunk, merge_counts
 
@@ -52,19 +51,6 @@ def tally_tokens(paths, level, hasher=None, progress=None):
     for chunk in corpus.read_chunks(paths, progress=progress, hasher=hasher):
         tally.add(chunk.data)
     return tally
-
-
-def check_not_empty(words, paths):
-    """Refuse a corpus without a single token, as ``read_corpus`` does."""
-    if words == 0:
-        name = corpus.display_name(paths[0]) if len(paths) == 1 else ", ".join(map(corpus.display_name, paths))
-        raise LmtoolError("no tokens in the corpus (only empty lines)", name)
-
-
-def training_record(paths, fingerprint, words, sentences):
-    """What the model file records about its training data (``EncodedCorpus.describe``)."""
-    return {"files": [corpus.display_name(f) for f in paths], "blake2b": fingerprint,
-            "sentences": int(sentences), "tokens": int(words + sentences)}
 
 
 def chunk_counts(paths, vocab, order, threads=1, chunk_bytes=corpus.CHUNK_BYTES, progress=None):

@@ -10,7 +10,7 @@ no top-k), except that ``<unk>`` is never emitted. For temperature and top-k use
 import numpy as np
 
 from ..kernels.ngram_sample import ids_to_text, sample_sentences, sibling_cumsum
-from ..vocab import BOS, EOS, UNK
+from ..vocab import BOS, EOS, UNK, token_pool
 
 BLOCK = 4096
 """Sentences per block."""
@@ -27,10 +27,8 @@ class NgramSampler:
         self.size = int(block)
         self.cum = np.empty(len(model.word), np.float64)
         sibling_cumsum(model.prob, model.child_start, len(model.vocab), BOS, self.cum)
-        encoded = [t.encode("utf-8") for t in model.vocab.tokens]
-        self.pool = np.frombuffer(b"".join(encoded), np.uint8)
-        self.offsets = np.concatenate([[0], np.cumsum([len(t) for t in encoded])]).astype(np.int64)
-        self.widest = int(max(len(t) for t in encoded))
+        self.pool, self.offsets = token_pool(model.vocab.tokens)
+        self.widest = int(np.diff(self.offsets).max())
 
     def ids(self, seed, index):
         """(ids: int32[n], lengths: int32[block]) of block ``index`` of the stream fixed by ``seed``."""
