@@ -5,7 +5,8 @@ Word-level LSTM as in PyTorch's word_language_model (and ``shared/bench/torch_wo
 one training step = forward + backward + gradient-norm clipping (0.25) + SGD (lr 20). Prints tokens/s
 for lmtool (full and class softmax) and PyTorch (full softmax), their ratios, GFLOP/s and the share of
 the core's float32 matmul peak (NumPy's 512 x 512 matmul, measured here), and with --profile where
-lmtool's time goes.
+lmtool's time goes. The three contenders take turns, a few batches each (``interleaved_rates``): on a
+shared machine the speed of the core drifts by 10-30% within a minute.
 
     taskset -c 0 python bench/bench_kernels.py [--layers 1 2] [--cells lstm] [--batches 40]
 
@@ -73,17 +74,26 @@ def matmul_peak():
     return 2 * 512 ** 3 / best / 1e9
 
 
-def time_steps(step, data, warmup, n):
-    """Seconds per step of ``n`` steps after ``warmup`` (mean and median)."""
-    times = []
-    for k, (x, y) in enumerate(data):
-        t = time.perf_counter()
-        step(x, y)
-        if k >= warmup:
-            times.append(time.perf_counter() - t)
-        if len(times) == n:
-            break
-    return float(np.mean(times)), float(np.median(times))
+def interleaved_rates(steps, data, warmup, rounds, per_round):
+    """Training tokens/s of each step function in ``steps`` ({name: step}), timed in turns.
+
+    Each runs ``warmup`` batches, then ``rounds`` rounds of ``per_round`` batches each, the step
+    functions taking turns; the rate is 700 tokens over the median batch time. Taking turns lets a
+    noisy neighbour on the machine slow every contender alike instead of whichever ran at that moment.
+    """
+    streams = {name: data() for name in steps}
+    times = {name: [] for name in steps}
+    for name, step in steps.items():
+        for _ in range(warmup):
+            step(*next(streams[name]))
+    for _ in range(rounds):
+        for name, step in steps.items():
+            for _ in range(per_round):
+                x, y = next(streams[name])
+                t = time.perf_counter()
+                step(x, y)
+                times[name].append(time.perf_counter() - t)
+    return {name: x.size / float(np.median(t)) for name, t in times.items()}
 
 
 def lmtool_trainer(cfg, classes, seed=1111, lr=20.0, clip=0.25):
@@ -95,8 +105,8 @@ def lmtool_trainer(cfg, classes, seed=1111, lr=20.0, clip=0.25):
 
     def step(x, y):
         _, _, state[0] = net.forward_backward(x, y, state[0], rng)
-        scale, _ = clip_scale(net.grad, clip)
-        sgd.step(net.params, net.grad, lr, scale)
+        scale, _ = clip_scale(net.grad, clip, net.grad_support)
+        sgd.step(net.params, net.grad, lr, scale, support=net.grad_support)
     return step
 
 
@@ -151,11 +161,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cells", nargs="+", default=["lstm"], choices=["lstm", "gru", "rnn"])
     ap.add_argument("--layers", nargs="+", type=int, default=[1, 2])
-    ap.add_argument("--batches", type=int, default=40, help="timed batches per configuration")
+    ap.add_argument("--batches", type=int, default=40, help="timed batches per configuration and contender")
+    ap.add_argument("--rounds", type=int, default=8, help="turns the contenders take (see interleaved_rates)")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--core", type=int, default=0, help="CPU to pin to (-1: do not pin)")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--profile", action="store_true", help="where lmtool's time goes, per kernel")
+    ap.add_argument("--layer-only", action="store_true",
+                    help="time one recurrent layer alone (no embedding, no output layer) against PyTorch's")
     a = ap.parse_args()
     if a.core >= 0 and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {a.core})
@@ -171,29 +184,71 @@ def main():
           f"{logits_class:.0f} logits per token on average")
     print(f"BLAS {BLAS_BACKEND}; NumPy float32 512x512 matmul peak {peak:.1f} GFLOP/s; "
           f"pinned to core {a.core}; torch {'yes' if have_torch else 'not importable'}")
+    if a.layer_only:
+        for cell in a.cells:
+            rates = recurrent_layer_rates(cell, a.rounds, max(1, a.batches // a.rounds), a.warmup)
+            print(f"{cell} layer alone: lmtool {1e6 / rates['lmtool']:.1f} us/token, torch "
+                  f"{1e6 / rates['torch']:.1f} us/token ({rates['lmtool'] / rates['torch']:.2f}x)")
+        return
     print(f"{'config':<24}{'lmtool tok/s':>14}{'torch tok/s':>13}{'ratio':>8}{'target':>8}"
           f"{'GFLOP/s':>9}{'% peak':>8}")
     for cell in a.cells:
         for layers in a.layers:
-            torch_rate = None
+            steps = {}
             if have_torch:
-                step, version = torch_trainer(cell, layers, V)
-                mean, _ = time_steps(step, batches(ids, 20, 35), a.warmup, a.batches)
-                torch_rate = 700 / mean
+                steps["torch"], version = torch_trainer(cell, layers, V)
             for softmax in ("full", "class"):
                 cfg = NetworkConfig(vocab_size=V, cell=cell, embed=200, hidden=200, layers=layers,
                                     dropout=0.2, softmax=softmax,
                                     n_classes=classes.n_classes if softmax == "class" else 0)
-                step = lmtool_trainer(cfg, classes if softmax == "class" else None)
-                mean, _ = time_steps(step, batches(ids, 20, 35), a.warmup, a.batches)
-                rate = 700 / mean
+                steps[softmax] = lmtool_trainer(cfg, classes if softmax == "class" else None)
+            rates = interleaved_rates(steps, lambda: batches(ids, 20, 35), a.warmup, a.rounds,
+                                      max(1, a.batches // a.rounds))
+            torch_rate = rates.get("torch")
+            for softmax in ("full", "class"):
+                rate = rates[softmax]
                 gflops = rate * flops_per_token(cell, layers, 200, V, softmax, logits_class) / 1e9
                 ratio = f"{rate / torch_rate:.2f}x" if torch_rate else "-"
                 print(f"{cell} {layers}L {softmax + ' softmax':<16}{rate:>14,.0f}"
                       f"{(f'{torch_rate:,.0f}' if torch_rate else '-'):>13}{ratio:>8}"
                       f"{TARGETS[softmax]:>7.1f}x{gflops:>9.1f}{100 * gflops / peak:>7.0f}%", flush=True)
                 if a.profile:
-                    profile(step, ids)
+                    profile(steps[softmax], ids)
+
+
+def recurrent_layer_rates(cell, rounds, per_round, warmup):
+    """Tokens/s of one recurrent layer (200 units) alone, forward and backward over a 35 x 20 segment:
+    lmtool's kernel against PyTorch's, in turns. Bounds what any output layer can gain."""
+    import torch
+
+    from lmtool.kernels import gru, lstm
+    torch.set_num_threads(1)
+    T, B, H = 35, 20, 200
+    kernel = {"lstm": lstm, "gru": gru}[cell]
+    rng = np.random.default_rng(0)
+    p = {k: rng.uniform(-0.07, 0.07, s).astype(np.float32) for k, s in kernel.param_shapes(H, H).items()}
+    g = {k: np.zeros_like(v) for k, v in p.items()}
+    ws = kernel.workspace(T, B, H, H, np.float32)
+    x = rng.random((T, B, H), dtype=np.float32)
+    reset, dh, dx = np.zeros((T, B), bool), np.empty((T, B, H), np.float32), np.empty_like(x)
+    layer = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](H, H, 1)
+    xt = torch.from_numpy(x).requires_grad_(True)
+
+    def ours(*_):
+        ws["h"][0] = 0
+        if "c" in ws:
+            ws["c"][0] = 0
+        kernel.forward(x, p, ws, reset)
+        dh[:] = 0.01
+        kernel.backward(x, p, ws, reset, dh, dx, g)
+
+    def theirs(*_):
+        out, _ = layer(xt)
+        out.backward(torch.full_like(out, 0.01))
+
+    ids = np.zeros((T, B), np.int32)  # stands for the segment's tokens: rates count ids.size
+    segments = lambda: iter(lambda: (ids, ids), None)  # noqa: E731 (the same segment forever)
+    return interleaved_rates({"lmtool": ours, "torch": theirs}, segments, warmup, rounds, per_round)
 
 
 def profile(step, ids, n=20):

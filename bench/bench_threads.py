@@ -87,11 +87,16 @@ def main():
         tokens = 850460
         print(f"| score KJV train, 5-gram, scoring only (tokens/s) | {tokens / one:,.0f} | {tokens / two:,.0f} "
               f"| {one / two:.2f}x |", flush=True)
-        for command in ("score", "perplexity"):
-            cmd = [*lmtool_cmd(), command, model, TRAIN, "-q"]
-            one, two = (min(wall(cmd + ["--threads", str(t)]) for _ in range(args.repeat)) for t in (1, 2))
-            print(f"| lmtool {command} KJV train, 5-gram, whole command (s) | {one:.2f} | {two:.2f} "
-                  f"| {one / two:.2f}x |", flush=True)
+        # A whole command on KJV train is mostly start-up (Python, NumPy, Numba: about 1 s on one
+        # thread); a 10M-token file (bench_scaling.py writes it) shows what batch scoring gets.
+        big = os.path.join(CACHE, "synthetic-10M.txt")
+        inputs = [("KJV train", TRAIN)] + ([("synthetic-10M", big)] if os.path.exists(big) else [])
+        for name, path in inputs:
+            for command in ("score", "perplexity"):
+                cmd = [*lmtool_cmd(), command, model, path, "-q"]
+                one, two = (min(wall(cmd + ["--threads", str(t)]) for _ in range(args.repeat)) for t in (1, 2))
+                print(f"| lmtool {command} {name}, 5-gram, whole command (s) | {one:.2f} | {two:.2f} "
+                      f"| {one / two:.2f}x |", flush=True)
     if not args.skip_train:
         for softmax in ("full", "class"):
             train_tokens_per_second(softmax, 2, 2.0)  # compile

@@ -22,15 +22,23 @@ def load(path, verify=True):
 
     opened = modelfile.read(path, verify=verify)
     try:
-        return model_classes()[opened.kind].from_file(opened)
+        return model_class(opened.kind).from_file(opened)
     except (KeyError, TypeError, ValueError, IndexError) as err:
         raise LmtoolError(f"damaged {opened.kind} model file (missing or inconsistent {err}); rebuild it",
                           path) from None
 
 
-def model_classes():
-    """Registry: model-file kind -> class with a ``from_file`` constructor."""
-    from .neural.model import RecurrentModel
-    from .ngram.model import NgramModel
+MODEL_CLASSES = {"ngram": ("lmtool.ngram.model", "NgramModel"),
+                 "recurrent": ("lmtool.neural.model", "RecurrentModel")}
 
-    return {"ngram": NgramModel, "recurrent": RecurrentModel}
+
+def model_class(kind):
+    """Registry lookup: the class with a ``from_file`` constructor for model-file ``kind``.
+
+    Imported on demand, so that opening an n-gram model does not load the neural code.
+    """
+    import importlib
+
+    module, name = MODEL_CLASSES[kind]
+    return getattr(importlib.import_module(module), name)
+

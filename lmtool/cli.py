@@ -87,7 +87,8 @@ def cli():
               help="Count chunks of the corpus on N threads (same model, byte for byte).")
 @click.option("--dask", metavar="ADDRESS",
               help="Count on a Dask cluster: tcp://HOST:PORT of a scheduler, or local:N worker processes. "
-                   "Each CORPUS file (globs allowed) is a shard; paths must be visible to the workers.")
+                   "CORPUS files (globs allowed) are shards, large plain ones cut at line boundaries; paths "
+                   "must be visible to the workers.")
 @quiet_option
 def count(corpus, output, order, smoothing, add_k, arpa, level, vocab_file, min_count, max_vocab, memory, tmp,
           threads, dask, quiet):

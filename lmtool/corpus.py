@@ -5,6 +5,8 @@ compressed stream on stdin works too); ``-`` is stdin. Lines are read in chunks 
 stays flat however large the file is. Tokens are separated by spaces, tabs and carriage returns
 (KenLM's and SRILM's convention); at ``level="char"`` every character, spaces included, is a token.
 ``<s>`` and ``</s>`` inside the text are markers the models add themselves, so they are dropped.
+A ``ByteRange`` stands for part of a large plain file wherever a path is read, so that several
+workers can share one file (``byte_ranges`` cuts it).
 """
 
 import bz2
@@ -42,8 +44,49 @@ class Chunk:
     n_lines: int
 
 
+@dataclass(frozen=True)
+class ByteRange:
+    """The lines of a plain-text file whose first byte lies in ``[start, end)``: one shard of it.
+
+    Cuts may fall anywhere, inside a line or a character: each line belongs to the range holding
+    its first byte, so ranges that tile ``[0, size]`` read every line exactly once. Line numbers in
+    messages count from the range's first line, so its name gives the byte range.
+    """
+
+    path: str
+    start: int
+    end: int
+
+    def __post_init__(self):
+        if not 0 <= self.start <= self.end:
+            raise ValueError(f"ByteRange needs 0 <= start <= end, got {self.start}-{self.end}")
+
+    def __str__(self):
+        return f"{self.path} (bytes {self.start}-{self.end})"
+
+
+def byte_ranges(path, shard_bytes):
+    """``path`` cut into ``ByteRange``s of about ``shard_bytes`` bytes, for readers working in parallel.
+
+    A compressed file cannot be entered midway, so it stays whole (``[path]``), as do stdin and
+    files of at most ``shard_bytes``. A missing or unreadable file is an ``LmtoolError`` naming it.
+    """
+    if str(path) == "-":
+        return [path]
+    raw = _open_raw(path)
+    try:
+        head, size = raw.read(6), os.fstat(raw.fileno()).st_size
+    finally:
+        raw.close()
+    if size <= shard_bytes or any(head.startswith(magic) for magic, _ in _MAGIC):
+        return [path]
+    n = -(-size // shard_bytes)
+    cuts = [size * i // n for i in range(n + 1)]
+    return [ByteRange(str(path), a, b) for a, b in zip(cuts, cuts[1:])]
+
+
 def display_name(path):
-    """The name used in messages: ``<stdin>`` for ``-``."""
+    """The name used in messages: ``<stdin>`` for ``-``, ``FILE (bytes START-END)`` for a ``ByteRange``."""
     return "<stdin>" if str(path) == "-" else str(path)
 
 
@@ -97,15 +140,54 @@ def read_chunks(paths, *, chunk_bytes=CHUNK_BYTES, max_line=MAX_LINE_BYTES, prog
         yield from _read_one(path, chunk_bytes, max_line, progress, hasher)
 
 
-def _blocks(path, chunk_bytes, progress=None):
-    """Yield the decompressed bytes of one input in blocks, ending with one empty block.
+class _Window:
+    """The bytes of a ``ByteRange``'s lines, read like a file, from an open file ``raw``."""
+
+    def __init__(self, raw, span, max_line):
+        begin, stop = _line_start(raw, span.start, max_line), _line_start(raw, span.end, max_line)
+        raw.seek(begin)
+        self.raw, self.left = raw, max(stop - begin, 0)
+
+    def read(self, n):
+        block = self.raw.read(min(n, self.left))
+        self.left -= len(block)
+        return block
+
+
+def _line_start(raw, offset, max_line):
+    """Offset of the first line that starts at or after ``offset`` in the seekable file ``raw``.
+
+    That is ``offset`` when byte ``offset - 1`` is a newline, else just past the next newline (or
+    the end of the file). The search stops after ``max_line`` bytes, inside a line too long to read:
+    the range holding that line's start then reports it, and both neighbours agree on the cut.
+    """
+    if offset <= 0:
+        return 0
+    raw.seek(offset - 1)
+    line = raw.readline(max_line + 1)
+    return offset - 1 + len(line) if line else offset
+
+
+def _first_line(span, max_line):
+    """File offset where a ``ByteRange``'s first line starts, so messages give true offsets."""
+    raw = _open_raw(span.path)
+    try:
+        return _line_start(raw, span.start, max_line)
+    finally:
+        raw.close()
+
+
+def _blocks(path, chunk_bytes, progress=None, max_line=MAX_LINE_BYTES):
+    """Yield the decompressed bytes of one input (or a ``ByteRange``'s lines) in blocks, ending with
+    one empty block.
 
     ``progress(n)`` gets the compressed bytes consumed; a corrupt stream is an ``LmtoolError``
     naming the file. The file is closed however the iteration ends.
     """
-    raw = _open_raw(path)
+    span = path if isinstance(path, ByteRange) else None
+    raw = _open_raw(span.path if span else path)
     try:
-        stream = _decompressing(raw)
+        stream = _Window(raw, span, max_line) if span else _decompressing(raw)
         position = _position(raw)
         while True:
             try:
@@ -126,8 +208,10 @@ def _blocks(path, chunk_bytes, progress=None):
 
 def _read_one(path, chunk_bytes, max_line, progress, hasher):
     name = display_name(path)
-    offset, line_no, pending, seen = 0, 1, b"", False
-    for block in _blocks(path, chunk_bytes, progress):
+    span = path if isinstance(path, ByteRange) else None
+    offset = _first_line(span, max_line) if span else 0
+    line_no, pending, seen = 1, b"", False
+    for block in _blocks(path, chunk_bytes, progress, max_line):
         if block:
             seen = True
             if hasher is not None:
@@ -154,7 +238,7 @@ def _read_one(path, chunk_bytes, max_line, progress, hasher):
         n_lines = text.count(b"\n") + (not text.endswith(b"\n"))
         yield Chunk(name, text, line_no, n_lines)
         line_no += n_lines
-    if not seen:
+    if not seen and span is None:  # a range may hold no line; its file is not empty
         raise LmtoolError("empty file, expected text with one sentence per line", name)
 
 

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from lmtool import corpus
 from lmtool.dataset import read_corpus
@@ -117,3 +118,87 @@ def test_only_empty_lines(tmp_path):
     path.write_text("\n\n\n")
     with pytest.raises(LmtoolError, match="no tokens"):
         read_corpus([str(path)])
+
+
+def owned_lines(data, start, end):
+    """Naive reference: the lines of ``data`` whose first byte lies in [start, end), CR LF as LF."""
+    lines, at = [], 0
+    for line in data.splitlines(keepends=True):  # the texts below hold no lone CR
+        if start <= at < end:
+            lines.append(line)
+        at += len(line)
+    return b"".join(lines).replace(b"\r\n", b"\n")
+
+
+def check_ranges(path, cuts, **kw):
+    """Read ``path`` as the ByteRanges between ``cuts``; each must hold exactly its own lines."""
+    data = path.read_bytes()
+    edges = [0, *sorted(cuts), len(data)]
+    ranges = [corpus.ByteRange(str(path), a, b) for a, b in zip(edges, edges[1:])]
+    parts = [b"".join(c.data for c in corpus.read_chunks([r], **kw)) for r in ranges]
+    assert parts == [owned_lines(data, r.start, r.end) for r in ranges]
+    assert b"".join(parts) == data.replace(b"\r\n", b"\n")  # no line lost or read twice
+
+
+def test_byte_ranges_at_every_cut(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_bytes("a é\n\nb€c\r\nd\nef".encode())  # multi-byte characters, CR LF, no final newline
+    size = path.stat().st_size
+    for a in range(size + 1):
+        for b in range(a, size + 1):
+            check_ranges(path, [a, b], chunk_bytes=3)
+
+
+@st.composite
+def texts_and_cuts(draw):
+    lines = draw(st.lists(st.text(alphabet="ab é€\t", max_size=8), min_size=1, max_size=12))
+    data = draw(st.sampled_from(["\n", "\r\n"])).join(lines).encode() + draw(st.sampled_from([b"", b"\n"]))
+    return data, draw(st.lists(st.integers(0, len(data)), max_size=6))
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=texts_and_cuts(), chunk_bytes=st.sampled_from([2, 7, corpus.CHUNK_BYTES]))
+def test_byte_ranges_read_each_line_once(tmp_path_factory, case, chunk_bytes):
+    data, cuts = case
+    path = tmp_path_factory.getbasetemp() / "ranges.txt"
+    path.write_bytes(data)
+    check_ranges(path, cuts, chunk_bytes=chunk_bytes)
+
+
+def test_byte_ranges_split_plain_files_only(tmp_path):
+    plain, packed = tmp_path / "c.txt", tmp_path / "c.txt.gz"
+    plain.write_bytes(TEXT.encode() * 100)
+    packed.write_bytes(gzip.compress(TEXT.encode() * 2000))
+    ranges = corpus.byte_ranges(str(plain), 1000)
+    assert len(ranges) == -(-plain.stat().st_size // 1000) and ranges[0].start == 0
+    assert ranges[-1].end == plain.stat().st_size
+    assert all(a.end == b.start and a.end - a.start <= 1000 for a, b in zip(ranges, ranges[1:]))
+    assert lines_of(ranges) == lines_of([str(plain)])
+    assert corpus.byte_ranges(str(packed), 1000) == [str(packed)]
+    assert corpus.byte_ranges(str(plain), 10**6) == [str(plain)]
+    with pytest.raises(LmtoolError, match="no such file"):
+        corpus.byte_ranges(str(tmp_path / "nope.txt"), 1000)
+
+
+def test_bad_byte_in_a_range_names_file_and_bytes(tmp_path):
+    path = tmp_path / "bad.txt"
+    data = b"some good words\n" * 30 + b"bad \xff word\n" + b"some good words\n" * 29
+    path.write_bytes(data)
+    ranges = corpus.byte_ranges(str(path), len(data) // 3 + 1)
+    second, bad = ranges[1], data.index(b"\xff")
+    assert second.start <= bad < second.end and data[second.start - 1] != ord("\n")  # cut inside a line
+    first = data.index(b"\n", second.start) + 1
+    line = data.count(b"\n", first, bad) + 1  # counted from the range's first line
+    with pytest.raises(LmtoolError) as caught:
+        lines_of(ranges)
+    assert str(caught.value) == (
+        f"{path} (bytes {second.start}-{second.end}): not UTF-8 text: invalid byte 0xff on line {line} "
+        f"(offset {bad:,}); convert it with iconv -t UTF-8")
+
+
+def test_overlong_line_across_ranges(tmp_path):
+    path = tmp_path / "long.txt"
+    path.write_bytes(b"ok\n" + b"x" * 200 + b"\nok\n")
+    ranges = [corpus.ByteRange(str(path), a, min(a + 30, 207)) for a in range(0, 207, 30)]
+    with pytest.raises(LmtoolError, match="longer than|more than the limit"):
+        lines_of(ranges, max_line=50)

@@ -135,6 +135,35 @@ def test_dask_worker_errors_are_one_line(capsys, tmp_path, texts):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt"]
 
 
+def test_dask_splits_large_plain_files_and_gives_the_same_file(capsys, tmp_path, texts, monkeypatch):
+    pytest.importorskip("distributed")
+    from lmtool.corpus import byte_ranges
+
+    paths = [texts["a"], texts["gz"], texts["b"]]
+    monkeypatch.setenv("LMTOOL_DASK_SHARD_BYTES", "4000")
+    shards = [len(byte_ranges(str(p), 4000)) for p in paths]
+    assert shards[0] > 2 and shards[1] == 1 and shards[2] > 2  # the gzip file stays whole
+    plain = build(capsys, tmp_path / "plain.lm", paths, "--order", "4")
+    err = lmtool(capsys, "count", *paths, "-o", tmp_path / "dask.lm", "--order", "4", "--dask", "local:2")
+    assert f"{sum(shards)} shards on 2 Dask workers" in err
+    assert (tmp_path / "dask.lm").read_bytes() == plain  # words, sentences and fingerprint included
+
+
+def test_dask_names_the_byte_range_of_a_bad_line(capsys, tmp_path, monkeypatch):
+    pytest.importorskip("distributed")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"some good words\n" * 30 + b"bad \xff word\n" + b"some good words\n" * 29)
+    monkeypatch.setenv("LMTOOL_DASK_SHARD_BYTES", "lots")
+    err = lmtool(capsys, "count", bad, "-o", tmp_path / "m.lm", "--dask", "local:2", code=1)
+    assert err.count("\n") == 1 and "LMTOOL_DASK_SHARD_BYTES must be a positive number of bytes" in err, err
+    monkeypatch.setenv("LMTOOL_DASK_SHARD_BYTES", str(bad.stat().st_size // 3 + 1))
+    err = lmtool(capsys, "count", bad, "-o", tmp_path / "m.lm", "--dask", "local:2", code=1)
+    # line 31 of the file is line 11 of the range starting at byte 320; 0xff is at byte 484 of the file
+    assert err.count("\n") == 1 and "bad.txt (bytes 318-636): not UTF-8 text: invalid byte 0xff on line 11 " \
+                                     "(offset 484)" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt"]
+
+
 def test_dask_missing_is_one_line(capsys, tmp_path, texts, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
     err = lmtool(capsys, "count", texts["a"], "-o", tmp_path / "m.lm", "--dask", "local:2", code=1)

@@ -2,6 +2,8 @@
 
 import os
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -93,3 +95,12 @@ def test_ngram_model_round_trip(tmp_path):
     for name in ("word", "prob", "backoff", "children"):
         np.testing.assert_array_equal(getattr(again, name), getattr(model, name))
     assert again.score("a b c d") == model.score("a b c d")
+
+
+def test_opening_an_ngram_model_leaves_the_neural_code_unloaded(tiny_model):
+    code = ("import sys, lmtool; lm = lmtool.load(sys.argv[1]); lm.score('in the beginning'); "
+            "print(sorted(m for m in sys.modules if m.startswith('lmtool.neural')))")
+    done = subprocess.run([sys.executable, "-c", code, str(tiny_model.lm)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert {k: lmtool.model_class(k).kind for k in lmtool.MODEL_CLASSES} == {"ngram": "ngram", "recurrent": "recurrent"}

@@ -195,3 +195,27 @@ def test_config_validation_and_round_trip():
         NetworkConfig.from_dict(dict(cfg.to_dict(), heads=4))
     with pytest.raises(ValueError, match="n_classes"):
         RecurrentNetwork(replace(cfg, n_classes=CLASSES.n_classes + 1), CLASSES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_gradient_is_zero_outside_its_support_and_clearing_only_the_support_is_exact(case):
+    """The sparse bookkeeping (``neural.support``): after each of several segments the gradient is
+    the one a freshly zeroed vector gets, and nothing outside ``grad_support`` is nonzero."""
+    cfg = config(**case)
+    sparse, dense = network(cfg), network(cfg)
+    s1, s2 = sparse.init_state(B), dense.init_state(B)
+    for k in range(4):
+        x, y, reset = data(seed=k)
+        x[:, 0] = k  # inputs vary between segments, so different embedding rows are written
+        _, _, s1 = sparse.forward_backward(x, y, s1, np.random.default_rng(k), reset=reset)
+        dense.grad[:] = np.nan
+        dense.grad_written()  # forces a whole-vector clear
+        _, _, s2 = dense.forward_backward(x, y, s2, np.random.default_rng(k), reset=reset)
+        np.testing.assert_array_equal(sparse.grad, dense.grad)
+        inside = np.zeros(sparse.grad.size, bool)
+        for a, b in sparse.grad_support:
+            inside[a:b] = True
+        assert np.all(sparse.grad[~inside] == 0)
+        assert np.count_nonzero(sparse.grad[inside]) > 0
+        if cfg.softmax == "class" and not cfg.tie:
+            assert not inside.all()  # unread embedding rows are left out

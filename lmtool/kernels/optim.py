@@ -45,3 +45,42 @@ def adam_step(params, grad, scale, m, v, lr, beta1, beta2, eps, step):
         m[i] = mi
         v[i] = vi
         params[i] -= a * mi / (np.sqrt(vi) + e)
+
+
+# Over spans: int64[k, 2] rows [a, b) of the flat vector (``neural.support``), values elsewhere zero.
+# Each span is handed to the whole-vector kernel as a 1-D slice, so the inner loop still vectorises.
+
+@njit(**FAST)
+def squared_norm_spans(g, spans):
+    """``squared_norm`` of g where it is nonzero only inside ``spans``."""
+    total = 0.0
+    for k in range(spans.shape[0]):
+        total += squared_norm(g[spans[k, 0]:spans[k, 1]])
+    return total
+
+
+@njit(**FAST)
+def sgd_step_spans(params, grad, lr, spans):
+    """``sgd_step`` where grad is nonzero only inside ``spans``."""
+    for k in range(spans.shape[0]):
+        sgd_step(params[spans[k, 0]:spans[k, 1]], grad[spans[k, 0]:spans[k, 1]], lr)
+
+
+@njit(**FAST)
+def zero_spans(g, spans):
+    """g[a:b] = 0 for each span."""
+    for k in range(spans.shape[0]):
+        g[spans[k, 0]:spans[k, 1]] = 0.0
+
+
+@njit(**FAST)
+def add_spans(total, part, spans):
+    """total[a:b] += part[a:b] for each span."""
+    for k in range(spans.shape[0]):
+        _add(total[spans[k, 0]:spans[k, 1]], part[spans[k, 0]:spans[k, 1]])
+
+
+@njit(**FAST)
+def _add(out, x):
+    for i in range(out.shape[0]):
+        out[i] += x[i]

@@ -360,6 +360,10 @@ class FullSoftmax:
         e2, e1 = np.empty((0, self.H), hs.dtype), np.empty(0, hs.dtype)
         return self._run(hs, p, y, 0.0, False, e2, {"W": e2, "b": e1})[1]
 
+    def touched_rows(self, y):
+        """Row ranges (starts, ends) of W and b that ``loss`` writes for targets y: all of them."""
+        return np.array([0]), np.array([self.V])
+
     def distribution(self, hs, p):
         """float[n, V] next-position distributions for hidden rows hs: float[n, H]."""
         _check_rows(hs, None, self.H)
@@ -407,6 +411,14 @@ class ClassSoftmax:
         _check_rows(hs, y, self.H)
         e2, e1 = np.empty((0, self.H), hs.dtype), np.empty(0, hs.dtype)
         return self._run(hs, p, y, 0.0, False, e2, {"W": e2, "b": e1, "Wc": e2, "bc": e1})[1]
+
+    def touched_rows(self, y):
+        """Row ranges (starts, ends) of W and b that ``loss`` writes for target positions y (< 0
+        ignored): the classes of the targets, except one-word classes (p(w | c) = 1, no gradient)."""
+        cl = self.classes
+        c = np.unique(cl.word_class[y[y >= 0]])
+        c = c[cl.start[c + 1] - cl.start[c] > 1]
+        return cl.start[c], cl.start[c + 1]
 
     def distribution(self, hs, p):
         """float[n, V] next-position distributions for hidden rows hs: float[n, H]."""

@@ -19,8 +19,10 @@ class *position* order: row k belongs to word ``classes.order[k]``.
 import numpy as np
 
 from ..kernels.dense import dropout_mask, gather_rows, multiply, scatter_add_rows
+from ..kernels.optim import zero_spans
 from ..kernels.softmax import ClassSoftmax, FullSoftmax
 from .config import CELLS
+from .support import merge_spans, range_spans, row_spans
 
 ALIGN = 16
 """Each view starts on a multiple of 16 elements (64 bytes: a cache line, any SIMD width)."""
@@ -170,6 +172,11 @@ class RecurrentNetwork:
         if config.tie:
             self._out_p["W"], self._out_g["W"] = self.p["embed"], self.g["embed"]
         self._cache = {}
+        o = self.layout.offsets
+        self._dense_spans = np.array([[o[n], o[n] + int(np.prod(s))] for n, s in self.layout.shapes.items()
+                                      if n not in ("embed", "output.W", "output.b")], np.int64).reshape(-1, 2)
+        self.grad_support = self._dirty = np.empty((0, 2), np.int64)
+        """grad_support: spans (``neural.support``) outside which ``grad`` is zero (None: unknown)."""
 
     @staticmethod
     def _group(views, prefix):
@@ -281,7 +288,8 @@ class RecurrentNetwork:
         inputs, wss, top, reset = self._forward(pos, state, reset, masks)
         new_state = self._final_state(wss)
         n_tokens = int(np.count_nonzero(tgt >= 0))
-        self.grad[:] = 0
+        self.clear_grad()
+        self.grad_support = self._dirty = self._support(pos, tgt)
         H = self.config.hidden
         dtop = np.empty((T, B, H), self.dtype)
         scale = 1.0 / max(n_tokens if normaliser is None else normaliser, 1)
@@ -299,6 +307,30 @@ class RecurrentNetwork:
             multiply(d.reshape(-1), masks[0].reshape(-1), d.reshape(-1))
         scatter_add_rows(d.reshape(T * B, -1), pos.reshape(-1), self.g["embed"])
         return float(loss), n_tokens, new_state
+
+    def clear_grad(self):
+        """Zero ``grad``: only the spans written since the last clear, when they are known."""
+        if self._dirty is None:
+            self.grad[:] = 0
+        else:
+            zero_spans(self.grad, self._dirty)
+        self.grad_support = self._dirty = np.empty((0, 2), np.int64)
+
+    def grad_written(self, spans=None):
+        """Declare that ``grad`` was written outside ``forward_backward`` (e.g. shards summed into it),
+        within ``spans`` if given (else anywhere)."""
+        self.grad_support = self._dirty = spans
+
+    def _support(self, pos, tgt):
+        """The spans of ``grad`` that a segment with input positions ``pos`` and targets ``tgt`` writes:
+        the layers and class weights whole, the embedding rows read, the output rows of the targets'
+        classes (all rows for a full softmax)."""
+        o = self.layout.offsets
+        H, E = self.config.hidden, self.config.embed
+        w_at = o["embed"] if self.config.tie else o["output.W"]
+        starts, ends = self.output.touched_rows(tgt.reshape(-1))
+        return merge_spans([self._dense_spans, row_spans(o["embed"], E, pos[pos >= 0]),
+                            range_spans(w_at, H, starts, ends), range_spans(o["output.b"], 1, starts, ends)])
 
     def log_probs(self, x_ids, y_ids, state, reset=None):
         """Natural-log probabilities of the targets, without dropout or gradient.

@@ -12,12 +12,14 @@ OPTIMIZERS = ("sgd", "adam")
 DEFAULT_LR = {"sgd": 20.0, "adam": 2e-3}
 
 
-def clip_scale(grad, max_norm):
+def clip_scale(grad, max_norm, spans=None):
     """The factor that brings ``grad``'s L2 norm down to ``max_norm`` (1 if already below, or if
-    ``max_norm`` <= 0), and the norm; the optimiser applies it, so the gradient is read only once."""
-    from ..kernels.optim import squared_norm
+    ``max_norm`` <= 0), and the norm; the optimiser applies it, so the gradient is read only once.
+    ``spans``: the gradient's support (``neural.support``) if known, to read only there."""
+    from ..kernels.optim import squared_norm, squared_norm_spans
 
-    return scale_for_norm(math.sqrt(squared_norm(grad)), max_norm)
+    return scale_for_norm(math.sqrt(squared_norm(grad) if spans is None else squared_norm_spans(grad, spans)),
+                          max_norm)
 
 
 def scale_for_norm(norm, max_norm):
@@ -39,14 +41,20 @@ class Optimizer:
         self.m = np.zeros(size, np.float32) if kind == "adam" else None
         self.v = np.zeros(size, np.float32) if kind == "adam" else None
 
-    def step(self, params, grad, lr, scale=1.0, map_spans=None):
+    def step(self, params, grad, lr, scale=1.0, map_spans=None, support=None):
         """Update ``params`` with the gradient ``scale * grad`` at learning rate ``lr``.
 
         ``map_spans(fn)``, if given, calls ``fn((a, b))`` for spans covering the vector (on several
         threads, see ``neural.parallel``); the update is elementwise, so the result is the same.
+        ``support``: spans outside which grad is zero (``neural.support``); SGD then updates only
+        there, with the same result. Adam updates everywhere (its moments move without a gradient).
         """
         self.steps += 1
-        if map_spans is None:
+        if support is not None and self.kind == "sgd":
+            from ..kernels.optim import sgd_step_spans
+
+            sgd_step_spans(params, grad, np.float32(lr * scale), support)
+        elif map_spans is None:
             self._update(params, grad, lr, scale, (0, params.size))
         else:
             map_spans(lambda span: self._update(params, grad, lr, scale, span))

@@ -13,9 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..kernels.optim import squared_norm
+from ..kernels.optim import add_spans, squared_norm_spans
 from ..threads import set_blas_threads
 from .network import NetworkState, RecurrentNetwork
+from .support import merge_spans, split_spans
 
 
 def shard_bounds(batch, shards):
@@ -29,8 +30,9 @@ class DataParallel:
 
     Shard 0 runs on ``net`` itself (so its gradient lands in ``net.grad``), the others on
     networks sharing ``net.params``. BLAS runs one thread per worker to avoid oversubscription.
-    After each call ``grad_norm`` is the summed gradient's L2 norm (for clipping), and
-    ``map_spans`` lets the optimiser update the parameters on the same threads.
+    After each call ``grad_norm`` is the summed gradient's L2 norm (for clipping), ``net.grad_support``
+    the union of the shards' supports (the sum runs over it only), and ``map_spans`` lets the
+    optimiser update the parameters on the same threads.
     """
 
     def __init__(self, net, batch, threads):
@@ -72,7 +74,9 @@ class DataParallel:
                 masks=shard_masks, normaliser=total)
 
         results = list(self.pool.map(run, range(len(self.bounds))))
-        self.grad_norm = math.sqrt(sum(self.pool.map(self._sum_gradients, self.sum_bounds)))
+        support = merge_spans([n.grad_support for n in self.nets])
+        self.grad_norm = math.sqrt(sum(self.pool.map(self._sum_gradients, split_spans(support, len(self.nets)))))
+        self.net.grad_written(support)
         loss = 0.0
         for shard_loss, _, _ in results:
             loss += shard_loss
@@ -82,11 +86,9 @@ class DataParallel:
         """fn(span) for spans (a, b) covering the parameter vector, one per thread (optimiser steps)."""
         list(self.pool.map(fn, self.sum_bounds))
 
-    def _sum_gradients(self, bounds):
-        """net.grad[a:b] += each other shard's gradient there, in shard order (one slice per thread);
-        returns the squared norm of the sum there, while it is in cache."""
-        a, b = bounds
-        out = self.net.grad[a:b]
+    def _sum_gradients(self, spans):
+        """net.grad += each other shard's gradient over ``spans`` (part of the shards' joint support),
+        in shard order; returns the squared norm of the sum there, while it is in cache."""
         for other in self.nets[1:]:
-            np.add(out, other.grad[a:b], out=out)
-        return squared_norm(out)
+            add_spans(self.net.grad, other.grad, spans)
+        return squared_norm_spans(self.net.grad, spans)

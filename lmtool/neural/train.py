@@ -177,11 +177,13 @@ class Trainer:
         if not math.isfinite(loss):
             self._diverged(loss)
         if self.parallel is None:
-            scale, _ = clip_scale(self.net.grad, cfg.clip)
-            self.optimizer.step(self.net.params, self.net.grad, self.lr, scale)
+            support = self.net.grad_support
+            scale, _ = clip_scale(self.net.grad, cfg.clip, support)
+            self.optimizer.step(self.net.params, self.net.grad, self.lr, scale, support=support)
         else:
             scale, _ = scale_for_norm(self.parallel.grad_norm, cfg.clip)
-            self.optimizer.step(self.net.params, self.net.grad, self.lr, scale, map_spans=self.parallel.map_spans)
+            self.optimizer.step(self.net.params, self.net.grad, self.lr, scale, map_spans=self.parallel.map_spans,
+                                support=self.net.grad_support)
         self.state = state
         self.position = b
         self.epoch_loss += loss

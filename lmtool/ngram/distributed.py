@@ -1,16 +1,22 @@
-"""Counting on a Dask cluster (``count --dask``): each input file is a shard that a worker reads.
+"""Counting on a Dask cluster (``count --dask``): workers read shards of the input files.
+
+A plain file larger than the shard size is cut at line boundaries into ``corpus.ByteRange``s, so
+that one big file keeps every worker busy; a compressed file is one shard. The shard size
+defaults to a quarter of each worker's share of the input (at least 1 MiB); the environment
+variable ``LMTOOL_DASK_SHARD_BYTES`` sets it in bytes.
 
 Pass 1: workers count the tokens of their shards; the client sums them by token and ranks the
 vocabulary exactly as ``read_corpus`` would. Pass 2: workers encode their shards with that
 vocabulary and return sorted ``NgramCounts``, which the client merges (merging is exact and
-order-free) and smooths. Meanwhile one task hashes the files in order, since the fingerprint is
-a sequential BLAKE2b of every file's bytes and cannot be combined from per-shard digests. The
-model file is the one the local path writes, byte for byte. Workers must see the same paths
-and run the same lmtool.
+order-free) and smooths. Meanwhile one task hashes the whole files in order, since the
+fingerprint is a sequential BLAKE2b of every file's bytes and cannot be combined from per-shard
+digests. The model file is the one the local path writes, byte for byte. Workers must see the
+same paths and run the same lmtool.
 """
 
 import glob
 import logging
+import os
 import re
 
 from .. import corpus
@@ -22,6 +28,8 @@ from .counts import merge_counts
 from .passes import count_shard, tally_tokens
 
 MISSING = "--dask needs dask.distributed: pip install 'lmtool[dask]'"
+SHARD_BYTES_VARIABLE = "LMTOOL_DASK_SHARD_BYTES"
+MIN_SHARD_BYTES = 1 << 20
 
 
 def _distributed():
@@ -84,47 +92,78 @@ class connect:
         return False
 
 
-def shard_tokens(path, level):
-    """Worker, pass 1: ``(tokens, counts, words, sentences)`` of one file."""
-    tally = tally_tokens([path], level)
+def shard_bytes_setting():
+    """The shard size ``LMTOOL_DASK_SHARD_BYTES`` asks for, or None when it is unset."""
+    text = os.environ.get(SHARD_BYTES_VARIABLE, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) == 0:
+        raise LmtoolError(f"{SHARD_BYTES_VARIABLE} must be a positive number of bytes, got {text!r}")
+    return int(text)
+
+
+def plan_shards(files, workers, shard_bytes=None):
+    """Worker, before pass 1: ``files`` with each plain file larger than ``shard_bytes`` cut into ``ByteRange``s.
+
+    It runs where the files are. By default each worker gets about four shards of at least
+    ``MIN_SHARD_BYTES``, so that a shard that is slow to read holds the others up little.
+    """
+    if shard_bytes is None:
+        total = corpus.input_size(files) or 0
+        shard_bytes = max(total // (4 * max(workers, 1)), MIN_SHARD_BYTES)
+    return [shard for path in files for shard in corpus.byte_ranges(path, shard_bytes)]
+
+
+def shard_tokens(shard, level):
+    """Worker, pass 1: ``(tokens, counts, words, sentences)`` of one file or ``ByteRange``."""
+    tally = tally_tokens([shard], level)
     tokens, counts = tally.token_counts()
     return tokens, counts, tally.words, tally.sentences
 
 
-def shard_counts(path, vocab, order):
-    """Worker, pass 2: the ``NgramCounts`` of one file encoded with ``vocab``."""
-    return count_shard([path], vocab, order)
+def shard_counts(shard, vocab, order):
+    """Worker, pass 2: the ``NgramCounts`` of one file or ``ByteRange`` encoded with ``vocab``."""
+    return count_shard([shard], vocab, order)
 
 
-def count_distributed(paths, address, order, level="word", min_count=1, max_vocab=None, keep=None, progress=silent):
-    """Count ``paths`` (globs allowed) on the cluster at ``address``; returns ``(vocab, counts, training, stats)``."""
+def count_distributed(paths, address, order, level="word", min_count=1, max_vocab=None, keep=None, progress=silent,
+                      shard_bytes=None):
+    """Count ``paths`` (globs allowed) on the cluster at ``address``; returns ``(vocab, counts, training, stats)``.
+
+    ``shard_bytes`` (default ``LMTOOL_DASK_SHARD_BYTES``, else see ``plan_shards``) is the size
+    above which a plain file is split.
+    """
     distributed = _distributed()
     files = expand_paths(paths)
+    if shard_bytes is None:
+        shard_bytes = shard_bytes_setting()
     with connect(address) as client:
         digest = client.submit(corpus.fingerprint, files, pure=False)
-        bar = progress("counting tokens", total=len(files), unit="file")
+        workers = len(client.scheduler_info().get("workers", {}))
+        shards = client.submit(plan_shards, files, workers, shard_bytes, pure=False).result()
+        bar = progress("counting tokens", total=len(shards), unit="shard")
         try:
-            futures = client.map(shard_tokens, files, level=level, pure=False)
+            futures = client.map(shard_tokens, shards, level=level, pure=False)
             for _ in distributed.as_completed(futures):
                 bar.update(1)
-            shards = client.gather(futures)
+            tallies = client.gather(futures)
         finally:
             bar.close()
         totals, words, sentences = {}, 0, 0
-        for tokens, counts, shard_words, shard_sentences in shards:
+        for tokens, counts, shard_words, shard_sentences in tallies:
             for token, n in zip(tokens, counts.tolist()):
                 totals[token] = totals.get(token, 0) + n
             words += shard_words
             sentences += shard_sentences
-        del shards
+        del tallies
         check_not_empty(words, files)
         vocab, _ = rank_vocabulary(list(SPECIALS) + list(totals), [0] * len(SPECIALS) + list(totals.values()),
                                    level, min_count, max_vocab, keep)
         del totals
         shared = client.scatter(vocab, broadcast=True)
-        bar = progress("counting n-grams", total=len(files), unit="file")
+        bar = progress("counting n-grams", total=len(shards), unit="shard")
         try:
-            futures = client.map(shard_counts, files, vocab=shared, order=order, pure=False)
+            futures = client.map(shard_counts, shards, vocab=shared, order=order, pure=False)
             for _ in distributed.as_completed(futures):
                 bar.update(1)
             parts = client.gather(futures)
@@ -132,5 +171,5 @@ def count_distributed(paths, address, order, level="word", min_count=1, max_voca
             bar.close()
         counts = merge_counts(parts) if len(parts) > 1 else parts[0]
         training = training_record(files, digest.result(), words, sentences)
-        stats = {"shards": len(files), "workers": len(client.scheduler_info().get("workers", {}))}
+        stats = {"shards": len(shards), "workers": len(client.scheduler_info().get("workers", {}))}
     return vocab, counts, training, stats
