@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmtool.kernels.optim import sgd_step, sgd_step_spans, squared_norm, squared_norm_spans, zero_spans
+from lmtool.kernels.optim import add_spans, sgd_step, sgd_step_spans, squared_norm, squared_norm_spans, zero_spans
 from lmtool.neural.optim import Optimizer, clip_scale
 from lmtool.neural.support import merge_spans, range_spans, row_spans, split_spans
 
@@ -58,6 +58,10 @@ def test_span_kernels_match_the_whole_vector_ones():
     sgd_step(p1, grad, np.float32(0.5))
     sgd_step_spans(p2, grad, np.float32(0.5), spans)
     np.testing.assert_array_equal(p1, p2)
+    total = rng.standard_normal(SIZE).astype(np.float32)
+    expected = np.where(inside, total + grad, total)
+    add_spans(total, np.where(inside, grad, 100).astype(np.float32), spans)  # only the spans are added
+    np.testing.assert_array_equal(total, expected)
     zero_spans(grad, spans)
     assert not grad.any()
 
