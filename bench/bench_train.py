@@ -52,20 +52,21 @@ def test_perplexity(model, text=None):
 
 SOFTMAX_RUNS = {"full": ["--softmax", "full"], "class, sqrt(V) classes (default)": ["--softmax", "class"],
                 "class, --classes 300": ["--softmax", "class", "--classes", "300"]}
-"""The output layers compared after the same number of epochs (LSTM 2x200, SGD lr 20). More classes
+"""The output layers compared after the same number of epochs (LSTM 2x200). More classes
 cost more logits per token (111: 131, 300: about 330) but learn faster per epoch."""
 
 
-def bench_softmax(tmp, epochs):
+def bench_softmax(tmp, epochs, optimizer="sgd"):
     from concurrent.futures import ThreadPoolExecutor
 
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
-    print(f"\n## class against full softmax, LSTM 2x200, {epochs} epoch(s) each, SGD lr 20\n")
+    rate = "SGD lr 20" if optimizer == "sgd" else "Adam lr 0.002"
+    print(f"\n## class against full softmax, LSTM 2x200, {epochs} epoch(s) each, {rate}\n")
     print(f"The full softmax trains on core {cores[0]}, the class softmaxes one after the other on core "
           f"{cores[-1]}.\n")
     print("| softmax | epochs | train wall s | tokens/s | valid ppl per epoch | test ppl | vs full |")
     print("|---|---|---|---|---|---|---|")
-    base = ["--cell", "lstm", "--layers", "2", "--hidden", "200", "--epochs", str(epochs)]
+    base = ["--cell", "lstm", "--layers", "2", "--hidden", "200", "--epochs", str(epochs), "--optimizer", optimizer]
     names = list(SOFTMAX_RUNS)
 
     def run(name, core):
@@ -154,6 +155,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", choices=["softmax", "quality", "char"], action="append")
     ap.add_argument("--epochs", type=int, default=1, help="epochs of the softmax comparison")
+    ap.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="of the softmax comparison")
     ap.add_argument("--minutes", type=float, default=15, help="budget of the quality run")
     ap.add_argument("--char-minutes", type=float, default=10)
     a = ap.parse_args()
@@ -162,7 +164,7 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="lmtool-bench-") as tmp:
         if "softmax" in only:
-            bench_softmax(tmp, a.epochs)
+            bench_softmax(tmp, a.epochs, a.optimizer)
         if "quality" in only:
             bench_quality(tmp, a.minutes)
         if "char" in only:
