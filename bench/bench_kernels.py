@@ -78,11 +78,11 @@ def interleaved_rates(steps, data, warmup, rounds, per_round):
     """Training tokens/s of each step function in ``steps`` ({name: step}), timed in turns.
 
     Each runs ``warmup`` batches, then ``rounds`` rounds of ``per_round`` batches each, the step
-    functions taking turns; the rate is 700 tokens over the median batch time. Taking turns lets a
+    functions taking turns; the rate is a batch's tokens over the median batch time. Taking turns lets a
     noisy neighbour on the machine slow every contender alike instead of whichever ran at that moment.
     """
     streams = {name: data() for name in steps}
-    times = {name: [] for name in steps}
+    times, tokens = {name: [] for name in steps}, {}
     for name, step in steps.items():
         for _ in range(warmup):
             step(*next(streams[name]))
@@ -93,7 +93,8 @@ def interleaved_rates(steps, data, warmup, rounds, per_round):
                 t = time.perf_counter()
                 step(x, y)
                 times[name].append(time.perf_counter() - t)
-    return {name: x.size / float(np.median(t)) for name, t in times.items()}
+                tokens[name] = x.size
+    return {name: tokens[name] / float(np.median(t)) for name, t in times.items()}
 
 
 def lmtool_trainer(cfg, classes, seed=1111, lr=20.0, clip=0.25):
