@@ -176,14 +176,14 @@ class Trainer:
         loss, n, state = run(self.x[a:b], self.y[a:b], self.state, self.rng, reset=self.reset[a:b])
         if not math.isfinite(loss):
             self._diverged(loss)
+        support = self.net.grad_support
         if self.parallel is None:
-            support = self.net.grad_support
             scale, _ = clip_scale(self.net.grad, cfg.clip, support)
-            self.optimizer.step(self.net.params, self.net.grad, self.lr, scale, support=support)
+            map_spans = None
         else:
             scale, _ = scale_for_norm(self.parallel.grad_norm, cfg.clip)
-            self.optimizer.step(self.net.params, self.net.grad, self.lr, scale, map_spans=self.parallel.map_spans,
-                                support=self.net.grad_support)
+            map_spans = self.parallel.map_spans
+        self.optimizer.step(self.net.params, self.net.grad, self.lr, scale, map_spans=map_spans, support=support)
         self.state = state
         self.position = b
         self.epoch_loss += loss
