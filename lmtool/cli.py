@@ -100,7 +100,7 @@ def count(corpus, output, order, smoothing, add_k, arpa, level, vocab_file, min_
     """
     from .modelfile import staged_outputs
     from .ngram.arpa import write_arpa
-    from .ngram.build import build_ngram_model, check_order, counting_plan, describe_counting
+    from .ngram.build import check_order, counting_plan, describe_counting, write_ngram_model
     from .vocab import read_vocab_file
 
     check_order(order)
@@ -120,12 +120,11 @@ def count(corpus, output, order, smoothing, add_k, arpa, level, vocab_file, min_
     options = {"k": add_k} if smoothing == "add-k" else {}
     stats = {}
     with staged_outputs(output, arpa) as staged:  # both files appear together, or neither
-        model = build_ngram_model(list(corpus), order=order, smoothing=smoothing, level=level, min_count=min_count,
-                                  max_vocab=max_vocab, keep=keep, progress=_tqdm_factory(quiet), stats=stats,
-                                  **plan, **options)
+        model = write_ngram_model(list(corpus), staged[0], order=order, smoothing=smoothing, level=level,
+                                  min_count=min_count, max_vocab=max_vocab, keep=keep,
+                                  progress=_tqdm_factory(quiet), stats=stats, **plan, **options)
         if arpa:
             write_arpa(model, staged[1])
-        model.save(staged[0])
     if not quiet:
         sizes = " ".join(f"{n}:{s:,}" for n, s in enumerate(model.sizes, 1))
         click.echo(f"{output}: {model.order}-gram {smoothing}, vocabulary {len(model.vocab):,}, "

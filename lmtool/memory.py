@@ -4,6 +4,8 @@ Suffixes are binary (K = 1024 bytes) and case-insensitive; ``b`` means bytes and
 number without a suffix means KiB.
 """
 
+import ctypes
+import ctypes.util
 import os
 import re
 
@@ -47,3 +49,24 @@ def format_size(size):
         if size >= scale:
             return f"{size / scale:.3g}{unit}"
     return f"{size}B"
+
+
+def release_free_memory():
+    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``; a no-op elsewhere).
+
+    NumPy's temporaries below glibc's mmap threshold (which grows to 32 MB as large blocks are
+    freed) come from per-thread heaps that keep their free pages; after a phase of counting or
+    merging those pages would otherwise stay in the resident set, eating into ``--memory``.
+    """
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _libc = False
+    if _libc:
+        _libc.malloc_trim(0)
+
+
+_libc = None

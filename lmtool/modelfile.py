@@ -50,27 +50,53 @@ def _aligned(n):
     return (n + _ALIGN - 1) // _ALIGN * _ALIGN
 
 
+class StoredArray:
+    """A 1-D little-endian array held in a raw file, which ``write`` copies into a model file in
+    blocks rather than loading it (how models larger than a memory budget are written)."""
+
+    BLOCK = 1 << 24
+
+    def __init__(self, path, dtype, length):
+        self.path = path
+        self.dtype = np.dtype(dtype).newbyteorder("<")
+        self.shape = (int(length),)
+        self.nbytes = self.shape[0] * self.dtype.itemsize
+
+    def blocks(self):
+        """The file's bytes, in blocks of at most ``BLOCK``."""
+        with open(self.path, "rb") as f:
+            while block := f.read(self.BLOCK):
+                yield block
+
+
+def _blocks(array):
+    return array.blocks() if isinstance(array, StoredArray) else [memoryview(array).cast("B")]
+
+
 def write(path, kind, meta, arrays):
     """Write a model file atomically: temporary file in the same folder, then rename.
 
-    ``meta`` is JSON-serialisable; ``arrays`` maps names to NumPy arrays (any shape, numeric dtypes).
+    ``meta`` is JSON-serialisable; ``arrays`` maps names to NumPy arrays (any shape, numeric dtypes)
+    or ``StoredArray``s.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown model kind {kind!r}")
     table, offset = {}, 0
     prepared = {}
     for name, array in arrays.items():
-        array = np.ascontiguousarray(array)
-        if array.dtype.kind not in "biuf":
-            raise ValueError(f"array {name!r} has unsupported dtype {array.dtype}")
-        array = array.astype(array.dtype.newbyteorder("<"), copy=False)
+        if not isinstance(array, StoredArray):
+            array = np.ascontiguousarray(array)
+            if array.dtype.kind not in "biuf":
+                raise ValueError(f"array {name!r} has unsupported dtype {array.dtype}")
+            array = array.astype(array.dtype.newbyteorder("<"), copy=False)
         prepared[name] = array
         table[name] = {"dtype": array.dtype.str, "shape": list(array.shape), "offset": offset,
                        "nbytes": int(array.nbytes)}
         offset = _aligned(offset + array.nbytes)
     crc = 0
     for name, array in prepared.items():
-        crc = zlib.crc32(memoryview(array).cast("B"), crc)
+        for block in _blocks(array):
+            crc = zlib.crc32(block, crc)
         crc = zlib.crc32(bytes(_aligned(array.nbytes) - array.nbytes), crc)
     header = {"kind": kind, "lmtool_version": __version__, "meta": meta, "arrays": table,
               "data_size": offset, "data_crc32": crc}
@@ -82,7 +108,8 @@ def write(path, kind, meta, arrays):
         out.write(prefix)
         out.write(header_bytes)
         for array in prepared.values():
-            out.write(memoryview(array).cast("B"))
+            for block in _blocks(array):
+                out.write(block)
             out.write(bytes(_aligned(array.nbytes) - array.nbytes))
 
 

@@ -61,18 +61,61 @@ def spills(stderr):
     (("a", "b"), ("--order", "4")),
     (("gz", "a"), ("--order", "5", "--min-count", "2")),
     (("b",), ("--order", "3", "--max-vocab", "100", "--smoothing", "witten-bell")),
+    (("a",), ("--order", "4", "--smoothing", "kneser-ney")),
+    (("a",), ("--order", "3", "--smoothing", "add-k", "--k", "0.5")),
+    (("a",), ("--order", "4", "--smoothing", "stupid-backoff")),
     (("b",), ("--order", "5", "--level", "char")),
 ])
-def test_memory_budget_spills_and_gives_the_same_file(capsys, tmp_path, texts, inputs, options):
+def test_memory_budget_spills_and_gives_the_same_file(capsys, tmp_path, texts, inputs, options, monkeypatch):
     paths = [texts[k] for k in inputs]
     plain = build(capsys, tmp_path / "plain.lm", paths, *options)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     out = tmp_path / "bounded.lm"
+    # slices of a vocabulary's worth of rows (the smallest allowed): many per order, in the merge too
+    monkeypatch.setattr("lmtool.ngram.smoothing.SLICE_ROWS", 1)
+    monkeypatch.setattr("lmtool.ngram.runs.MERGE_ROWS", 20000)
     err = lmtool(capsys, "count", *paths, "-o", out, *options, "--memory", "128K", "--tmp", scratch)
     assert spills(err) >= 3, err
     assert out.read_bytes() == plain
     assert list(scratch.iterdir()) == []
+
+
+def test_slices_cut_between_contexts_and_cover_every_row(tmp_path, texts):
+    from lmtool.dataset import read_corpus
+    from lmtool.ngram.counts import count_ngrams
+    from lmtool.ngram.smoothing import context_slices
+
+    data = read_corpus([texts["a"]])
+    counts = count_ngrams(data.ids, data.lengths, 4, len(data.vocab))
+    sizes = counts.sizes()
+    for n in range(2, 5):
+        slices = list(context_slices(counts, n, sizes, rows=len(data.vocab) + 1))
+        assert len(slices) > 3
+        assert [s.lo for s in slices[1:]] == [s.hi for s in slices[:-1]] and slices[-1].hi == sizes[n - 1]
+        assert [s.c_lo for s in slices[1:]] == [s.c_hi for s in slices[:-1]] and slices[-1].c_hi == sizes[n - 2]
+        for s in slices:
+            parent = counts.parent[n - 1][s.lo:s.hi]
+            assert np.array_equal(s.parent + s.c_lo, parent)
+            assert s.c_lo <= parent.min() and parent.max() < s.c_hi
+
+
+@pytest.mark.parametrize("rows", [100, 1000, 1 << 20])
+def test_merged_runs_equal_counts_merged_in_memory(tmp_path, rows):
+    from lmtool.ngram.counts import count_chunk, merge_counts
+
+    rng = np.random.default_rng(rows)
+    parts = []
+    for i in range(5):
+        lengths = rng.integers(0, 9, 150 * (i + 1)).astype(np.int32)
+        parts.append(count_chunk(rng.integers(3, 30, int(lengths.sum())).astype(np.int32), lengths, 4, 30))
+    on_disk = [runs.write_run(runs.levels(p), tmp_path / f"run{i}", 30) for i, p in enumerate(parts)]
+    merged = runs.merge_runs(on_disk, tmp_path / "merged", rows=rows)
+    expected = merge_counts(parts)
+    assert merged.sizes() == expected.sizes()
+    for field in runs.FIELDS:
+        for n in range(1, 5):
+            assert np.array_equal(merged.rows(field, n), getattr(expected, field)[n - 1]), (field, n)
 
 
 def test_memory_budget_reads_stdin_twice_through_a_spool(capsys, tmp_path, texts, monkeypatch):

@@ -191,3 +191,11 @@ def merge_sorted(keys_a, counts_a, keys_b, counts_b):
             j += 1
         m += 1
     return keys[:m].copy(), counts[:m].copy(), map_a, map_b
+
+
+@njit(cache=True, nogil=True)
+def add_occurrences(into, index):
+    """``into[i] += 1`` for every i in ``index``: a bincount added in place, without an array of
+    ``into``'s size per call."""
+    for j in range(index.shape[0]):
+        into[index[j]] += 1

@@ -15,7 +15,8 @@ from ..corpus import read_chunks
 from ..errors import LmtoolError, LmtoolWarning
 from ..modelfile import atomic_output
 from ..vocab import SPECIALS, UNK, Vocabulary, token_pool, token_table
-from .model import LOG10_ZERO, NgramModel
+from .assemble import LOG10_ZERO
+from .model import NgramModel
 
 _NGRAM_COUNT = re.compile(r"ngram\s+(\d+)\s*=\s*(\d+)$")
 _WHITESPACE = re.compile(r"\s")

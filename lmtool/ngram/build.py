@@ -1,16 +1,19 @@
 """The ``count`` pipeline: corpus -> vocabulary -> n-gram counts -> smoothing -> NgramModel."""
 
 import os
+import tempfile
+from contextlib import contextmanager
 
-from .. import __version__
+from .. import __version__, modelfile
 from ..corpus import LEVELS
 from ..dataset import read_corpus
 from ..errors import LmtoolError
 from ..progress import silent
 from ..vocab import check_limits
 from .counts import CHUNK_TOKENS, count_ngrams
-from .model import NgramModel
-from .smoothing import DEFAULT_METHOD, METHODS, estimate
+from .assemble import model_arrays
+from .model import NgramModel, write_model_file
+from .smoothing import DEFAULT_METHOD, METHODS, Estimation
 
 MAX_ORDER = 16
 
@@ -61,14 +64,38 @@ def describe_counting(stats, plan):
 def build_ngram_model(paths, order=3, smoothing=DEFAULT_METHOD, level="word", min_count=1, max_vocab=None,
                       keep=None, progress=silent, threads=1, memory=None, tmp=None, dask=None, stats=None,
                       **options):
-    """Count ``paths`` and smooth the counts into an ``NgramModel``.
+    """Count ``paths`` and smooth the counts into an ``NgramModel`` held in memory.
 
-    ``options`` go to the smoothing function (``k`` for add-k, ``discounts`` for modified
+    ``options`` go to the smoothing class (``k`` for add-k, ``discounts`` for modified
     Kneser-Ney); ``keep`` limits the vocabulary to a set of tokens. Counting runs in memory on
     ``threads`` threads, or within ``memory`` bytes spilling to the folder ``tmp``
     (``ngram.external``), or on the Dask cluster at ``dask`` (``ngram.distributed``); the model is
     the same byte for byte. A ``stats`` dict receives how the counting went (chunks, runs, shards).
     """
+    return _build(paths, None, order, smoothing, level, min_count, max_vocab, keep, progress, threads, memory, tmp,
+                  dask, stats, options)
+
+
+def write_ngram_model(paths, output, order=3, smoothing=DEFAULT_METHOD, level="word", min_count=1, max_vocab=None,
+                      keep=None, progress=silent, threads=1, memory=None, tmp=None, dask=None, stats=None,
+                      **options):
+    """Build as ``build_ngram_model`` does and write the model file ``output``; returns the model.
+
+    Within ``memory`` the counts, the smoothing and the model's arrays all go through files in
+    the scratch folder, so the model is never held whole, and the model returned is opened from
+    ``output`` (memory-mapped).
+    """
+    model = _build(paths, output, order, smoothing, level, min_count, max_vocab, keep, progress, threads, memory,
+                   tmp, dask, stats, options)
+    if model is None:
+        return NgramModel.from_file(modelfile.read(output, verify=False))
+    model.save(output)
+    return model
+
+
+def _build(paths, output, order, smoothing, level, min_count, max_vocab, keep, progress, threads, memory, tmp, dask,
+           stats, options):
+    """The model in memory, or None once it is written to ``output`` through the scratch folder."""
     check_order(order)
     if smoothing not in METHODS:
         raise LmtoolError(f"unknown smoothing {smoothing!r}; expected one of {', '.join(METHODS)}")
@@ -76,15 +103,54 @@ def build_ngram_model(paths, order=3, smoothing=DEFAULT_METHOD, level="word", mi
         raise LmtoolError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
     check_limits(min_count, max_vocab)
     limits = {"level": level, "min_count": min_count, "max_vocab": max_vocab, "keep": keep}
+    with _counted(paths, order, limits, progress, threads, memory, tmp, dask) as (vocab, counts, training, how,
+                                                                                  scratch):
+        if stats is not None:
+            stats.update(how)
+        estimation = Estimation(counts, smoothing, **options)
+        folder = scratch.join("model") if output is not None and scratch is not None else None
+        if folder:
+            os.mkdir(folder)
+        arrays = model_arrays(len(vocab), estimation, folder=folder, progress=progress)
+        meta = _meta(smoothing, options, limits, training, estimation)
+        if folder:
+            write_model_file(output, vocab, estimation.sizes, meta, arrays)
+            return None
+    children = (arrays["children"], arrays["children_big_at"], arrays["children_big"])
+    return NgramModel(vocab, estimation.sizes, arrays["word"], arrays["prob"], arrays["backoff"], children, meta)
+
+
+def _meta(smoothing, options, limits, training, estimation):
+    """What the model file records about how it was built."""
+    return {
+        "smoothing": smoothing,
+        "options": {k: v for k, v in options.items() if v is not None},
+        "vocabulary": {"level": limits["level"], "min_count": limits["min_count"], "max_vocab": limits["max_vocab"],
+                       "limited_to_list": limits["keep"] is not None},
+        "training": training,
+        "estimated": _plain(estimation.info),
+        "lmtool_version": __version__,
+        "order": len(estimation.sizes),
+        "sizes": estimation.sizes,
+        "normalized": estimation.normalized,
+    }
+
+
+@contextmanager
+def _counted(paths, order, limits, progress, threads, memory, tmp, dask):
+    """Count ``paths``: yields ``(vocab, counts, training, how, scratch)``; within ``memory``,
+    ``counts`` may be a run on disk in the ``ScratchFolder`` ``scratch``, which lasts as long as
+    the context (``scratch`` is None otherwise)."""
     if dask is not None:
         from .distributed import count_distributed
 
-        vocab, counts, training, how = count_distributed(paths, dask, order, progress=progress, **limits)
+        yield *count_distributed(paths, dask, order, progress=progress, **limits), None
     elif memory is not None:
+        from ..scratch import ScratchFolder
         from .external import count_external
 
-        vocab, counts, training, how = count_external(paths, order, memory, tmp, threads=threads,
-                                                      progress=progress, **limits)
+        with ScratchFolder(tmp or tempfile.gettempdir()) as scratch:
+            yield *count_external(paths, order, memory, scratch, threads=threads, progress=progress, **limits), scratch
     else:
         data = read_corpus(paths, progress=progress, **limits)
         bar = progress("counting", total=-(-data.tokens // CHUNK_TOKENS), unit="chunk")
@@ -93,21 +159,9 @@ def build_ngram_model(paths, order=3, smoothing=DEFAULT_METHOD, level="word", mi
                                   threads=threads)
         finally:
             bar.close()
-        vocab, training, how = data.vocab, data.describe(), {}
+        vocab, training = data.vocab, data.describe()
         del data
-    if stats is not None:
-        stats.update(how)
-    result = estimate(counts, smoothing, **options)
-    meta = {
-        "smoothing": smoothing,
-        "options": {k: v for k, v in options.items() if v is not None},
-        "vocabulary": {"level": level, "min_count": min_count, "max_vocab": max_vocab,
-                       "limited_to_list": keep is not None},
-        "training": training,
-        "estimated": _plain(result.info),
-        "lmtool_version": __version__,
-    }
-    return NgramModel.from_estimate(vocab, counts, result, meta)
+        yield vocab, counts, training, {}, None
 
 
 def _plain(value):

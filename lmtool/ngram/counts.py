@@ -39,27 +39,14 @@ class NgramCounts:
         """Number of distinct n-grams of each order."""
         return [len(w) for w in self.word]
 
-    def starts_with_bos(self, n):
-        """bool[M_n]: whether each n-gram of order n begins with ``<s>``."""
-        flag = np.arange(self.vocab_size) == BOS
-        for k in range(1, n):
-            flag = flag[self.parent[k]]
-        return flag
+    def rows(self, field, n, lo=0, hi=None):
+        """``field`` (``parent``, ``word``, ``count`` or ``suffix``) of the n-grams ``lo:hi`` of order n,
+        as ``runs.Run.rows`` gives it from disk."""
+        return getattr(self, field)[n - 1][lo:hi]
 
-    def ends_with(self, n, word_id):
-        """bool[M_n]: whether each n-gram of order n ends with ``word_id``."""
-        return self.word[n - 1] == word_id
-
-    def continuation_counts(self, n):
-        """int64[M_n]: distinct words seen before each n-gram of order n (n < N), ``<s>`` included."""
-        return np.bincount(self.suffix[n], minlength=len(self.word[n - 1])).astype(np.int64)
-
-    def context_totals(self, n):
-        """int64[M_{n-1}]: for each context node of order n-1, the summed counts of its children."""
-        if n == 1:
-            return np.array([self.count[0].sum()], np.int64)
-        return np.bincount(self.parent[n - 1], weights=self.count[n - 1],
-                           minlength=len(self.word[n - 2])).astype(np.int64)
+    def first_child(self, n, node):
+        """The first row of order n whose parent is ``node`` or later (rows are sorted by parent)."""
+        return int(np.searchsorted(self.parent[n - 1], node, "left"))
 
 
 CHUNK_TOKENS = 1 << 20

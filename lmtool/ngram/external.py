@@ -1,31 +1,32 @@
 """Counting within a memory budget (``count --memory``): chunk counts are merged and spilled to
-disk as runs when they pass a share of the budget, and the runs are merged at the end.
+disk as runs when they pass a share of the budget, and the runs are merged on disk at the end.
 
-Pass 1 builds the vocabulary (and the data's fingerprint); stdin is spooled into the ``--tmp``
+Pass 1 builds the vocabulary (and the data's fingerprint); stdin is spooled into the scratch
 folder first so that it can be read twice. Pass 2 counts chunks sized so that the chunks in
-flight fit the budget. The result is the same ``NgramCounts`` as in memory (merging is exact and
-order-free), so the model file is the same byte for byte. Not bounded: the final counts, which
-the smoothing needs in memory, and one level of the last merge.
+flight fit the budget. The result is the same counts as in memory (merging is exact and
+order-free), as a ``runs.Run`` that the smoothing reads slice by slice, so the model file is the
+same byte for byte.
 """
 
 import itertools
-import tempfile
-import threading
 
 from .. import corpus
 from ..dataset import check_not_empty, training_record
+from ..memory import release_free_memory
 from ..progress import silent
-from ..scratch import ScratchFolder, spool_stdin
+from ..scratch import spool_stdin
 from . import runs as spill
 from .counts import merge_counts, merge_levels
 from .passes import chunk_counts, nbytes, tally_tokens
 
 MIN_CHUNK_BYTES = 1 << 10
-SPILL_SHARE = 4  # chunk counts waiting to be merged may hold 1/4 of the budget
+SPILL_SHARE = 5
+"""Chunk counts waiting to be merged may hold 1/5 of the budget, and the chunks being counted
+another 1/5; merging the waiting counts into a run needs about twice what they hold."""
 
 
 def chunk_bytes_for(memory, order, threads):
-    """Bytes of text per chunk so that the chunks in flight take about a quarter of ``memory``:
+    """Bytes of text per chunk so that the chunks in flight take about 1/``SPILL_SHARE`` of ``memory``:
     counting a chunk of order N needs about 5N + 8 bytes per byte of text (ids, positions, and
     20 bytes per distinct n-gram of each order)."""
     in_flight = 2 * threads + 1
@@ -33,39 +34,45 @@ def chunk_bytes_for(memory, order, threads):
     return int(min(corpus.CHUNK_BYTES, max(MIN_CHUNK_BYTES, size)))
 
 
-def count_external(paths, order, memory, tmp, level="word", min_count=1, max_vocab=None, keep=None, threads=1,
+def count_external(paths, order, memory, scratch, level="word", min_count=1, max_vocab=None, keep=None, threads=1,
                    progress=silent):
-    """Count ``paths`` in two passes spilling to ``tmp``; returns ``(vocab, counts, training, stats)``.
+    """Count ``paths`` in two passes spilling into the ``ScratchFolder`` ``scratch``; returns
+    ``(vocab, counts, training, stats)``.
 
+    ``counts`` is in memory when nothing had to be spilled, else a ``runs.Run`` in ``scratch``;
     ``training`` is what the model records about its data, ``stats`` says how many chunks were
-    counted and runs spilled. The temporary folder is removed however this ends.
+    counted and runs spilled.
     """
-    with ScratchFolder(tmp or tempfile.gettempdir()) as scratch:
-        readable = [spool_stdin(scratch) if str(p) == "-" else p for p in paths]
-        hasher = corpus.data_hasher()
-        bar = progress("reading", total=corpus.input_size(readable), unit="B")
+    readable = [spool_stdin(scratch) if str(p) == "-" else p for p in paths]
+    hasher = corpus.data_hasher()
+    bar = progress("reading", total=corpus.input_size(readable), unit="B")
+    try:
+        tally = tally_tokens(readable, level, hasher=hasher, progress=bar.update)
+    finally:
+        bar.close()
+    check_not_empty(tally.words, paths)
+    vocab = tally.vocabulary(min_count=min_count, max_vocab=max_vocab, keep=keep)
+    training = training_record(paths, hasher.hexdigest(), tally.words, tally.sentences)
+    del tally
+    numbers = itertools.count()
+
+    def new_name():
+        return scratch.join(f"run{next(numbers):05d}")
+
+    runs, counts, n_chunks = _spill_chunks(readable, vocab, order, memory, threads, new_name, progress)
+    release_free_memory()
+    stats = {"chunks": n_chunks, "runs": len(runs), "spilled_bytes": sum(r.nbytes for r in runs)}
+    if len(runs) == 1:
+        counts = runs[0]
+    elif runs:
+        bar = progress("merging runs", total=sum(sum(r.sizes()[1:]) for r in runs), unit="n-gram")
         try:
-            tally = tally_tokens(readable, level, hasher=hasher, progress=bar.update)
+            counts = spill.merge_runs(runs, new_name(), progress=bar.update)
         finally:
             bar.close()
-        check_not_empty(tally.words, paths)
-        vocab = tally.vocabulary(min_count=min_count, max_vocab=max_vocab, keep=keep)
-        training = training_record(paths, hasher.hexdigest(), tally.words, tally.sentences)
-        del tally
-        numbers, lock = itertools.count(), threading.Lock()
-
-        def new_name():  # called from the merging threads too: a generator's next() is not thread-safe
-            with lock:
-                return scratch.join(f"run{next(numbers):05d}")
-
-        runs, counts, n_chunks = _spill_chunks(readable, vocab, order, memory, threads, new_name, progress)
-        stats = {"chunks": n_chunks, "runs": len(runs), "spilled_bytes": sum(r.nbytes for r in runs)}
-        if runs:
-            bar = progress("merging runs", total=len(runs) - 1, unit="merge")
-            try:
-                counts = spill.merge_runs(runs, new_name, threads=threads, progress=bar.update)
-            finally:
-                bar.close()
+        for run in runs:
+            run.remove()
+        release_free_memory()
     return vocab, counts, training, stats
 
 
@@ -83,19 +90,25 @@ def _spill_chunks(paths, vocab, order, memory, threads, new_name, progress):
             pending.append(counts)
             held += nbytes(counts)
             if held >= share:
-                runs.append(_spill(pending, new_name(), threads))
-                pending, held = [], 0
+                runs.append(_spill(pending, new_name()))
+                held = 0
     finally:
         bar.close()
     if not runs:
         return [], merge_counts(pending, threads) if len(pending) > 1 else pending[0], n_chunks
     if pending:
-        runs.append(_spill(pending, new_name(), threads))
+        runs.append(_spill(pending, new_name()))
     return runs, None, n_chunks
 
 
-def _spill(pending, folder, threads):
-    """Merge the waiting chunk counts into a run on disk, level by level."""
-    parts = merge_levels(pending, threads) if len(pending) > 1 else spill.levels(pending[0])
-    return spill.write_run(parts, folder, pending[0].vocab_size)
+def _spill(pending, folder):
+    """Merge the waiting chunk counts into a run on disk, level by level, and empty ``pending``.
+
+    On one thread: the counting threads go on meanwhile, and a second merging thread would
+    double the merge's memory."""
+    parts = merge_levels(pending) if len(pending) > 1 else spill.levels(pending[0])
+    run = spill.write_run(parts, folder, pending[0].vocab_size)
+    pending.clear()
+    release_free_memory()
+    return run
 

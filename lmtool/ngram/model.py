@@ -4,7 +4,8 @@ The trie's levels are the n-gram orders, sorted by (parent, word); nodes are num
 (unigram node i is word i). On disk each node costs its word (uint16 when the vocabulary allows),
 its log10 probability (float32), and below the highest order its log10 backoff (float32) and its
 number of children (one byte, with larger counts kept aside) — smaller than KenLM's unquantised
-trie. Loading memory-maps the arrays and rebuilds the children's offsets with one cumulative sum.
+trie. Loading memory-maps the arrays; the children's offsets are rebuilt with one cumulative sum
+when first needed (scoring, generation), so a model just written is not expanded in memory.
 """
 
 import numpy as np
@@ -13,8 +14,14 @@ from .. import modelfile
 from ..errors import LmtoolError
 from ..language_model import LanguageModel, Scores, check_batch, check_ids
 from ..vocab import BOS, EOS, Vocabulary
+from .assemble import SMALL_CHILDREN
 
-LOG10_ZERO = -99.0
+
+def write_model_file(path, vocab, sizes, meta, arrays):
+    """Write an n-gram model file from its arrays (as ``ngram.assemble.model_arrays`` gives them)."""
+    modelfile.write(path, NgramModel.kind, dict(meta, level=vocab.level),
+                    {"vocab": np.frombuffer(vocab.to_bytes(), np.uint8), "sizes": np.asarray(sizes, np.int64),
+                     **arrays})
 
 
 class NgramModel(LanguageModel):
@@ -22,7 +29,9 @@ class NgramModel(LanguageModel):
 
     Arrays (global node numbering, T nodes in all, C = T minus the highest order's nodes):
     ``word``: uint16|uint32[T], ``prob``: float32[T] log10 p(w | h), ``backoff``: float32[C] log10
-    b(h), ``children``: int64[C] number of children of each node. ``sizes``: nodes per order.
+    b(h), ``children``: int64[C] number of children of each node (given as such, or as the file
+    keeps it: ``(uint8[C], big_at, big)``, counts of 255 and more kept aside; expanded on first
+    use). ``sizes``: nodes per order.
     """
 
     kind = "ngram"
@@ -34,63 +43,58 @@ class NgramModel(LanguageModel):
         self.word = word
         self.prob = prob
         self.backoff = backoff
-        self.children = children
+        if isinstance(children, tuple):
+            self._stored_children = children
+        else:
+            big = np.flatnonzero(children >= SMALL_CHILDREN)
+            self._stored_children = (np.minimum(children, SMALL_CHILDREN).astype(np.uint8), big.astype(np.int64),
+                                     children[big].astype(np.int64))
         self.meta = meta
         self.normalized = bool(meta.get("normalized", True))
-        start = np.empty(len(children) + 1, np.int64)
-        start[0] = self.sizes[0]
-        np.cumsum(children, out=start[1:])
-        start[1:] += self.sizes[0]
-        self.child_start = start
-        self._hashed = None
-        if len(word) != sum(self.sizes) or len(children) != sum(self.sizes[:-1]) or start[-1] != len(word):
+        self._children = self._child_start = self._hashed = None
+        small, big_at, big = self._stored_children
+        total = int(small.sum(dtype=np.int64)) + int((big - small[big_at]).sum())
+        if len(word) != sum(self.sizes) or len(small) != sum(self.sizes[:-1]) or total + self.sizes[0] != len(word):
             raise ValueError("inconsistent n-gram arrays")
 
-    # Building
+    @property
+    def children(self):
+        if self._children is None:
+            small, big_at, big = self._stored_children
+            children = small.astype(np.int64)
+            children[big_at] = big
+            self._children = children
+        return self._children
 
-    @classmethod
-    def from_estimate(cls, vocab, counts, estimate, meta):
-        """Assemble the trie from ``NgramCounts`` and the smoothing ``Estimate``."""
-        N = counts.order
-        word_dtype = np.uint16 if len(vocab) <= 1 << 16 else np.uint32
-        word = np.concatenate(counts.word).astype(word_dtype)
-        with np.errstate(divide="ignore"):
-            prob = np.concatenate([np.minimum(0.0, np.log10(p)) for p in estimate.prob])
-            backoff = (np.concatenate([np.log10(b) for b in estimate.backoff]) if N > 1
-                       else np.zeros(0))
-        prob = np.maximum(prob, LOG10_ZERO).astype(np.float32)
-        backoff = np.maximum(backoff, LOG10_ZERO).astype(np.float32)
-        children = [np.bincount(counts.parent[n], minlength=counts.sizes()[n - 1]) for n in range(1, N)]
-        children = np.concatenate(children).astype(np.int64) if N > 1 else np.zeros(0, np.int64)
-        meta = dict(meta, order=N, sizes=counts.sizes(), normalized=estimate.normalized)
-        return cls(vocab, counts.sizes(), word, prob, backoff, children, meta)
+    @property
+    def child_start(self):
+        """int64[C+1]: the first child of each node (one order higher); the last entry is T."""
+        if self._child_start is None:
+            start = np.empty(len(self.children) + 1, np.int64)
+            start[0] = self.sizes[0]
+            np.cumsum(self.children, out=start[1:])
+            start[1:] += self.sizes[0]
+            self._child_start = start
+        return self._child_start
 
     # The model file
 
     def save(self, path):
         """Write the model file (see ``lmtool.modelfile``)."""
-        small = np.minimum(self.children, 255).astype(np.uint8)
-        big = np.flatnonzero(self.children >= 255)
-        modelfile.write(path, self.kind, dict(self.meta, level=self.vocab.level), {
-            "vocab": np.frombuffer(self.vocab.to_bytes(), np.uint8),
-            "sizes": np.asarray(self.sizes, np.int64),
-            "word": self.word,
-            "prob": self.prob,
-            "backoff": self.backoff,
-            "children": small,
-            "children_big_at": big.astype(np.int64),
-            "children_big": self.children[big].astype(np.int64),
-        })
+        small, big_at, big = self._stored_children
+        arrays = {"word": self.word, "prob": self.prob, "backoff": self.backoff, "children": small,
+                  "children_big_at": big_at, "children_big": big}
+        write_model_file(path, self.vocab, self.sizes, self.meta, arrays)
 
     @classmethod
     def from_file(cls, model):
         """Rebuild from an opened ``ModelFile`` of kind ``ngram``."""
         try:
             vocab = Vocabulary.from_bytes(model["vocab"], model.meta.get("level", "word"))
-            children = model["children"].astype(np.int64)
-            children[model["children_big_at"]] = model["children_big"]
-            return cls(vocab, model["sizes"], model["word"], model["prob"], model["backoff"], children,
-                       model.meta)
+            children = (model["children"], model["children_big_at"], model["children_big"])
+            if children[1].size and (children[1].min() < 0 or children[1].max() >= len(children[0])):
+                raise IndexError("children_big_at out of range")
+            return cls(vocab, model["sizes"], model["word"], model["prob"], model["backoff"], children, model.meta)
         except (KeyError, ValueError, IndexError) as err:
             raise LmtoolError(f"damaged n-gram model ({err}); rebuild it", model.path) from None
 

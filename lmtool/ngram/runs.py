@@ -1,8 +1,10 @@
-"""Runs: ``NgramCounts`` spilled to disk, one raw ``.npy`` per field and order, merged pairwise.
+"""Runs: ``NgramCounts`` spilled to disk, one raw ``.npy`` per field and order, and their k-way merge.
 
-A run is read back memory-mapped one level at a time (``merge_levels`` touches only the level it
-is merging), and a merge of two runs is written level by level as it is produced, so merging
-holds about one level of two runs at a time; only the last merge, the result, stays in memory.
+A run is read in slices (``Run.rows``), each copied out of a short-lived memory map, so reading a
+run never keeps more than a slice resident. ``merge_runs`` merges any number of runs into a new
+run level by level and slice by slice; what it holds at once is a slice of every run plus, for
+each run, where its nodes of the level below went (4 bytes per node, looked up at random by the
+suffix links).
 """
 
 import os
@@ -10,23 +12,11 @@ import shutil
 
 import numpy as np
 
-from .counts import NgramCounts, merge_counts, merge_levels
+from .counts import NgramCounts
 
 FIELDS = ("parent", "word", "count", "suffix")
-
-
-class _Levels:
-    """One field of a run, indexed by order - 1, each level memory-mapped when asked for."""
-
-    def __init__(self, run, field):
-        self.run = run
-        self.field = field
-
-    def __getitem__(self, i):
-        return np.load(self.run.file(self.field, i + 1), mmap_mode="r")
-
-    def __len__(self):
-        return self.run.order
+DTYPES = {"parent": np.int32, "word": np.int32, "count": np.int64, "suffix": np.int32}
+MERGE_ROWS = 1 << 21  # rows of all runs together merged per slice
 
 
 class Run:
@@ -37,10 +27,22 @@ class Run:
         self.order = order
         self.vocab_size = vocab_size
         self.nbytes = nbytes
-        self.parent, self.word, self.count, self.suffix = (_Levels(self, f) for f in FIELDS)
 
     def file(self, field, n):
         return os.path.join(self.folder, f"{field}{n}.npy")
+
+    def rows(self, field, n, lo=0, hi=None):
+        """A copy of ``field`` for the n-grams ``lo:hi`` of order n, read through a map dropped at once."""
+        mapped = np.load(self.file(field, n), mmap_mode="r")
+        return np.array(mapped[lo:hi])
+
+    def first_child(self, n, node):
+        """The first row of order n whose parent is ``node`` or later (a binary search on disk)."""
+        return int(np.searchsorted(np.load(self.file("parent", n), mmap_mode="r"), node, "left"))
+
+    def sizes(self):
+        """Number of distinct n-grams of each order (read from the files' headers)."""
+        return [np.load(self.file("word", n), mmap_mode="r").shape[0] for n in range(1, self.order + 1)]
 
     def load(self):
         """The whole run in memory, as ``NgramCounts``."""
@@ -59,7 +61,7 @@ def write_run(levels, folder, vocab_size):
     for order, arrays in enumerate(levels, 1):
         for field, array in zip(FIELDS, arrays):
             with open(os.path.join(folder, f"{field}{order}.npy"), "wb") as out:
-                np.save(out, np.ascontiguousarray(array))
+                np.save(out, np.ascontiguousarray(array, DTYPES[field]))
             total += array.nbytes
     return Run(folder, order, vocab_size, total)
 
@@ -69,29 +71,109 @@ def levels(counts):
     return zip(counts.parent, counts.word, counts.count, counts.suffix)
 
 
-def merge_runs(runs, new_folder, threads=1, progress=None):
-    """Merge runs into in-memory ``NgramCounts``: pairwise rounds written to disk (``new_folder()``
-    names each new run), the pairs of a round on ``threads`` threads, the last pair in memory.
-    Runs are removed as soon as they are merged."""
-    from ..threads import ordered_map
+class _LevelWriter:
+    """The four ``.npy`` files of one level of a run, appended slice by slice; the headers are
+    written last, when the length is known (they have a fixed size for a given dtype)."""
 
-    def merge_pair(pair):
-        if len(pair) == 1:
-            return pair[0]
-        a, b = pair
-        merged = write_run(merge_levels([a, b]), new_folder(), a.vocab_size)
-        a.remove()
-        b.remove()
-        if progress:
-            progress(1)
-        return merged
+    def __init__(self, folder, n):
+        self.paths = [os.path.join(folder, f"{field}{n}.npy") for field in FIELDS]
+        self.files = [open(p, "wb") for p in self.paths]
+        self.length = 0
+        for f, field in zip(self.files, FIELDS):
+            f.write(_npy_header(DTYPES[field], 0))
 
-    while len(runs) > 2:
-        pairs = [runs[i:i + 2] for i in range(0, len(runs), 2)]
-        runs = list(ordered_map(merge_pair, pairs, threads))
-    if len(runs) == 1:
-        return runs[0].load()
-    counts = merge_counts(runs, threads)
-    if progress:
-        progress(1)
-    return counts
+    def append(self, *arrays):
+        for f, field, a in zip(self.files, FIELDS, arrays):
+            f.write(np.ascontiguousarray(a, DTYPES[field]).data)
+        self.length += len(arrays[0])
+
+    def close(self):
+        for f, field in zip(self.files, FIELDS):
+            f.seek(0)
+            f.write(_npy_header(DTYPES[field], self.length))
+            f.close()
+        return self.length * sum(np.dtype(DTYPES[f]).itemsize for f in FIELDS)
+
+
+def _npy_header(dtype, length):
+    """The ``.npy`` (version 1.0) header of a 1-D array, always 128 bytes, so it can be rewritten."""
+    text = "{'descr': %r, 'fortran_order': False, 'shape': (%d,), }" % (np.dtype(dtype).str, length)
+    return b"\x93NUMPY\x01\x00" + (118).to_bytes(2, "little") + (text.ljust(117) + "\n").encode("latin1")
+
+
+def merge_runs(runs, folder, rows=None, progress=None):
+    """Merge ``runs`` (disjoint parts of one corpus) into a new run in ``folder``, level by level.
+
+    Within a level each run's keys (the merged parent node, then the word) are sorted, so the
+    merge goes slice by slice: every run offers its next rows (``rows``, default ``MERGE_ROWS``,
+    from all runs together), and the rows up to the smallest last key offered are merged. Each
+    run's map from its nodes to the merged ones is filled in as the merge goes; the next level
+    needs it for its parents and suffixes. The inputs are left in place. ``progress(k)`` is told
+    of the input rows (above the unigrams) as they are merged.
+    """
+    V = runs[0].vocab_size
+    order = runs[0].order
+    step = max(1, (rows or MERGE_ROWS) // len(runs))
+    os.mkdir(folder)
+    first = _LevelWriter(folder, 1)
+    first.append(runs[0].rows("parent", 1), np.arange(V), np.sum([r.rows("count", 1) for r in runs], axis=0),
+                 runs[0].rows("suffix", 1))
+    total = first.close()
+    below = [np.arange(V, dtype=np.int32)] * len(runs)  # each run's node -> merged node, one order down
+    for n in range(2, order + 1):
+        writer = _LevelWriter(folder, n)
+        maps = [] if n == order else [np.empty(r.sizes()[n - 1], np.int32) for r in runs]
+        for part, consumed in _merged_slices(runs, n, below, maps, step, V):
+            writer.append(*part)
+            if progress:
+                progress(consumed)
+        total += writer.close()
+        below = maps
+    return Run(folder, order, V, total)
+
+
+def _merged_slices(runs, n, below, maps, step, V):
+    """Yield merged ``(parent, word, count, suffix)`` slices of order n with the number of input rows
+    they came from; fill ``maps`` (if any)."""
+    sizes = [r.sizes()[n - 1] for r in runs]
+    done = [0] * len(runs)
+    merged = 0
+    while any(d < s for d, s in zip(done, sizes)):
+        offered = []
+        for r, run in enumerate(runs):
+            lo, hi = done[r], min(done[r] + step, sizes[r])
+            key = below[r][run.rows("parent", n, lo, hi)].astype(np.int64) * V + run.rows("word", n, lo, hi)
+            offered.append((lo, hi, key))
+        limit = None  # the smallest last key offered by a run that has more rows after it
+        for r, (lo, hi, key) in enumerate(offered):
+            if hi < sizes[r] and (limit is None or key[-1] < limit):
+                limit = key[-1]
+        keys, counts, suffix, owner = [], [], [], []
+        for r, (lo, hi, key) in enumerate(offered):
+            take = len(key) if limit is None else int(np.searchsorted(key, limit, "right"))
+            if take == 0:
+                continue
+            keys.append(key[:take])
+            counts.append(runs[r].rows("count", n, lo, lo + take))
+            suffix.append(below[r][runs[r].rows("suffix", n, lo, lo + take)])
+            owner.append((r, lo, take))
+        keys = np.concatenate(keys)
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        new = np.empty(len(keys), bool)
+        new[0] = True
+        np.not_equal(keys[1:], keys[:-1], out=new[1:])
+        starts = np.flatnonzero(new)
+        position = np.empty(len(keys), np.int64)
+        position[order] = np.cumsum(new) - 1
+        if maps:
+            at = 0
+            for r, lo, take in owner:
+                maps[r][lo:lo + take] = merged + position[at:at + take]
+                at += take
+        for r, lo, take in owner:
+            done[r] = lo + take
+        unique = keys[starts]
+        yield (unique // V, unique % V, np.add.reduceat(np.concatenate(counts)[order], starts),
+               np.concatenate(suffix)[order[starts]]), len(keys)
+        merged += len(starts)

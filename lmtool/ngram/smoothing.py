@@ -1,16 +1,21 @@
-"""Counts -> probabilities and backoff weights: one function per smoothing method, and a registry.
+"""Counts -> probabilities and backoff weights, order by order and slice by slice; one class per method.
 
-Every method returns, for each order n, the probability of each n-gram p(w | h) and, for each
+Every method gives, for each order n, the probability of each n-gram p(w | h) and, for each
 n-gram used as a context h, the weight b(h) that scales the next lower order for words not seen
 after h, so that p(w | h) = b(h) p(w | h') for those (ARPA's backoff semantics). Interpolated
 methods write p(w | h) = u(w | h) + gamma(h) p(w | h'), whose backoff weight is gamma(h).
-Arithmetic is vectorised over whole orders with NumPy; ``<s>`` is never predicted (probability 1
-by KenLM's convention, log10 0), and the uniform base distribution covers the vocabulary
-without ``<s>``.
+``<s>`` is never predicted (probability 1 by KenLM's convention, log10 0), and the uniform base
+distribution covers the vocabulary without ``<s>``.
+
+An order is worked through in slices of rows that hold every child of a range of contexts, so
+that the counts can stay on disk (``runs.Run``) and only the previous order's probabilities,
+plus Kneser-Ney's adjusted counts of the current one, are held whole. Within a slice the
+arithmetic is vectorised with NumPy and sums run in row order, so the result does not depend
+on where the slices are cut.
 """
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,6 +24,7 @@ from ..vocab import BOS
 
 STUPID_BACKOFF_ALPHA = 0.4
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
+SLICE_ROWS = 1 << 20
 
 
 class SmoothingWarning(LmtoolWarning):
@@ -26,70 +32,128 @@ class SmoothingWarning(LmtoolWarning):
 
 
 @dataclass
-class Estimate:
-    """Probabilities (``prob[n-1]``: float64[M_n]) and backoff weights (``backoff[n-1]``: float64[M_n]
-    for n < N; 1.0 where the n-gram is not a context), plus what the method decided (discounts)."""
+class Slice:
+    """Rows ``lo:hi`` of order n, which hold every child of the context nodes ``c_lo:c_hi`` of order
+    n-1 (the single empty context for unigrams); ``parent`` numbers each row's context from c_lo."""
 
-    prob: list
-    backoff: list
-    normalized: bool = True
-    info: dict = field(default_factory=dict)
+    counts: object
+    n: int
+    lo: int
+    hi: int
+    c_lo: int
+    c_hi: int
+    parent: np.ndarray
+
+    def field(self, name):
+        return self.counts.rows(name, self.n, self.lo, self.hi)
+
+    def sums(self, values):
+        """Sum ``values`` (float64, one per row) over the children of each context, in row order."""
+        if self.n == 1:
+            return np.array([values.sum()])
+        return np.bincount(self.parent, weights=values, minlength=self.c_hi - self.c_lo)
 
 
-def _context_sums(counts, n, values):
-    """Sum ``values`` (float64[M_n]) over the children of each context node of order n-1."""
+def context_slices(counts, n, sizes, rows=None):
+    """The ``Slice``s of order n, each of about ``rows`` rows (default ``SLICE_ROWS``; never fewer
+    than a context can have children)."""
+    size = sizes[n - 1]
     if n == 1:
-        return np.array([values.sum()])
-    return np.bincount(counts.parent[n - 1], weights=values, minlength=len(counts.word[n - 2]))
+        yield Slice(counts, 1, 0, size, 0, 1, np.zeros(size, np.int64))
+        return
+    rows = _slice_rows(counts, rows)
+    lo = c_lo = 0
+    while True:
+        parent = counts.rows("parent", n, lo, min(lo + rows, size))
+        hi, c_hi = lo + len(parent), sizes[n - 2]
+        if hi < size:  # the last context may go on in the next rows: leave it to the next slice
+            c_hi = int(parent[-1])
+            parent = parent[:np.searchsorted(parent, c_hi, "left")]
+            hi = lo + len(parent)
+        yield Slice(counts, n, lo, hi, c_lo, c_hi, parent.astype(np.int64) - c_lo)
+        if hi >= size:
+            return
+        lo, c_lo = hi, c_hi
 
 
-def _parents(counts, n):
-    """Context node of each n-gram (0 for unigrams, whose single context is the empty one)."""
-    return np.zeros(len(counts.word[0]), np.int64) if n == 1 else counts.parent[n - 1]
+def _slice_rows(counts, rows=None):
+    """``rows`` (default ``SLICE_ROWS``), or more than a vocabulary's worth: a context has fewer
+    children than that."""
+    return max(rows or SLICE_ROWS, counts.vocab_size + 1)
 
 
-def _uniform(counts):
-    """The base distribution: uniform over the vocabulary without ``<s>``."""
-    return 1.0 / (counts.vocab_size - 1)
+class Smoothing:
+    """One method: ``begin(n)`` gathers what order n needs as a whole, then ``slice(s, lower)`` gives
+    the probabilities of the slice's rows and the backoff weights of its contexts (None for
+    unigrams), ``lower`` holding the probabilities of order n-1."""
 
+    normalized = True
 
-def _interpolate(counts, u, gamma):
-    """Combine per-order u(w|h) and gamma(h) (gamma[n-1] indexed by the context node of order n-1,
-    gamma[0] the empty context) into p(w|h) = u + gamma(h) p(w|h'), and the backoff arrays."""
-    N = counts.order
-    prob = []
-    for n in range(1, N + 1):
-        if n == 1:
-            p = u[0] + gamma[0][0] * _uniform(counts)
+    def __init__(self, counts, sizes):
+        self.counts = counts
+        self.sizes = sizes
+        self.order = len(sizes)
+        self.info = {}
+
+    def begin(self, n):
+        pass
+
+    def slice(self, s, lower):
+        raise NotImplementedError
+
+    def uniform(self):
+        """The base distribution: uniform over the vocabulary without ``<s>``."""
+        return 1.0 / (self.counts.vocab_size - 1)
+
+    def interpolate(self, s, u, gamma, lower):
+        """p(w|h) = u + gamma(h) p(w|h') over a slice (gamma per context), and the backoff weights."""
+        if s.n == 1:
+            p = u + gamma[0] * self.uniform()
             p[BOS] = 1.0
-        else:
-            p = u[n - 1] + gamma[n - 1][counts.parent[n - 1]] * prob[n - 2][counts.suffix[n - 1]]
-        prob.append(p)
-    backoff = [np.where(np.isnan(g), 1.0, g) for g in gamma[1:]]
-    return prob, backoff
+            return p, None
+        p = u + gamma[s.parent] * lower[s.field("suffix")]
+        return p, np.where(np.isnan(gamma), 1.0, gamma)
 
 
-def adjusted_counts(counts):
-    """Kneser-Ney's adjusted counts a(.) for every order (list of int64[M_n]).
+class _AdjustedCounts(Smoothing):
+    """Kneser-Ney's adjusted counts a(.): the highest order, and n-grams starting with ``<s>`` (which
+    nothing can precede), keep their raw counts; other n-grams count the distinct words seen
+    before them (continuation counts, tallied from the suffix links of the order above)."""
 
-    The highest order, and n-grams starting with ``<s>`` (which nothing can precede), keep their
-    raw counts; other n-grams count the distinct words seen before them (continuation counts).
-    """
-    N = counts.order
-    adjusted = []
-    for n in range(1, N + 1):
-        if n == N:
-            a = counts.count[n - 1].copy()
-        else:
-            a = counts.continuation_counts(n)
-            bos = counts.starts_with_bos(n)
-            a[bos] = counts.count[n - 1][bos]
-        adjusted.append(a)
-    return adjusted
+    def begin(self, n):
+        from ..kernels.ngram_count import add_occurrences
+
+        self.adjusted = None  # the previous order's, freed before the next is built
+        if n == self.order:
+            return
+        above, step = self.sizes[n], _slice_rows(self.counts)
+        a = np.zeros(self.sizes[n - 1], np.int64)
+        for lo in range(0, above, step):
+            add_occurrences(a, self.counts.rows("suffix", n + 1, lo, min(lo + step, above)))
+        lo, hi = self.bos_rows(n)
+        a[lo:hi] = self.counts.rows("count", n, lo, hi)
+        self.adjusted = a
+
+    def bos_rows(self, n):
+        """The n-grams starting with ``<s>``: one run of rows, the children of those of order n-1."""
+        lo, hi = BOS, BOS + 1
+        for k in range(2, n + 1):
+            lo, hi = self.counts.first_child(k, lo), self.counts.first_child(k, hi)
+        return lo, hi
+
+    def adjusted_rows(self, s):
+        return s.field("count").astype(np.int64) if self.adjusted is None else self.adjusted[s.lo:s.hi]
+
+    def counts_of_counts(self, n, upto):
+        """t_k, the number of n-grams of order n with adjusted count k, for k = 1..upto (t_0 unused)."""
+        if self.adjusted is not None:
+            return _counts_of_counts(self.adjusted, upto)
+        size, step = self.sizes[n - 1], _slice_rows(self.counts)
+        return sum(_counts_of_counts(self.counts.rows("count", n, lo, min(lo + step, size)), upto)
+                   for lo in range(0, size, step))
 
 
-def counts_of_counts(a, upto=4):
-    """t_k, the number of n-grams with adjusted count k, for k = 1..upto (int64[upto+1], t_0 unused)."""
+def _counts_of_counts(a, upto):
     return np.bincount(np.minimum(a, upto + 1), minlength=upto + 2)[:upto + 1]
 
 
@@ -113,11 +177,11 @@ def _mkn_discounts(t, n, fallback):
         problem = f"discount D{bad[0]}={d[bad[0] - 1]:.4g} out of range"
     warnings.warn(f"order {n}: cannot estimate modified Kneser-Ney discounts ({problem}; small or "
                   f"artificial data?); using fallback D1={fallback[0]:g} D2={fallback[1]:g} "
-                  f"D3+={fallback[2]:g}", SmoothingWarning, stacklevel=3)
+                  f"D3+={fallback[2]:g}", SmoothingWarning, stacklevel=2)
     return list(fallback), True
 
 
-def modified_kneser_ney(counts, discounts=None, fallback=FALLBACK_DISCOUNTS):
+class ModifiedKneserNey(_AdjustedCounts):
     """Interpolated modified Kneser-Ney with three discounts per order, as KenLM's lmplz computes it.
 
     u(w|h) = (a(hw) - D(a(hw))) / sum_v a(hv);  gamma(h) = sum_k D_k N_k(h) / sum_v a(hv), with N_k(h)
@@ -125,123 +189,161 @@ def modified_kneser_ney(counts, discounts=None, fallback=FALLBACK_DISCOUNTS):
     with the uniform distribution. ``discounts`` (list of (D1, D2, D3+) per order) overrides the
     estimates.
     """
-    adjusted = adjusted_counts(counts)
-    table = []
-    u, gamma = [], []
-    fell_back = []
-    for n in range(1, counts.order + 1):
-        a = adjusted[n - 1]
-        if discounts is not None:
-            d, fell = list(discounts[n - 1]), False
+
+    def __init__(self, counts, sizes, discounts=None, fallback=FALLBACK_DISCOUNTS):
+        super().__init__(counts, sizes)
+        self.given, self.fallback = discounts, fallback
+        self.info = {"discounts": [], "fallback": []}
+
+    def begin(self, n):
+        super().begin(n)
+        if self.given is not None:
+            d, fell = list(self.given[n - 1]), False
         else:
-            d, fell = _mkn_discounts(counts_of_counts(a), n, fallback)
-        table.append(d)
-        fell_back.append(fell)
-        d_of = np.array([0.0] + list(d))[np.minimum(a, 3)]
-        denominator = _context_sums(counts, n, a.astype(np.float64))
+            d, fell = _mkn_discounts(self.counts_of_counts(n, 4), n, self.fallback)
+        self.info["discounts"].append(d)
+        self.info["fallback"].append(fell)
+        self.discount = np.array([0.0] + list(d))
+
+    def slice(self, s, lower):
+        a = self.adjusted_rows(s)
+        d_of = self.discount[np.minimum(a, 3)]
+        denominator = s.sums(a.astype(np.float64))
         with np.errstate(invalid="ignore", divide="ignore"):
-            gamma.append(_context_sums(counts, n, d_of) / denominator)
-            u.append((a - d_of) / denominator[_parents(counts, n)])
-    prob, backoff = _interpolate(counts, u, gamma)
-    return Estimate(prob, backoff, info={"discounts": table, "fallback": fell_back})
+            gamma = s.sums(d_of) / denominator
+            u = (a - d_of) / denominator[s.parent]
+        return self.interpolate(s, u, gamma, lower)
 
 
-def kneser_ney(counts, fallback=FALLBACK_DISCOUNTS[0]):
+class KneserNey(_AdjustedCounts):
     """Interpolated Kneser-Ney with one discount per order, D = t_1 / (t_1 + 2 t_2) (Ney et al.)."""
-    adjusted = adjusted_counts(counts)
-    u, gamma, table = [], [], []
-    for n in range(1, counts.order + 1):
-        a = adjusted[n - 1]
-        t = counts_of_counts(a)
+
+    def __init__(self, counts, sizes, fallback=FALLBACK_DISCOUNTS[0]):
+        super().__init__(counts, sizes)
+        self.fallback = fallback
+        self.info = {"discounts": []}
+
+    def begin(self, n):
+        super().begin(n)
+        t = self.counts_of_counts(n, 2)
         if t[1] == 0:
             warnings.warn(f"order {n}: cannot estimate the Kneser-Ney discount (no {n}-grams with adjusted "
-                          f"count 1); using fallback D={fallback:g}", SmoothingWarning, stacklevel=2)
-            d = fallback
+                          f"count 1); using fallback D={self.fallback:g}", SmoothingWarning, stacklevel=2)
+            self.discount = self.fallback
         else:
-            d = t[1] / (t[1] + 2.0 * t[2])
-        table.append(d)
-        d_of = np.where(a > 0, d, 0.0)
-        denominator = _context_sums(counts, n, a.astype(np.float64))
+            self.discount = t[1] / (t[1] + 2.0 * t[2])
+        self.info["discounts"].append(self.discount)
+
+    def slice(self, s, lower):
+        a = self.adjusted_rows(s)
+        d_of = np.where(a > 0, self.discount, 0.0)
+        denominator = s.sums(a.astype(np.float64))
         with np.errstate(invalid="ignore", divide="ignore"):
-            gamma.append(_context_sums(counts, n, d_of) / denominator)
-            u.append(np.maximum(a - d_of, 0.0) / denominator[_parents(counts, n)])
-    prob, backoff = _interpolate(counts, u, gamma)
-    return Estimate(prob, backoff, info={"discounts": table})
+            gamma = s.sums(d_of) / denominator
+            u = np.maximum(a - d_of, 0.0) / denominator[s.parent]
+        return self.interpolate(s, u, gamma, lower)
 
 
-def witten_bell(counts):
+class WittenBell(Smoothing):
     """Interpolated Witten-Bell on raw counts: p(w|h) = (c(hw) + N1+(h.) p(w|h')) / (c(h.) + N1+(h.))."""
-    u, gamma = [], []
-    for n in range(1, counts.order + 1):
-        c = counts.count[n - 1].astype(np.float64)
-        total = _context_sums(counts, n, c)
-        types = _context_sums(counts, n, (c > 0).astype(np.float64))
+
+    def slice(self, s, lower):
+        c = s.field("count").astype(np.float64)
+        total = s.sums(c)
+        types = s.sums((c > 0).astype(np.float64))
         with np.errstate(invalid="ignore", divide="ignore"):
-            gamma.append(types / (total + types))
-            u.append(c / (total + types)[_parents(counts, n)])
-    prob, backoff = _interpolate(counts, u, gamma)
-    return Estimate(prob, backoff)
+            gamma = types / (total + types)
+            u = c / (total + types)[s.parent]
+        return self.interpolate(s, u, gamma, lower)
 
 
-def add_k(counts, k=1.0):
+class AddK(Smoothing):
     """Add-k (Laplace for k = 1) as a backoff model, like SRILM's ``-addsmooth``.
 
     A word seen after context h gets (c(hw) + k) / (c(h.) + k V), V the vocabulary without ``<s>``;
     the mass left for words not seen after h goes to the lower order, renormalised over those
     words. Unigrams are plain add-k over the whole vocabulary.
     """
-    V = counts.vocab_size - 1
-    prob, backoff = [], []
-    for n in range(1, counts.order + 1):
-        c = counts.count[n - 1].astype(np.float64)
-        total = _context_sums(counts, n, c)
-        if n == 1:
+
+    def __init__(self, counts, sizes, k=1.0):
+        super().__init__(counts, sizes)
+        self.k = k
+        self.info = {"k": k}
+
+    def slice(self, s, lower):
+        k, V = self.k, self.counts.vocab_size - 1
+        c = s.field("count").astype(np.float64)
+        total = s.sums(c)
+        if s.n == 1:
             p = (c + k) / (total[0] + k * V)
             p[BOS] = 1.0
-            prob.append(p)
-            continue
-        parent = counts.parent[n - 1]
-        p = (c + k) / (total + k * V)[parent]
-        seen = _context_sums(counts, n, p)
-        lower_seen = _context_sums(counts, n, prob[n - 2][counts.suffix[n - 1]])
+            return p, None
+        p = (c + k) / (total + k * V)[s.parent]
+        seen = s.sums(p)
+        lower_seen = s.sums(lower[s.field("suffix")])
         with np.errstate(invalid="ignore", divide="ignore"):
             b = (1.0 - seen) / (1.0 - lower_seen)
-        has_children = np.bincount(parent, minlength=len(counts.word[n - 2])) > 0
-        backoff.append(np.where(has_children & (lower_seen < 1.0 - 1e-12), b, 1.0))
-        prob.append(p)
-    return Estimate(prob, backoff, info={"k": k})
+        has_children = np.bincount(s.parent, minlength=s.c_hi - s.c_lo) > 0
+        return p, np.where(has_children & (lower_seen < 1.0 - 1e-12), b, 1.0)
 
 
-def stupid_backoff(counts, alpha=STUPID_BACKOFF_ALPHA):
+class StupidBackoff(Smoothing):
     """Stupid backoff (Brants et al. 2007): S(w|h) = c(hw)/c(h.) if seen, else alpha S(w|h').
 
     Scores, not probabilities: they do not sum to one, so perplexity is refused. Unigrams never
     seen (``<unk>`` included) score as if seen once.
     """
-    prob, backoff = [], []
-    for n in range(1, counts.order + 1):
-        c = counts.count[n - 1].astype(np.float64)
-        total = _context_sums(counts, n, c)
-        if n == 1:
+
+    normalized = False
+
+    def __init__(self, counts, sizes, alpha=STUPID_BACKOFF_ALPHA):
+        super().__init__(counts, sizes)
+        self.alpha = alpha
+        self.info = {"alpha": alpha}
+
+    def slice(self, s, lower):
+        c = s.field("count").astype(np.float64)
+        total = s.sums(c)
+        if s.n == 1:
             p = np.maximum(c, 1.0) / total[0]
             p[BOS] = 1.0
-        else:
-            p = c / total[counts.parent[n - 1]]
-            backoff.append(np.where(total > 0, alpha, 1.0))
-        prob.append(p)
-    return Estimate(prob, backoff, normalized=False, info={"alpha": alpha})
+            return p, None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = c / total[s.parent]
+        return p, np.where(total > 0, self.alpha, 1.0)
 
 
 METHODS = {
-    "modified-kneser-ney": modified_kneser_ney,
-    "kneser-ney": kneser_ney,
-    "witten-bell": witten_bell,
-    "add-k": add_k,
-    "stupid-backoff": stupid_backoff,
+    "modified-kneser-ney": ModifiedKneserNey,
+    "kneser-ney": KneserNey,
+    "witten-bell": WittenBell,
+    "add-k": AddK,
+    "stupid-backoff": StupidBackoff,
 }
 DEFAULT_METHOD = "modified-kneser-ney"
 
 
-def estimate(counts, method=DEFAULT_METHOD, **options):
-    """Run smoothing ``method`` (a name in ``METHODS``) on ``NgramCounts``; returns an ``Estimate``."""
-    return METHODS[method](counts, **options)
+class Estimation:
+    """Smooth counts (``NgramCounts`` in memory or a ``runs.Run`` on disk) with ``method``: iterating
+    yields ``(slice, prob, backoff)`` order by order, unigrams first; ``normalized`` and ``info``
+    (what the method decided, such as discounts) are complete once the iteration is."""
+
+    def __init__(self, counts, method=DEFAULT_METHOD, **options):
+        self.counts = counts
+        self.sizes = counts.sizes()
+        self.method = METHODS[method](counts, self.sizes, **options)
+        self.normalized = self.method.normalized
+        self.info = self.method.info
+
+    def __iter__(self):
+        lower = None
+        order = len(self.sizes)
+        for n in range(1, order + 1):
+            self.method.begin(n)
+            kept = np.empty(self.sizes[n - 1]) if n < order else None  # the next order's ``lower``
+            for s in context_slices(self.counts, n, self.sizes):
+                prob, backoff = self.method.slice(s, lower)
+                if kept is not None:
+                    kept[s.lo:s.hi] = prob
+                yield s, prob, backoff
+            lower = kept

@@ -1,0 +1,75 @@
+"""From counts and their ``Estimation`` to the arrays of an n-gram model file, slice by slice.
+
+The arrays (see ``NgramModel``) grow as the estimation goes: each slice of order n adds its words
+and log10 probabilities, and the log10 backoff weights and child counts of its contexts in
+order n-1. In memory the pieces are concatenated at the end; with a ``folder`` they are appended
+to raw files there and handed to ``modelfile.write`` as ``StoredArray``s, so a model larger than
+the memory budget is never held whole.
+"""
+
+import os
+
+import numpy as np
+
+from ..modelfile import StoredArray
+
+LOG10_ZERO = -99.0
+SMALL_CHILDREN = 255  # child counts from here on are kept aside, the rest in one byte each
+
+
+class _Columns:
+    """Named 1-D arrays built by appending, in memory or in raw files inside ``folder``."""
+
+    def __init__(self, dtypes, folder=None):
+        self.dtypes = dtypes
+        self.folder = folder
+        self.lengths = dict.fromkeys(dtypes, 0)
+        self.pieces = {name: [] for name in dtypes}
+        self.files = {name: open(os.path.join(folder, name), "wb") for name in dtypes} if folder else None
+
+    def append(self, name, values):
+        values = np.ascontiguousarray(values, self.dtypes[name])
+        self.lengths[name] += len(values)
+        if self.files is None:
+            self.pieces[name].append(values)
+        else:
+            self.files[name].write(values.data)
+
+    def finish(self):
+        """``{name: ndarray}`` in memory, ``{name: StoredArray}`` on disk."""
+        if self.files is None:
+            return {name: np.concatenate(self.pieces[name]) if self.pieces[name] else np.zeros(0, dtype)
+                    for name, dtype in self.dtypes.items()}
+        for f in self.files.values():
+            f.close()
+        return {name: StoredArray(os.path.join(self.folder, name), dtype, self.lengths[name])
+                for name, dtype in self.dtypes.items()}
+
+
+def model_arrays(vocab_size, estimation, folder=None, progress=None):
+    """Run ``estimation`` and return the model file's arrays ``word``, ``prob``, ``backoff``,
+    ``children`` (one byte each), ``children_big_at`` and ``children_big`` (the counts of 255 and
+    more, by node), in memory or, with ``folder``, as ``StoredArray``s there. ``progress`` is a
+    progress-bar factory, as ``build_ngram_model`` takes it."""
+    columns = _Columns({"word": np.uint16 if vocab_size <= 1 << 16 else np.uint32, "prob": np.float32,
+                        "backoff": np.float32, "children": np.uint8, "children_big_at": np.int64,
+                        "children_big": np.int64}, folder)
+    first_node = np.concatenate([[0], np.cumsum(estimation.sizes)])  # of each order, 1-based below
+    bar = progress("smoothing", total=int(first_node[-1]), unit="n-gram") if progress else None
+    for s, prob, backoff in estimation:
+        if bar is not None:
+            bar.update(s.hi - s.lo)
+        columns.append("word", s.field("word"))
+        with np.errstate(divide="ignore"):
+            columns.append("prob", np.maximum(np.minimum(0.0, np.log10(prob)), LOG10_ZERO))
+            if backoff is not None:
+                columns.append("backoff", np.maximum(np.log10(backoff), LOG10_ZERO))
+        if s.n > 1:
+            children = np.bincount(s.parent, minlength=s.c_hi - s.c_lo)
+            big = np.flatnonzero(children >= SMALL_CHILDREN)
+            columns.append("children", np.minimum(children, SMALL_CHILDREN))
+            columns.append("children_big_at", big + first_node[s.n - 2] + s.c_lo)
+            columns.append("children_big", children[big])
+    if bar is not None:
+        bar.close()
+    return columns.finish()
