@@ -79,6 +79,8 @@ def main():
     parser.add_argument("--memory", default="1G", help="budget for the --memory and lmplz -S runs")
     parser.add_argument("--cpus", default="1", help="taskset CPU list for every run (default: 1)")
     parser.add_argument("--no-dask", action="store_true", help="skip the --dask local:2 run")
+    parser.add_argument("--bounded-only", action="store_true",
+                        help="only the --memory runs and lmplz (for corpora whose counts do not fit in memory)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each command: best wall, worst RSS")
     args = parser.parse_args()
     corpus = repeated_corpus(args.kjv_times) if args.kjv_times else args.corpus
@@ -99,9 +101,14 @@ def main():
             runs.append((f"lmplz -o {args.order} -S {args.memory}",
                          [lmplz, "-o", str(args.order), "-S", args.memory, "-T", tmp, "--discount_fallback",
                           "--text", corpus, "--arpa", os.path.join(tmp, "m.arpa")], "base"))
+        if args.bounded_only:  # every ratio against the first --memory run
+            runs = [(name, cmd, f"--memory {args.memory}") for name, cmd, _ in runs
+                    if name.startswith(("--memory", "lmplz"))]
         size = os.path.getsize(corpus)
         print(f"\n## count --order {args.order} on {os.path.basename(corpus)} ({size / 2**20:.1f} MB), "
               f"taskset -c {args.cpus}\n")
+        if args.bounded_only:
+            print(f"Within budgets only (--bounded-only): ratios are against the --memory {args.memory} run.\n")
         print("| run | wall s | peak RSS MB (largest process) | peak RSS MB (process tree) | time vs | memory vs |"
               " spilled runs |")
         print("|---|---|---|---|---|---|---|")

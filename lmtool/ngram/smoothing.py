@@ -127,7 +127,8 @@ class _AdjustedCounts(Smoothing):
         if n == self.order:
             return
         above, step = self.sizes[n], _slice_rows(self.counts)
-        a = np.zeros(self.sizes[n - 1], np.int64)
+        small = self.counts.rows("count", 1).sum() < 2**31  # no adjusted count exceeds the tokens
+        a = np.zeros(self.sizes[n - 1], np.int32 if small else np.int64)
         for lo in range(0, above, step):
             add_occurrences(a, self.counts.rows("suffix", n + 1, lo, min(lo + step, above)))
         lo, hi = self.bos_rows(n)
