@@ -81,6 +81,16 @@ def test_memory_budget_spills_and_gives_the_same_file(capsys, tmp_path, texts, i
     assert list(scratch.iterdir()) == []
 
 
+def test_memory_budget_writes_the_same_arpa(capsys, tmp_path, texts):
+    files = []
+    for name, options in (("plain", ()), ("bounded", ("--memory", "128K", "--tmp", tmp_path))):
+        lmtool(capsys, "count", texts["b"], "--order", "3", "-o", tmp_path / f"{name}.lm", "--arpa",
+               tmp_path / f"{name}.arpa", *options)
+        files.append(((tmp_path / f"{name}.lm").read_bytes(), (tmp_path / f"{name}.arpa").read_bytes()))
+    assert files[0] == files[1]
+    assert b"\\3-grams:" in files[0][1]
+
+
 def test_slices_cut_between_contexts_and_cover_every_row(tmp_path, texts):
     from lmtool.dataset import read_corpus
     from lmtool.ngram.counts import count_ngrams

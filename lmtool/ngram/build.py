@@ -107,10 +107,10 @@ def _build(paths, output, order, smoothing, level, min_count, max_vocab, keep, p
                                                                                   scratch):
         if stats is not None:
             stats.update(how)
-        estimation = Estimation(counts, smoothing, **options)
         folder = scratch.join("model") if output is not None and scratch is not None else None
         if folder:
             os.mkdir(folder)
+        estimation = Estimation(counts, smoothing, folder=folder, **options)
         arrays = model_arrays(len(vocab), estimation, folder=folder, progress=progress)
         meta = _meta(smoothing, options, limits, training, estimation)
         if folder:

@@ -112,9 +112,9 @@ def merge_levels(parts, threads=1):
 
     Each level of a part is sorted lexicographically by its words, so with the parents renumbered
     into the merged level below, its (parent, word) keys stay sorted and the parts merge in
-    linear time (pairwise, as a balanced tree; the pairs of a round on ``threads`` threads). Only
-    one level of the parts is read at a time, so parts may be on disk (``ngram.runs``) and the
-    levels written out as they come.
+    linear time (pairwise, as a balanced tree; the pairs of a round on ``threads`` threads). The
+    levels can be written out as they come (``ngram.external`` spills them as runs, which
+    ``runs.merge_runs`` merges on disk the same way, slice by slice).
     """
     from ..kernels.ngram_count import merge_sorted
     from ..threads import ordered_map

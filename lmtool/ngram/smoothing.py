@@ -14,6 +14,7 @@ arithmetic is vectorised with NumPy and sums run in row order, so the result doe
 on where the slices are cut.
 """
 
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -327,24 +328,52 @@ DEFAULT_METHOD = "modified-kneser-ney"
 class Estimation:
     """Smooth counts (``NgramCounts`` in memory or a ``runs.Run`` on disk) with ``method``: iterating
     yields ``(slice, prob, backoff)`` order by order, unigrams first; ``normalized`` and ``info``
-    (what the method decided, such as discounts) are complete once the iteration is."""
+    (what the method decided, such as discounts) are complete once the iteration is.
 
-    def __init__(self, counts, method=DEFAULT_METHOD, **options):
+    Each order's probabilities are kept for the next order, in memory or, with ``folder``, in a
+    file there, read back only once the order is done (so at most one order's is held at a time).
+    """
+
+    def __init__(self, counts, method=DEFAULT_METHOD, folder=None, **options):
         self.counts = counts
         self.sizes = counts.sizes()
         self.method = METHODS[method](counts, self.sizes, **options)
         self.normalized = self.method.normalized
         self.info = self.method.info
+        self.folder = folder
 
     def __iter__(self):
         lower = None
         order = len(self.sizes)
         for n in range(1, order + 1):
             self.method.begin(n)
-            kept = np.empty(self.sizes[n - 1]) if n < order else None  # the next order's ``lower``
+            kept = _Kept(self.sizes[n - 1], self.folder, n) if n < order else None  # the next order's ``lower``
             for s in context_slices(self.counts, n, self.sizes):
                 prob, backoff = self.method.slice(s, lower)
                 if kept is not None:
-                    kept[s.lo:s.hi] = prob
+                    kept.put(s.lo, prob)
                 yield s, prob, backoff
-            lower = kept
+            lower = None  # order n-1's, freed before order n's is read back
+            lower = kept.get() if kept is not None else None
+
+
+class _Kept:
+    """float64[size] filled in order, in memory or in a file inside ``folder``."""
+
+    def __init__(self, size, folder, n):
+        self.path = None if folder is None else os.path.join(folder, f"prob{n}")
+        self.values = np.empty(size) if folder is None else open(self.path, "wb")
+
+    def put(self, lo, values):
+        if self.path is None:
+            self.values[lo:lo + len(values)] = values
+        else:
+            self.values.write(np.ascontiguousarray(values, np.float64).data)
+
+    def get(self):
+        if self.path is None:
+            return self.values
+        self.values.close()
+        values = np.fromfile(self.path, np.float64)
+        os.remove(self.path)
+        return values
