@@ -91,6 +91,24 @@ def test_memory_budget_writes_the_same_arpa(capsys, tmp_path, texts):
     assert b"\\3-grams:" in files[0][1]
 
 
+def test_memory_budget_too_small_for_smoothing_is_said_once(capsys, tmp_path, texts):
+    from lmtool.memory import format_size
+    from lmtool.ngram.model import NgramModel
+    from lmtool import modelfile
+
+    err = lmtool(capsys, "count", texts["a"], "--order", "4", "-o", tmp_path / "small.lm", "--memory", "64K",
+                 "--tmp", tmp_path)
+    sizes = NgramModel.from_file(modelfile.read(tmp_path / "small.lm")).sizes
+    held = max(8 * sizes[0] + 4 * sizes[1], 8 * sizes[1] + 4 * sizes[2], 8 * sizes[2])  # lower order + a(.)
+    assert held > 64 << 10
+    assert err.count("is too small for smoothing") == 1, err
+    assert f"holds {format_size(held)} at once" in err
+    err = lmtool(capsys, "count", texts["a"], "--order", "4", "-o", tmp_path / "big.lm", "--memory", "1G",
+                 "--tmp", tmp_path)
+    assert "too small" not in err
+    assert (tmp_path / "big.lm").read_bytes() == (tmp_path / "small.lm").read_bytes()
+
+
 def test_slices_cut_between_contexts_and_cover_every_row(tmp_path, texts):
     from lmtool.dataset import read_corpus
     from lmtool.ngram.counts import count_ngrams

@@ -46,7 +46,8 @@ class NgramCounts:
 
     def first_child(self, n, node):
         """The first row of order n whose parent is ``node`` or later (rows are sorted by parent)."""
-        return int(np.searchsorted(self.parent[n - 1], node, "left"))
+        parents = self.parent[n - 1]
+        return int(np.searchsorted(parents, parents.dtype.type(node), "left"))  # a Python int would copy them
 
 
 CHUNK_TOKENS = 1 << 20

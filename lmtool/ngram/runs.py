@@ -2,9 +2,8 @@
 
 A run is read in slices (``Run.rows``), each copied out of a short-lived memory map, so reading a
 run never keeps more than a slice resident. ``merge_runs`` merges any number of runs into a new
-run level by level and slice by slice; what it holds at once is a slice of every run plus, for
-each run, where its nodes of the level below went (4 bytes per node, looked up at random by the
-suffix links).
+run level by level and slice by slice; what it holds at once is a slice of every run, plus the
+map from one run's nodes to the merged ones while that run's next level is translated.
 """
 
 import os
@@ -15,7 +14,8 @@ import numpy as np
 from .counts import NgramCounts
 
 FIELDS = ("parent", "word", "count", "suffix")
-DTYPES = {"parent": np.int32, "word": np.int32, "count": np.int64, "suffix": np.int32}
+DTYPES = {"parent": np.int32, "word": np.int32, "count": np.int64, "suffix": np.int32,
+          "key": np.int64, "merged_suffix": np.int32}  # the last two: a run's level translated for merging
 MERGE_ROWS = 1 << 21  # rows of all runs together merged per slice
 
 
@@ -38,7 +38,8 @@ class Run:
 
     def first_child(self, n, node):
         """The first row of order n whose parent is ``node`` or later (a binary search on disk)."""
-        return int(np.searchsorted(np.load(self.file("parent", n), mmap_mode="r"), node, "left"))
+        parents = np.load(self.file("parent", n), mmap_mode="r")
+        return int(np.searchsorted(parents, parents.dtype.type(node), "left"))  # a Python int would copy them
 
     def sizes(self):
         """Number of distinct n-grams of each order (read from the files' headers)."""
@@ -72,27 +73,28 @@ def levels(counts):
 
 
 class _LevelWriter:
-    """The four ``.npy`` files of one level of a run, appended slice by slice; the headers are
-    written last, when the length is known (they have a fixed size for a given dtype)."""
+    """The ``.npy`` files of ``fields`` (default: all of a run's) of one level, appended slice by
+    slice; the headers are written last, when the length is known (they have a fixed size)."""
 
-    def __init__(self, folder, n):
-        self.paths = [os.path.join(folder, f"{field}{n}.npy") for field in FIELDS]
+    def __init__(self, folder, n, fields=FIELDS):
+        self.fields = fields
+        self.paths = [os.path.join(folder, f"{field}{n}.npy") for field in fields]
         self.files = [open(p, "wb") for p in self.paths]
         self.length = 0
-        for f, field in zip(self.files, FIELDS):
+        for f, field in zip(self.files, fields):
             f.write(_npy_header(DTYPES[field], 0))
 
     def append(self, *arrays):
-        for f, field, a in zip(self.files, FIELDS, arrays):
+        for f, field, a in zip(self.files, self.fields, arrays):
             f.write(np.ascontiguousarray(a, DTYPES[field]).data)
         self.length += len(arrays[0])
 
     def close(self):
-        for f, field in zip(self.files, FIELDS):
+        for f, field in zip(self.files, self.fields):
             f.seek(0)
             f.write(_npy_header(DTYPES[field], self.length))
             f.close()
-        return self.length * sum(np.dtype(DTYPES[f]).itemsize for f in FIELDS)
+        return self.length * sum(np.dtype(DTYPES[f]).itemsize for f in self.fields)
 
 
 def _npy_header(dtype, length):
@@ -106,10 +108,12 @@ def merge_runs(runs, folder, rows=None, progress=None):
 
     Within a level each run's keys (the merged parent node, then the word) are sorted, so the
     merge goes slice by slice: every run offers its next rows (``rows``, default ``MERGE_ROWS``,
-    from all runs together), and the rows up to the smallest last key offered are merged. Each
-    run's map from its nodes to the merged ones is filled in as the merge goes; the next level
-    needs it for its parents and suffixes. The inputs are left in place. ``progress(k)`` is told
-    of the input rows (above the unigrams) as they are merged.
+    from all runs together), and the rows up to the smallest last key offered are merged. As the
+    merge goes, each run's map from its nodes to the merged ones is appended to a file in the
+    run's folder; before the next level is merged, each run's parents and suffixes are translated
+    through it, one run at a time, so that no more than one run's map is ever in memory. The
+    inputs are left in place (with these files added). ``progress(k)`` is told of the input rows
+    (above the unigrams) as they are merged.
     """
     V = runs[0].vocab_size
     order = runs[0].order
@@ -119,22 +123,56 @@ def merge_runs(runs, folder, rows=None, progress=None):
     first.append(runs[0].rows("parent", 1), np.arange(V), np.sum([r.rows("count", 1) for r in runs], axis=0),
                  runs[0].rows("suffix", 1))
     total = first.close()
-    below = [np.arange(V, dtype=np.int32)] * len(runs)  # each run's node -> merged node, one order down
     for n in range(2, order + 1):
+        if n > 2:
+            for run in runs:
+                _translate(run, n, step)
         writer = _LevelWriter(folder, n)
-        maps = [] if n == order else [np.empty(r.sizes()[n - 1], np.int32) for r in runs]
-        for part, consumed in _merged_slices(runs, n, below, maps, step, V):
-            writer.append(*part)
-            if progress:
-                progress(consumed)
+        maps = [] if n == order else [open(_map_file(r, n), "wb") for r in runs]
+        try:
+            for part, consumed in _merged_slices(runs, n, maps, step, V):
+                writer.append(*part)
+                if progress:
+                    progress(consumed)
+        finally:
+            for f in maps:
+                f.close()
         total += writer.close()
-        below = maps
     return Run(folder, order, V, total)
 
 
-def _merged_slices(runs, n, below, maps, step, V):
+def _map_file(run, n):
+    return os.path.join(run.folder, f"merged{n}.i32")
+
+
+def _translate(run, n, step):
+    """Write the merge keys (merged parent node * V + word) and merged suffix nodes of ``run``'s
+    order n, through its map of order n-1 (then removed)."""
+    path = _map_file(run, n - 1)
+    below = np.fromfile(path, np.int32)
+    writer = _LevelWriter(run.folder, n, ("key", "merged_suffix"))
+    size = run.sizes()[n - 1]
+    for lo in range(0, size, step):
+        hi = min(lo + step, size)
+        writer.append(below[run.rows("parent", n, lo, hi)].astype(np.int64) * run.vocab_size
+                      + run.rows("word", n, lo, hi), below[run.rows("suffix", n, lo, hi)])
+    writer.close()
+    del below
+    os.remove(path)
+
+
+def _offered(run, n, lo, hi):
+    """Merge keys and merged suffix nodes of rows ``lo:hi`` of ``run``'s order n (for bigrams the
+    unigrams' nodes are the same in every run: no translation)."""
+    if n == 2:
+        return (run.rows("parent", n, lo, hi).astype(np.int64) * run.vocab_size + run.rows("word", n, lo, hi),
+                run.rows("suffix", n, lo, hi))
+    return run.rows("key", n, lo, hi), run.rows("merged_suffix", n, lo, hi)
+
+
+def _merged_slices(runs, n, maps, step, V):
     """Yield merged ``(parent, word, count, suffix)`` slices of order n with the number of input rows
-    they came from; fill ``maps`` (if any)."""
+    they came from; append each run's node -> merged node to its file in ``maps`` (if any)."""
     sizes = [r.sizes()[n - 1] for r in runs]
     done = [0] * len(runs)
     merged = 0
@@ -142,20 +180,19 @@ def _merged_slices(runs, n, below, maps, step, V):
         offered = []
         for r, run in enumerate(runs):
             lo, hi = done[r], min(done[r] + step, sizes[r])
-            key = below[r][run.rows("parent", n, lo, hi)].astype(np.int64) * V + run.rows("word", n, lo, hi)
-            offered.append((lo, hi, key))
+            offered.append((lo, hi, *_offered(run, n, lo, hi)))
         limit = None  # the smallest last key offered by a run that has more rows after it
-        for r, (lo, hi, key) in enumerate(offered):
+        for r, (lo, hi, key, _) in enumerate(offered):
             if hi < sizes[r] and (limit is None or key[-1] < limit):
                 limit = key[-1]
         keys, counts, suffix, owner = [], [], [], []
-        for r, (lo, hi, key) in enumerate(offered):
+        for r, (lo, hi, key, merged_suffix) in enumerate(offered):
             take = len(key) if limit is None else int(np.searchsorted(key, limit, "right"))
             if take == 0:
                 continue
             keys.append(key[:take])
             counts.append(runs[r].rows("count", n, lo, lo + take))
-            suffix.append(below[r][runs[r].rows("suffix", n, lo, lo + take)])
+            suffix.append(merged_suffix[:take])
             owner.append((r, lo, take))
         keys = np.concatenate(keys)
         order = np.argsort(keys, kind="stable")
@@ -169,7 +206,7 @@ def _merged_slices(runs, n, below, maps, step, V):
         if maps:
             at = 0
             for r, lo, take in owner:
-                maps[r][lo:lo + take] = merged + position[at:at + take]
+                maps[r].write((merged + position[at:at + take]).astype(np.int32).data)
                 at += take
         for r, lo, take in owner:
             done[r] = lo + take

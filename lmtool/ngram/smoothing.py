@@ -69,7 +69,7 @@ def context_slices(counts, n, sizes, rows=None):
         hi, c_hi = lo + len(parent), sizes[n - 2]
         if hi < size:  # the last context may go on in the next rows: leave it to the next slice
             c_hi = int(parent[-1])
-            parent = parent[:np.searchsorted(parent, c_hi, "left")]
+            parent = parent[:np.searchsorted(parent, parent.dtype.type(c_hi), "left")]
             hi = lo + len(parent)
         yield Slice(counts, n, lo, hi, c_lo, c_hi, parent.astype(np.int64) - c_lo)
         if hi >= size:
@@ -99,6 +99,9 @@ class Smoothing:
     def begin(self, n):
         pass
 
+    def end(self):
+        """Order done: drop what ``begin`` gathered for it."""
+
     def slice(self, s, lower):
         raise NotImplementedError
 
@@ -124,7 +127,7 @@ class _AdjustedCounts(Smoothing):
     def begin(self, n):
         from ..kernels.ngram_count import add_occurrences
 
-        self.adjusted = None  # the previous order's, freed before the next is built
+        self.adjusted = None
         if n == self.order:
             return
         above, step = self.sizes[n], _slice_rows(self.counts)
@@ -135,6 +138,9 @@ class _AdjustedCounts(Smoothing):
         lo, hi = self.bos_rows(n)
         a[lo:hi] = self.counts.rows("count", n, lo, hi)
         self.adjusted = a
+
+    def end(self):
+        self.adjusted = None
 
     def bos_rows(self, n):
         """The n-grams starting with ``<s>``: one run of rows, the children of those of order n-1."""
@@ -148,11 +154,12 @@ class _AdjustedCounts(Smoothing):
 
     def counts_of_counts(self, n, upto):
         """t_k, the number of n-grams of order n with adjusted count k, for k = 1..upto (t_0 unused)."""
-        if self.adjusted is not None:
-            return _counts_of_counts(self.adjusted, upto)
-        size, step = self.sizes[n - 1], _slice_rows(self.counts)
-        return sum(_counts_of_counts(self.counts.rows("count", n, lo, min(lo + step, size)), upto)
-                   for lo in range(0, size, step))
+        size, step = self.sizes[n - 1], _slice_rows(self.counts)  # in slices: bincount works in int64
+
+        def rows(lo, hi):
+            return self.counts.rows("count", n, lo, hi) if self.adjusted is None else self.adjusted[lo:hi]
+
+        return sum(_counts_of_counts(rows(lo, min(lo + step, size)), upto) for lo in range(0, size, step))
 
 
 def _counts_of_counts(a, upto):
@@ -342,6 +349,14 @@ class Estimation:
         self.info = self.method.info
         self.folder = folder
 
+    def held_bytes(self):
+        """The most held whole at once (slices aside): order n-1's probabilities while order n is
+        worked through, plus Kneser-Ney's adjusted counts of order n below the top."""
+        adjusted = 4 if isinstance(self.method, _AdjustedCounts) else 0
+        top = len(self.sizes)
+        return max((8 * self.sizes[n - 2] + (adjusted * self.sizes[n - 1] if n < top else 0)
+                    for n in range(2, top + 1)), default=0)
+
     def __iter__(self):
         lower = None
         order = len(self.sizes)
@@ -353,6 +368,7 @@ class Estimation:
                 if kept is not None:
                     kept.put(s.lo, prob)
                 yield s, prob, backoff
+            self.method.end()
             lower = None  # order n-1's, freed before order n's is read back
             lower = kept.get() if kept is not None else None
 
