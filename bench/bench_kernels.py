@@ -166,6 +166,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=8, help="turns the contenders take (see interleaved_rates)")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--core", type=int, default=0, help="CPU to pin to (-1: do not pin)")
+    ap.add_argument("--classes", type=int, help="classes of the class softmax (default about sqrt(V))")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--profile", action="store_true", help="where lmtool's time goes, per kernel")
     ap.add_argument("--layer-only", action="store_true",
@@ -175,7 +176,7 @@ def main():
         os.sched_setaffinity(0, {a.core})
     ids, V, source = corpus()
     counts = np.bincount(ids, minlength=V)
-    classes = make_classes(counts)
+    classes = make_classes(counts, a.classes)
     sizes = np.diff(classes.start)
     logits_class = classes.n_classes + float(np.sum(counts[classes.order] * sizes[classes.word_class])
                                               / counts.sum())

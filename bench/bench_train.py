@@ -10,7 +10,7 @@
 Every run is pinned to core 0. Prints Markdown.
 
     python bench/bench_train.py                 # all three (about 35 minutes)
-    python bench/bench_train.py --only softmax [--epochs 3]  # or: quality, char
+    python bench/bench_train.py --only softmax [--epochs 3] [--layers 1] [--cell gru]  # or: quality, char
 """
 
 import argparse
@@ -51,22 +51,24 @@ def test_perplexity(model, text=None):
 
 
 SOFTMAX_RUNS = {"full": ["--softmax", "full"], "class, sqrt(V) classes (default)": ["--softmax", "class"],
-                "class, --classes 300": ["--softmax", "class", "--classes", "300"]}
-"""The output layers compared after the same number of epochs (LSTM 2x200). More classes
-cost more logits per token (111: 131, 300: about 330) but learn faster per epoch."""
+                "class, --classes 300": ["--softmax", "class", "--classes", "300"],
+                "class, --classes 800": ["--softmax", "class", "--classes", "800"]}
+"""The output layers compared after the same number of epochs (``--cell``, ``--layers``, 200 units).
+More classes cost more logits per token (111: 131, 300: about 330, 800: about 770) but learn
+faster per epoch."""
 
 
-def bench_softmax(tmp, epochs, optimizer="sgd"):
+def bench_softmax(tmp, epochs, optimizer="sgd", layers=2, cell="lstm"):
     from concurrent.futures import ThreadPoolExecutor
 
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
     rate = "SGD lr 20" if optimizer == "sgd" else "Adam lr 0.002"
-    print(f"\n## class against full softmax, LSTM 2x200, {epochs} epoch(s) each, {rate}\n")
+    print(f"\n## class against full softmax, {cell.upper()} {layers}x200, {epochs} epoch(s) each, {rate}\n")
     print(f"The full softmax trains on core {cores[0]}, the class softmaxes one after the other on core "
           f"{cores[-1]}.\n")
     print("| softmax | epochs | train wall s | tokens/s | valid ppl per epoch | test ppl | vs full |")
     print("|---|---|---|---|---|---|---|")
-    base = ["--cell", "lstm", "--layers", "2", "--hidden", "200", "--epochs", str(epochs), "--optimizer", optimizer]
+    base = ["--cell", cell, "--layers", str(layers), "--hidden", "200", "--epochs", str(epochs), "--optimizer", optimizer]
     names = list(SOFTMAX_RUNS)
 
     def run(name, core):
@@ -156,6 +158,8 @@ def main():
     ap.add_argument("--only", choices=["softmax", "quality", "char"], action="append")
     ap.add_argument("--epochs", type=int, default=1, help="epochs of the softmax comparison")
     ap.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="of the softmax comparison")
+    ap.add_argument("--layers", type=int, default=2, help="layers of the softmax comparison")
+    ap.add_argument("--cell", choices=["lstm", "gru"], default="lstm", help="of the softmax comparison")
     ap.add_argument("--minutes", type=float, default=15, help="budget of the quality run")
     ap.add_argument("--char-minutes", type=float, default=10)
     a = ap.parse_args()
@@ -164,7 +168,7 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="lmtool-bench-") as tmp:
         if "softmax" in only:
-            bench_softmax(tmp, a.epochs, a.optimizer)
+            bench_softmax(tmp, a.epochs, a.optimizer, a.layers, a.cell)
         if "quality" in only:
             bench_quality(tmp, a.minutes)
         if "char" in only:

@@ -378,18 +378,18 @@ class _Kept:
 
     def __init__(self, size, folder, n):
         self.path = None if folder is None else os.path.join(folder, f"prob{n}")
-        self.values = np.empty(size) if folder is None else open(self.path, "wb")
+        self.values = np.empty(size) if folder is None else None
+        self.file = None if folder is None else open(self.path, "wb")
 
     def put(self, lo, values):
-        if self.path is None:
+        if self.file is None:
             self.values[lo:lo + len(values)] = values
         else:
-            self.values.write(np.ascontiguousarray(values, np.float64).data)
+            self.file.write(np.ascontiguousarray(values, np.float64).data)
 
     def get(self):
-        if self.path is None:
-            return self.values
-        self.values.close()
-        values = np.fromfile(self.path, np.float64)
-        os.remove(self.path)
-        return values
+        if self.file is not None:
+            self.file.close()
+            self.values = np.fromfile(self.path, np.float64)
+            os.remove(self.path)
+        return self.values
