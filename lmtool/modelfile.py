@@ -129,10 +129,10 @@ class atomic_output:
     def __exit__(self, kind, value, tb):
         try:
             self.file.close()
-        except OSError:
+        except OSError as err:  # the last buffer's flush: a full disk may show only here
             if kind is None:
                 _remove(self.tmp)
-                raise
+                raise LmtoolError(f"cannot write: {err.strerror or err}", self.path) from None
         if kind is not None:
             _remove(self.tmp)
             if isinstance(value, OSError) and not isinstance(value, LmtoolError):

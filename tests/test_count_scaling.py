@@ -277,8 +277,16 @@ def test_temporary_files_go_after_ctrl_c(capsys, tmp_path, texts, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scratch"]
 
 
-def test_full_disk_is_one_line_naming_the_folder(capsys, tmp_path, texts, monkeypatch):
-    monkeypatch.setattr(runs, "write_run", failing_writer(OSError(errno.ENOSPC, "No space left on device"), 2))
+def full_disk_when_merging(run, n, step):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("stage, replacement", [
+    ("write_run", failing_writer(OSError(errno.ENOSPC, "No space left on device"), 2)),  # spilling a run
+    ("_translate", full_disk_when_merging),  # merging the runs
+])
+def test_full_disk_is_one_line_naming_the_folder(capsys, tmp_path, texts, monkeypatch, stage, replacement):
+    monkeypatch.setattr(runs, stage, replacement)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     err = lmtool(capsys, "count", texts["a"], "-o", tmp_path / "m.lm", "--order", "4", "-S", "128K", "-T", scratch,

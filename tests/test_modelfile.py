@@ -85,6 +85,32 @@ def test_failed_write_leaves_nothing(tmp_path):
     assert os.listdir(tmp_path) == ["m.lm"]
 
 
+def test_full_disk_at_the_last_flush_names_the_output(tmp_path, monkeypatch):
+    import errno
+
+    real_fdopen = os.fdopen
+
+    def fdopen_failing_at_close(*args, **kwargs):
+        f = real_fdopen(*args, **kwargs)
+        real_close = f.close
+
+        def close():
+            real_close()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        f.close = close
+        return f
+
+    monkeypatch.setattr(modelfile.os, "fdopen", fdopen_failing_at_close)
+    path = tmp_path / "m.lm"
+    path.write_bytes(b"old")
+    with pytest.raises(LmtoolError) as caught:
+        modelfile.write(path, "ngram", {}, {"a": np.arange(3)})
+    assert "cannot write: No space left on device" in str(caught.value) and str(path) in str(caught.value)
+    assert path.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["m.lm"]
+
+
 def test_ngram_model_round_trip(tmp_path):
     from tests.helpers import model_from_text
 
