@@ -144,6 +144,9 @@ def test_merged_runs_equal_counts_merged_in_memory(tmp_path, rows):
     for field in runs.FIELDS:
         for n in range(1, 5):
             assert np.array_equal(merged.rows(field, n), getattr(expected, field)[n - 1]), (field, n)
+    for run in on_disk:  # left as they were: the translated levels and node maps are gone
+        assert sorted(p.name for p in run.folder.iterdir()) == sorted(f"{f}{n}.npy" for f in runs.FIELDS
+                                                                      for n in range(1, 5))
 
 
 def test_memory_budget_reads_stdin_twice_through_a_spool(capsys, tmp_path, texts, monkeypatch):
@@ -193,6 +196,20 @@ def test_dask_local_cluster_gives_the_same_file(capsys, tmp_path, texts):
     err = lmtool(capsys, "count", *paths, "-o", tmp_path / "dask.lm", "--order", "4", "--dask", "local:2")
     assert "3 shards on 2 Dask workers" in err
     assert (tmp_path / "dask.lm").read_bytes() == plain
+
+
+def test_dask_local_cluster_says_nothing_of_a_taken_port(capsys, tmp_path, texts):
+    import socket
+
+    pytest.importorskip("distributed")
+    with socket.socket() as taken:  # distributed's default HTTP port, as another local cluster holds it
+        try:
+            taken.bind(("", 8787))
+            taken.listen()
+        except OSError:
+            pass  # already held by something else: the same situation
+        err = lmtool(capsys, "count", texts["b"], "-o", tmp_path / "m.lm", "--order", "2", "--dask", "local:1")
+    assert "in use" not in err and "UserWarning" not in err, err
 
 
 def test_dask_worker_errors_are_one_line(capsys, tmp_path, texts):

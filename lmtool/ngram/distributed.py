@@ -72,8 +72,12 @@ class connect:
                 workers = int(local.group(1))
                 if not 1 <= workers <= 1024:
                     raise LmtoolError(f"--dask local:N needs 1 <= N <= 1024, got {self.address}")
+                # no dashboard, and the scheduler's HTTP server on a free port: the default 8787 may be
+                # taken (by another local cluster), which distributed warns about on stderr
                 self.cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                        dashboard_address=None, silence_logs=logging.CRITICAL)
+                                                        dashboard_address=None, silence_logs=logging.CRITICAL,
+                                                        scheduler_kwargs={"dashboard": False,
+                                                                          "dashboard_address": ":0"})
                 self.client = distributed.Client(self.cluster)
             elif re.fullmatch(r"(tcp|tls|ucx|inproc)://\S+", self.address):
                 self.client = distributed.Client(self.address, timeout="20s")

@@ -111,9 +111,9 @@ def merge_runs(runs, folder, rows=None, progress=None):
     from all runs together), and the rows up to the smallest last key offered are merged. As the
     merge goes, each run's map from its nodes to the merged ones is appended to a file in the
     run's folder; before the next level is merged, each run's parents and suffixes are translated
-    through it, one run at a time, so that no more than one run's map is ever in memory. The
-    inputs are left in place (with these files added). ``progress(k)`` is told of the input rows
-    (above the unigrams) as they are merged.
+    through it, one run at a time, so that no more than one run's map is ever in memory (these
+    files are removed once spent; the inputs are left as they were). ``progress(k)`` is told of
+    the input rows (above the unigrams) as they are merged.
     """
     V = runs[0].vocab_size
     order = runs[0].order
@@ -138,6 +138,10 @@ def merge_runs(runs, folder, rows=None, progress=None):
             for f in maps:
                 f.close()
         total += writer.close()
+        if n > 2:
+            for run in runs:  # the translated level is spent: give its disk space back
+                for field in ("key", "merged_suffix"):
+                    os.remove(run.file(field, n))
     return Run(folder, order, V, total)
 
 
