@@ -1,6 +1,7 @@
 """N-gram counts from the Numba kernels against a brute-force counter."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from lmtool.dataset import read_corpus
@@ -63,3 +64,20 @@ def test_kjv_sizes_match_kenlm():
     counts = count_ngrams(data.ids, data.lengths, 5, len(data.vocab))
     assert counts.sizes() == [12389, 133623, 369043, 558039, 645256]
     assert len(data.ids) == 822470 and len(data.lengths) == 27990
+
+
+@pytest.mark.parametrize("threads", [2, 3, 4])
+def test_merge_by_key_ranges_gives_the_union_with_summed_counts_and_maps(threads):
+    from lmtool.ngram.counts import _merge_by_key_ranges
+
+    rng = np.random.default_rng(threads)
+    for _ in range(100):  # empty parts and fewer keys than threads included
+        keys = [np.unique(rng.integers(0, 50, rng.integers(0, 30))).astype(np.int64) for _ in range(rng.integers(1, 6))]
+        counts = [rng.integers(1, 9, len(k)).astype(np.int64) for k in keys]
+        merged, summed, maps = _merge_by_key_ranges(keys, counts, threads)
+        assert np.array_equal(merged, np.unique(np.concatenate(keys)))
+        expected = np.zeros(len(merged), np.int64)
+        for k, c, m in zip(keys, counts, maps):
+            assert np.array_equal(merged[m], k)
+            np.add.at(expected, m, c)
+        assert np.array_equal(summed, expected)

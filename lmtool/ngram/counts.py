@@ -113,12 +113,12 @@ def merge_levels(parts, threads=1):
 
     Each level of a part is sorted lexicographically by its words, so with the parents renumbered
     into the merged level below, its (parent, word) keys stay sorted and the parts merge in
-    linear time (pairwise, as a balanced tree; the pairs of a round on ``threads`` threads). The
+    linear time: pairwise as a balanced tree on one thread (the leanest in memory), or on
+    ``threads`` threads by key ranges, each merged at once (``_merge_by_key_ranges``). The
     levels can be written out as they come (``ngram.external`` spills them as runs, which
     ``runs.merge_runs`` merges on disk the same way, slice by slice).
     """
     from ..kernels.ngram_count import merge_sorted
-    from ..threads import ordered_map
 
     def merge_pair(pair):
         a, b = pair
@@ -131,24 +131,57 @@ def merge_levels(parts, threads=1):
            np.sum([p.count[0] for p in parts], axis=0), np.array(parts[0].suffix[0]))
     below = [None] * len(parts)  # each part's node -> merged node, in the level below
     for n in range(2, order + 1):
-        runs = []
+        keys, counts = [], []
         for i, part in enumerate(parts):
             parent = part.parent[n - 1] if below[i] is None else below[i][part.parent[n - 1]]
-            runs.append((parent.astype(np.int64) * V + part.word[n - 1], np.asarray(part.count[n - 1]), [i],
-                         [np.arange(len(parent), dtype=np.int64)]))
-        while len(runs) > 1:
-            paired = list(ordered_map(merge_pair, zip(runs[0::2], runs[1::2]), threads))
-            if len(runs) % 2:
-                paired.append(runs[-1])
-            runs = paired
-        keys, counts, owners, maps = runs[0]
+            keys.append(parent.astype(np.int64) * V + part.word[n - 1])
+            counts.append(np.asarray(part.count[n - 1]))
+        if threads > 1:
+            keys, counts, level = _merge_by_key_ranges(keys, counts, threads)
+        else:
+            runs = [(k, c, [i], [np.arange(len(k), dtype=np.int64)]) for i, (k, c) in enumerate(zip(keys, counts))]
+            while len(runs) > 1:
+                runs = [merge_pair(pair) for pair in zip(runs[0::2], runs[1::2])] + runs[len(runs) // 2 * 2:]
+            keys, counts, owners, maps = runs[0]
+            level = [None] * len(parts)
+            for i, m in zip(owners, maps):
+                level[i] = m
         suffix = np.empty(len(keys), np.int32)
-        level = [None] * len(parts)
-        for i, m in zip(owners, maps):
-            level[i] = m
         for i, part in enumerate(parts):
             lower = part.suffix[n - 1] if below[i] is None else below[i][part.suffix[n - 1]]
             suffix[level[i]] = lower
         below = level
-        del runs, maps, level
+        del level
         yield (keys // V).astype(np.int32), (keys % V).astype(np.int32), counts, suffix
+
+
+def _merge_by_key_ranges(keys, counts, threads):
+    """Merge sorted arrays of distinct keys (adding the counts of equal keys) on ``threads`` threads:
+    the key space is cut at quantiles of the largest part, and each range is merged on its own by
+    a stable sort of its parts side by side. Returns (keys, counts, each part's map to the merged
+    positions), the same as the pairwise merge gives."""
+    from ..threads import ordered_map
+
+    largest = max(keys, key=len)
+    splitters = largest[[len(largest) * j // threads for j in range(1, threads)]] if len(largest) else []
+    cuts = [np.concatenate([[0], np.searchsorted(k, splitters, "left"), [len(k)]]) for k in keys]
+
+    def merge_range(j):
+        pieces = [k[c[j]:c[j + 1]] for k, c in zip(keys, cuts)]
+        joined = np.concatenate(pieces)
+        order = np.argsort(joined, kind="stable")  # the pieces are sorted runs: a timsort merges them
+        joined = joined[order]
+        new = np.empty(len(joined), bool)
+        new[:1] = True
+        np.not_equal(joined[1:], joined[:-1], out=new[1:])
+        starts = np.flatnonzero(new)
+        position = np.empty(len(joined), np.int64)
+        position[order] = np.cumsum(new) - 1
+        summed = (np.add.reduceat(np.concatenate([c[cut[j]:cut[j + 1]] for c, cut in zip(counts, cuts)])[order],
+                                  starts) if len(starts) else np.zeros(0, np.int64))
+        return joined[starts], summed, np.split(position, np.cumsum([len(p) for p in pieces])[:-1])
+
+    ranges = list(ordered_map(merge_range, range(len(splitters) + 1), threads))
+    offsets = np.cumsum([0] + [len(r[0]) for r in ranges])
+    maps = [np.concatenate([r[2][i] + offsets[j] for j, r in enumerate(ranges)]) for i in range(len(keys))]
+    return np.concatenate([r[0] for r in ranges]), np.concatenate([r[1] for r in ranges]), maps
