@@ -470,3 +470,11 @@ def test_info_text(tiny_model):
     assert fields["kind"] == "ngram"
     assert fields["order"] == "3"
     assert json.loads(fields["sizes"]) == info(tiny_model.lm)["sizes"]
+
+
+@pytest.mark.parametrize("smoothing", ["modified-kneser-ney", "kneser-ney"])
+def test_orders_with_no_ngrams_still_build(tmp_path, smoothing):
+    corpus = tmp_path / "short.txt"
+    corpus.write_text("a\nb\na\n")  # <s> w </s>: no 4-grams or 5-grams at all
+    lmtool("count", corpus, "--order", "5", "--smoothing", smoothing, "-o", tmp_path / "m.lm", "--quiet")
+    assert info(tmp_path / "m.lm")["sizes"][3:] == [0, 0]

@@ -159,7 +159,8 @@ class _AdjustedCounts(Smoothing):
         def rows(lo, hi):
             return self.counts.rows("count", n, lo, hi) if self.adjusted is None else self.adjusted[lo:hi]
 
-        return sum(_counts_of_counts(rows(lo, min(lo + step, size)), upto) for lo in range(0, size, step))
+        return sum((_counts_of_counts(rows(lo, min(lo + step, size)), upto) for lo in range(0, size, step)),
+                   np.zeros(upto + 1, np.int64))  # an order may have no n-grams at all
 
 
 def _counts_of_counts(a, upto):
