@@ -112,8 +112,8 @@ def _build(paths, output, order, smoothing, level, min_count, max_vocab, keep, p
         if folder:
             os.mkdir(folder)
         estimation = Estimation(counts, smoothing, folder=folder, **options)
-        if memory is not None and estimation.held_bytes() > memory:
-            _warn_over_budget(memory, estimation.held_bytes())
+        if memory is not None:
+            _warn_if_over_budget(memory, estimation.held_bytes())
         arrays = model_arrays(len(vocab), estimation, folder=folder, progress=progress)
         meta = _meta(smoothing, options, limits, training, estimation)
         if folder:
@@ -123,12 +123,13 @@ def _build(paths, output, order, smoothing, level, min_count, max_vocab, keep, p
     return NgramModel(vocab, estimation.sizes, arrays["word"], arrays["prob"], arrays["backoff"], children, meta)
 
 
-def _warn_over_budget(memory, held):
+def _warn_if_over_budget(memory, held):
     from ..memory import format_size
 
-    warnings.warn(f"--memory {format_size(memory)} is too small for smoothing these counts, which holds "
-                  f"{format_size(held)} at once (the probabilities of one order); the peak will exceed it",
-                  LmtoolWarning, stacklevel=3)
+    if held > memory:
+        warnings.warn(f"--memory {format_size(memory)} is too small for smoothing these counts, which holds "
+                      f"{format_size(held)} at once (the probabilities of one order); the peak will exceed it",
+                      LmtoolWarning, stacklevel=3)
 
 
 def _meta(smoothing, options, limits, training, estimation):

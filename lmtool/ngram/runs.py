@@ -157,20 +157,26 @@ def _translate(run, n, step):
     writer = _LevelWriter(run.folder, n, ("key", "merged_suffix"))
     size = run.sizes()[n - 1]
     for lo in range(0, size, step):
-        hi = min(lo + step, size)
-        writer.append(below[run.rows("parent", n, lo, hi)].astype(np.int64) * run.vocab_size
-                      + run.rows("word", n, lo, hi), below[run.rows("suffix", n, lo, hi)])
+        writer.append(*_merge_keys(run, n, lo, min(lo + step, size), below))
     writer.close()
     del below
     os.remove(path)
 
 
+def _merge_keys(run, n, lo, hi, below=None):
+    """Merge keys and merged suffix nodes of rows ``lo:hi`` of ``run``'s order n, through ``below``
+    (the run's nodes of order n-1 -> merged nodes; None where the numbering is the same)."""
+    parent, suffix = run.rows("parent", n, lo, hi), run.rows("suffix", n, lo, hi)
+    if below is not None:
+        parent, suffix = below[parent], below[suffix]
+    return parent.astype(np.int64) * run.vocab_size + run.rows("word", n, lo, hi), suffix
+
+
 def _offered(run, n, lo, hi):
-    """Merge keys and merged suffix nodes of rows ``lo:hi`` of ``run``'s order n (for bigrams the
-    unigrams' nodes are the same in every run: no translation)."""
+    """``_merge_keys`` of rows ``lo:hi``: computed for bigrams (the unigrams' nodes are the same in
+    every run), read back from ``_translate``'s files above them."""
     if n == 2:
-        return (run.rows("parent", n, lo, hi).astype(np.int64) * run.vocab_size + run.rows("word", n, lo, hi),
-                run.rows("suffix", n, lo, hi))
+        return _merge_keys(run, n, lo, hi)
     return run.rows("key", n, lo, hi), run.rows("merged_suffix", n, lo, hi)
 
 
