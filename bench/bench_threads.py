@@ -45,8 +45,8 @@ lm = lmtool.load({model!r}); lm.worker()
 best = 1e9
 for _ in range({repeat}):
     t = time.perf_counter()
-    for chunk in score_chunks(lm, [{TRAIN!r}], threads={threads}):
-        format_scores(lm, chunk)
+    for text in score_chunks(lm, [{TRAIN!r}], threads={threads}, then=lambda chunk: format_scores(lm, chunk)):
+        pass
     best = min(best, time.perf_counter() - t)
 print(best)
 """
@@ -87,10 +87,11 @@ def main():
         tokens = 850460
         print(f"| score KJV train, 5-gram, scoring only (tokens/s) | {tokens / one:,.0f} | {tokens / two:,.0f} "
               f"| {one / two:.2f}x |", flush=True)
-        # A whole command on KJV train is mostly start-up (Python, NumPy, Numba: about 1 s on one
-        # thread); a 10M-token file (bench_scaling.py writes it) shows what batch scoring gets.
-        big = os.path.join(CACHE, "synthetic-10M.txt")
-        inputs = [("KJV train", TRAIN)] + ([("synthetic-10M", big)] if os.path.exists(big) else [])
+        # A whole command on KJV train is mostly start-up (Python, NumPy, Numba: about 0.7 s, serial);
+        # the synthetic corpora (bench/make_corpus.py) show what batch scoring of a big file gets.
+        inputs = [("KJV train", TRAIN)] + [(name, path) for name, path in
+                                           ((n, os.path.join(CACHE, f"{n}.txt")) for n in ("synthetic-10M", "synthetic-50M"))
+                                           if os.path.exists(path)]
         for name, path in inputs:
             for command in ("score", "perplexity"):
                 cmd = [*lmtool_cmd(), command, model, path, "-q"]

@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import warnings
+from functools import partial
 
 import click
 
@@ -271,8 +272,9 @@ def score(model, files, as_json, per_token, threads, quiet):
     check_threads(threads)
     lm = _load(model)
     out = sys.stdout
-    for batch in score_chunks(lm, list(files), progress=_tqdm_factory(quiet), threads=threads):
-        out.write(format_scores(lm, batch, as_json=as_json, per_token=per_token))
+    formatted = partial(format_scores, lm, as_json=as_json, per_token=per_token)
+    for text in score_chunks(lm, list(files), progress=_tqdm_factory(quiet), threads=threads, then=formatted):
+        out.write(text)
     out.flush()
 
 

@@ -34,12 +34,14 @@ class ScoredChunk:
         return np.bincount(sentence[self.ids == UNK], minlength=len(self.lengths))
 
 
-def score_chunks(model, paths, progress=silent, chunk_bytes=1 << 20, threads=1):
-    """Yield a ``ScoredChunk`` for each chunk of lines of ``paths``, in input order.
+def score_chunks(model, paths, progress=silent, chunk_bytes=1 << 20, threads=1, then=None):
+    """Yield a ``ScoredChunk`` for each chunk of lines of ``paths``, in input order, or what
+    ``then(scored)`` makes of it (e.g. its formatted text), computed on the scoring thread.
 
     With ``threads`` > 1, chunks are scored on that many threads (each with its own ``worker()``
-    copy of the model), a few chunks ahead of the consumer. A chunk is scored the same way whatever
-    the thread count (BLAS is held to one thread meanwhile), so the results are identical.
+    copy of the model), a few chunks ahead of the consumer; ``then`` runs there too, so that
+    formatting is not left to one thread. A chunk is scored the same way whatever the thread count
+    (BLAS is held to one thread meanwhile), so the results are identical.
     """
     workers = queue.SimpleQueue()
     for _ in range(max(threads, 1)):
@@ -51,9 +53,10 @@ def score_chunks(model, paths, progress=silent, chunk_bytes=1 << 20, threads=1):
         lm = workers.get()
         try:
             ids, lengths = lm.vocab.encode_bytes(chunk.data)
-            return ScoredChunk(chunk, ids, lengths, lm.score_ids(ids, lengths))
+            scored = ScoredChunk(chunk, ids, lengths, lm.score_ids(ids, lengths))
         finally:
             workers.put(lm)
+        return scored if then is None else then(scored)
 
     bar = progress("scoring", total=corpus.input_size(paths), unit="B")
     try:
@@ -68,8 +71,8 @@ def score_chunks(model, paths, progress=silent, chunk_bytes=1 << 20, threads=1):
 def corpus_totals(model, paths, progress=silent, threads=1):
     """``Totals`` of scoring every line of ``paths`` with ``model`` (on ``threads`` threads)."""
     totals = Totals()
-    for scored in score_chunks(model, paths, progress=progress, threads=threads):
-        totals = totals + scored.totals()
+    for chunk_totals in score_chunks(model, paths, progress=progress, threads=threads, then=ScoredChunk.totals):
+        totals = totals + chunk_totals
     return totals
 
 

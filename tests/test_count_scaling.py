@@ -166,9 +166,10 @@ def test_large_budget_spills_nothing(capsys, tmp_path, texts):
     assert (tmp_path / "m.lm").read_bytes() == plain
 
 
-@pytest.mark.parametrize("options", [(), ("--memory", "200K")])
+@pytest.mark.parametrize("options", [(), ("--memory", "200K"), ("--smoothing", "add-k"), ("--smoothing", "kneser-ney")])
 def test_threads_give_the_same_file(capsys, tmp_path, texts, options, monkeypatch):
     monkeypatch.setattr("lmtool.ngram.counts.CHUNK_TOKENS", 4096)  # several chunks in memory too
+    monkeypatch.setattr("lmtool.ngram.smoothing.SLICE_ROWS", 1)  # each order smoothed in several slices, on threads
     paths = [texts["a"], texts["gz"]]
     one = build(capsys, tmp_path / "one.lm", paths, "--order", "4", "--threads", "1", *options)
     two = build(capsys, tmp_path / "two.lm", paths, "--order", "4", "--threads", "2", *options)

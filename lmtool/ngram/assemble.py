@@ -46,30 +46,38 @@ class _Columns:
                 for name, dtype in self.dtypes.items()}
 
 
-def model_arrays(vocab_size, estimation, folder=None, progress=None):
+def model_arrays(vocab_size, estimation, folder=None, progress=None, threads=1):
     """Run ``estimation`` and return the model file's arrays ``word``, ``prob``, ``backoff``,
     ``children`` (one byte each), ``children_big_at`` and ``children_big`` (the counts of 255 and
     more, by node), in memory or, with ``folder``, as ``StoredArray``s there. ``progress`` is a
-    progress-bar factory, as ``build_ngram_model`` takes it."""
+    progress-bar factory, as ``build_ngram_model`` takes it; ``threads`` smooth slices (and turn
+    them into columns) side by side, appended in order."""
     columns = _Columns({"word": np.uint16 if vocab_size <= 1 << 16 else np.uint32, "prob": np.float32,
                         "backoff": np.float32, "children": np.uint8, "children_big_at": np.int64,
                         "children_big": np.int64}, folder)
     first_node = np.concatenate([[0], np.cumsum(estimation.sizes)])  # of each order, 1-based below
-    bar = progress("smoothing", total=int(first_node[-1]), unit="n-gram") if progress else None
-    for s, prob, backoff in estimation:
-        if bar is not None:
-            bar.update(s.hi - s.lo)
-        columns.append("word", s.field("word"))
+
+    def slice_columns(s, prob, backoff):
+        """{column: values} that the slice ``s`` adds (backoff and children belong to its contexts)."""
+        out = {"word": s.field("word")}
         with np.errstate(divide="ignore"):
-            columns.append("prob", np.maximum(np.minimum(0.0, np.log10(prob)), LOG10_ZERO))
+            out["prob"] = np.maximum(np.minimum(0.0, np.log10(prob)), LOG10_ZERO)
             if backoff is not None:
-                columns.append("backoff", np.maximum(np.log10(backoff), LOG10_ZERO))
+                out["backoff"] = np.maximum(np.log10(backoff), LOG10_ZERO)
         if s.n > 1:
             children = np.bincount(s.parent, minlength=s.c_hi - s.c_lo)
             big = np.flatnonzero(children >= SMALL_CHILDREN)
-            columns.append("children", np.minimum(children, SMALL_CHILDREN))
-            columns.append("children_big_at", big + first_node[s.n - 2] + s.c_lo)
-            columns.append("children_big", children[big])
+            out["children"] = np.minimum(children, SMALL_CHILDREN)
+            out["children_big_at"] = big + first_node[s.n - 2] + s.c_lo
+            out["children_big"] = children[big]
+        return out
+
+    bar = progress("smoothing", total=int(first_node[-1]), unit="n-gram") if progress else None
+    for s, _, added in estimation.run(then=slice_columns, threads=threads):
+        if bar is not None:
+            bar.update(s.hi - s.lo)
+        for name, values in added.items():
+            columns.append(name, values)
     if bar is not None:
         bar.close()
     return columns.finish()

@@ -114,7 +114,7 @@ def _build(paths, output, order, smoothing, level, min_count, max_vocab, keep, p
         estimation = Estimation(counts, smoothing, folder=folder, **options)
         if memory is not None:
             _warn_if_over_budget(memory, estimation.held_bytes())
-        arrays = model_arrays(len(vocab), estimation, folder=folder, progress=progress)
+        arrays = model_arrays(len(vocab), estimation, folder=folder, progress=progress, threads=threads)
         meta = _meta(smoothing, options, limits, training, estimation)
         if folder:
             write_model_file(output, vocab, estimation.sizes, meta, arrays)

@@ -53,16 +53,17 @@ class NgramCounts:
 CHUNK_TOKENS = 1 << 20
 
 
-def count_ngrams(ids, lengths, order, vocab_size, progress=None, chunk_tokens=CHUNK_TOKENS, threads=1):
+def count_ngrams(ids, lengths, order, vocab_size, progress=None, chunk_tokens=None, threads=1):
     """Count all n-grams of orders 1..order in sentences given as ids.
 
     ids: int32[n] word ids of all sentences back to back; lengths: int32[S] words per sentence.
-    The sentences are counted in chunks of about ``chunk_tokens`` tokens (small enough for the
-    CPU caches), whose counts are then merged. ``progress(k)`` is called as chunks finish. With
-    ``threads`` > 1 chunks are counted (and pairs merged) on that many threads; the chunks do not
+    The sentences are counted in chunks of about ``chunk_tokens`` tokens (default ``CHUNK_TOKENS``,
+    small enough for the CPU caches), whose counts are then merged. ``progress(k)`` is called as
+    chunks finish. With ``threads`` > 1 chunks are counted (and merged by key ranges) on that many threads; the chunks do not
     depend on ``threads`` and merging is exact, so the result is the same.
     Returns ``NgramCounts``.
     """
+    chunk_tokens = chunk_tokens or CHUNK_TOKENS
     ids = np.ascontiguousarray(ids, np.int32)
     lengths = np.ascontiguousarray(lengths, np.int32)
     ends = np.cumsum(lengths + 2)
@@ -131,21 +132,20 @@ def merge_levels(parts, threads=1):
            np.sum([p.count[0] for p in parts], axis=0), np.array(parts[0].suffix[0]))
     below = [None] * len(parts)  # each part's node -> merged node, in the level below
     for n in range(2, order + 1):
-        keys, counts = [], []
-        for i, part in enumerate(parts):
-            parent = part.parent[n - 1] if below[i] is None else below[i][part.parent[n - 1]]
-            keys.append(parent.astype(np.int64) * V + part.word[n - 1])
-            counts.append(np.asarray(part.count[n - 1]))
         if threads > 1:
-            keys, counts, level = _merge_by_key_ranges(keys, counts, threads)
-        else:
-            runs = [(k, c, [i], [np.arange(len(k), dtype=np.int64)]) for i, (k, c) in enumerate(zip(keys, counts))]
-            while len(runs) > 1:
-                runs = [merge_pair(pair) for pair in zip(runs[0::2], runs[1::2])] + runs[len(runs) // 2 * 2:]
-            keys, counts, owners, maps = runs[0]
-            level = [None] * len(parts)
-            for i, m in zip(owners, maps):
-                level[i] = m
+            parent, word, counts, suffix, below = _merge_level_by_key_ranges(parts, n, below, threads)
+            yield parent, word, counts, suffix
+            continue
+        keys = [_merge_keys(part, n, below[i], V) for i, part in enumerate(parts)]
+        counts = [np.asarray(part.count[n - 1]) for part in parts]
+        runs = [(k, c, [i], [np.arange(len(k), dtype=np.int64)]) for i, (k, c) in enumerate(zip(keys, counts))]
+        del keys, counts
+        while len(runs) > 1:
+            runs = [merge_pair(pair) for pair in zip(runs[0::2], runs[1::2])] + runs[len(runs) // 2 * 2:]
+        keys, counts, owners, maps = runs[0]
+        level = [None] * len(parts)
+        for i, m in zip(owners, maps):
+            level[i] = m
         suffix = np.empty(len(keys), np.int32)
         for i, part in enumerate(parts):
             lower = part.suffix[n - 1] if below[i] is None else below[i][part.suffix[n - 1]]
@@ -155,11 +155,43 @@ def merge_levels(parts, threads=1):
         yield (keys // V).astype(np.int32), (keys % V).astype(np.int32), counts, suffix
 
 
-def _merge_by_key_ranges(keys, counts, threads):
+def _merge_keys(part, n, below, V):
+    """The (parent, word) keys of ``part``'s order n, parents renumbered through ``below``."""
+    parent = part.parent[n - 1] if below is None else below[part.parent[n - 1]]
+    return parent.astype(np.int64) * V + part.word[n - 1]
+
+
+def _merge_level_by_key_ranges(parts, n, below, threads):
+    """Order n of ``parts`` merged on ``threads`` threads (see ``_merge_by_key_ranges``), everything
+    done range by range on the threads: the parents and words taken apart, and the suffix links
+    renumbered through ``below``. Returns (parent, word, count, suffix, each part's node map)."""
+    from ..threads import ordered_map
+
+    V = parts[0].vocab_size
+    keys = list(ordered_map(lambda i: _merge_keys(parts[i], n, below[i], V), range(len(parts)), threads))
+    counts = [np.asarray(part.count[n - 1]) for part in parts]
+
+    def suffix_piece(i, lo, hi):
+        links = parts[i].suffix[n - 1][lo:hi]
+        return links if below[i] is None else below[i][links]
+
+    ranges = _merge_by_key_ranges(keys, counts, threads, extra=suffix_piece, V=V)
+    offsets = np.cumsum([0] + [len(r[0]) for r in ranges])
+    maps = [np.concatenate([r[2][i] + offsets[j] for j, r in enumerate(ranges)]) for i in range(len(parts))]
+    parent, word, summed, suffix = (np.concatenate([r[3][k] for r in ranges]) for k in range(4))
+    return parent, word, summed, suffix, maps
+
+
+def _merge_by_key_ranges(keys, counts, threads, extra=None, V=None):
     """Merge sorted arrays of distinct keys (adding the counts of equal keys) on ``threads`` threads:
     the key space is cut at quantiles of the largest part, and each range is merged on its own by
     a stable sort of its parts side by side. Returns (keys, counts, each part's map to the merged
-    positions), the same as the pairwise merge gives."""
+    positions), the same as the pairwise merge gives.
+
+    With ``extra(i, lo, hi)`` (int32 values of part i's rows lo:hi, equal for equal keys) and the
+    vocabulary size ``V``, returns instead the list of ranges, each ``(keys, counts, maps, (parent,
+    word, counts, extra))`` with maps local to the range, for ``_merge_level_by_key_ranges``.
+    """
     from ..threads import ordered_map
 
     largest = max(keys, key=len)
@@ -179,9 +211,18 @@ def _merge_by_key_ranges(keys, counts, threads):
         position[order] = np.cumsum(new) - 1
         summed = (np.add.reduceat(np.concatenate([c[cut[j]:cut[j + 1]] for c, cut in zip(counts, cuts)])[order],
                                   starts) if len(starts) else np.zeros(0, np.int64))
-        return joined[starts], summed, np.split(position, np.cumsum([len(p) for p in pieces])[:-1])
+        maps = np.split(position, np.cumsum([len(p) for p in pieces])[:-1])
+        merged = joined[starts]
+        if extra is None:
+            return merged, summed, maps
+        values = np.empty(len(starts), np.int32)
+        for i, (m, cut) in enumerate(zip(maps, cuts)):
+            values[m] = extra(i, cut[j], cut[j + 1])
+        return merged, summed, maps, ((merged // V).astype(np.int32), (merged % V).astype(np.int32), summed, values)
 
     ranges = list(ordered_map(merge_range, range(len(splitters) + 1), threads))
+    if extra is not None:
+        return ranges
     offsets = np.cumsum([0] + [len(r[0]) for r in ranges])
     maps = [np.concatenate([r[2][i] + offsets[j] for j, r in enumerate(ranges)]) for i in range(len(keys))]
     return np.concatenate([r[0] for r in ranges]), np.concatenate([r[1] for r in ranges]), maps

@@ -359,17 +359,35 @@ class Estimation:
                     for n in range(2, top + 1)), default=0)
 
     def __iter__(self):
+        return self.run()
+
+    def run(self, then=None, threads=1):
+        """Yield ``(slice, prob, backoff)`` in order, or ``(slice, prob, then(slice, prob, backoff))``.
+
+        With ``threads`` > 1 the slices of an order are smoothed (and ``then`` applied) on that
+        many threads, one slice each at a time (``--memory`` counts on this); a slice's arithmetic
+        does not depend on its neighbours, so the values are the same as on one thread. Orders
+        still go one after the other: each needs the whole of the one below.
+        """
+        from ..threads import ordered_map
+
         lower = None
         order = len(self.sizes)
         for n in range(1, order + 1):
             self.method.begin(n)
             kept = _Kept(self.sizes[n - 1], self.folder, n) if n < order else None  # the next order's ``lower``
-            for s in context_slices(self.counts, n, self.sizes):
+
+            def smooth(s, lower=lower):
                 prob, backoff = self.method.slice(s, lower)
+                return s, prob, backoff if then is None else then(s, prob, backoff)
+
+            slices = context_slices(self.counts, n, self.sizes)
+            for s, prob, result in ordered_map(smooth, slices, threads, in_flight=threads):  # one slice each
                 if kept is not None:
                     kept.put(s.lo, prob)
-                yield s, prob, backoff
+                yield s, prob, result
             self.method.end()
+            del smooth  # it holds order n-1's probabilities too
             lower = None  # order n-1's, freed before order n's is read back
             lower = kept.get() if kept is not None else None
 
