@@ -1,5 +1,6 @@
-"""Speedup of --threads 2 over 1: scoring KJV train with a 5-gram model, and training an LSTM
-(200 units, 2 layers) with a full and a class softmax for a short time budget. Prints Markdown.
+"""Speedup of --threads 2 over 1: scoring KJV train and the synthetic 10M and 50M-token corpora
+(when bench/make_corpus.py has written them) with a 5-gram model, and training an LSTM (200 units,
+2 layers) with a full and a class softmax for a short time budget. Prints Markdown.
 
     python bench/bench_threads.py [--budget 30] [--repeat 3] [--skip-train] [--skip-score]
 
@@ -89,9 +90,8 @@ def main():
               f"| {one / two:.2f}x |", flush=True)
         # A whole command on KJV train is mostly start-up (Python, NumPy, Numba: about 0.7 s, serial);
         # the synthetic corpora (bench/make_corpus.py) show what batch scoring of a big file gets.
-        inputs = [("KJV train", TRAIN)] + [(name, path) for name, path in
-                                           ((n, os.path.join(CACHE, f"{n}.txt")) for n in ("synthetic-10M", "synthetic-50M"))
-                                           if os.path.exists(path)]
+        synthetic = [(name, os.path.join(CACHE, f"{name}.txt")) for name in ("synthetic-10M", "synthetic-50M")]
+        inputs = [("KJV train", TRAIN)] + [(name, path) for name, path in synthetic if os.path.exists(path)]
         for name, path in inputs:
             for command in ("score", "perplexity"):
                 cmd = [*lmtool_cmd(), command, model, path, "-q"]

@@ -59,8 +59,9 @@ def count_ngrams(ids, lengths, order, vocab_size, progress=None, chunk_tokens=No
     ids: int32[n] word ids of all sentences back to back; lengths: int32[S] words per sentence.
     The sentences are counted in chunks of about ``chunk_tokens`` tokens (default ``CHUNK_TOKENS``,
     small enough for the CPU caches), whose counts are then merged. ``progress(k)`` is called as
-    chunks finish. With ``threads`` > 1 chunks are counted (and merged by key ranges) on that many threads; the chunks do not
-    depend on ``threads`` and merging is exact, so the result is the same.
+    chunks finish. With ``threads`` > 1 chunks are counted (and merged by key ranges) on that
+    many threads; the chunks do not depend on ``threads`` and merging is exact, so the result is
+    the same.
     Returns ``NgramCounts``.
     """
     chunk_tokens = chunk_tokens or CHUNK_TOKENS
