@@ -137,7 +137,7 @@ def merge_levels(parts, threads=1):
             parent, word, counts, suffix, below = _merge_level_by_key_ranges(parts, n, below, threads)
             yield parent, word, counts, suffix
             continue
-        keys = [_merge_keys(part, n, below[i], V) for i, part in enumerate(parts)]
+        keys = [merge_keys(part, n, below[i]) for i, part in enumerate(parts)]
         counts = [np.asarray(part.count[n - 1]) for part in parts]
         runs = [(k, c, [i], [np.arange(len(k), dtype=np.int64)]) for i, (k, c) in enumerate(zip(keys, counts))]
         del keys, counts
@@ -149,17 +149,26 @@ def merge_levels(parts, threads=1):
             level[i] = m
         suffix = np.empty(len(keys), np.int32)
         for i, part in enumerate(parts):
-            lower = part.suffix[n - 1] if below[i] is None else below[i][part.suffix[n - 1]]
-            suffix[level[i]] = lower
+            suffix[level[i]] = merged_suffix(part, n, below[i])
         below = level
         del level
         yield (keys // V).astype(np.int32), (keys % V).astype(np.int32), counts, suffix
 
 
-def _merge_keys(part, n, below, V):
-    """The (parent, word) keys of ``part``'s order n, parents renumbered through ``below``."""
-    parent = part.parent[n - 1] if below is None else below[part.parent[n - 1]]
-    return parent.astype(np.int64) * V + part.word[n - 1]
+def merge_keys(levels, n, below=None, lo=0, hi=None):
+    """The keys (parent * V + word) of rows ``lo:hi`` of order n of ``levels`` (``NgramCounts``, or
+    a ``runs.Run`` on disk), the parents renumbered through ``below`` (the nodes of order n-1 ->
+    merged nodes; None where the numbering stays)."""
+    parent = levels.rows("parent", n, lo, hi)
+    if below is not None:
+        parent = below[parent]
+    return parent.astype(np.int64) * levels.vocab_size + levels.rows("word", n, lo, hi)
+
+
+def merged_suffix(levels, n, below=None, lo=0, hi=None):
+    """The suffix links of rows ``lo:hi`` of order n of ``levels``, renumbered as ``merge_keys`` does."""
+    links = levels.rows("suffix", n, lo, hi)
+    return links if below is None else below[links]
 
 
 def _merge_level_by_key_ranges(parts, n, below, threads):
@@ -168,19 +177,12 @@ def _merge_level_by_key_ranges(parts, n, below, threads):
     renumbered through ``below``. Returns (parent, word, count, suffix, each part's node map)."""
     from ..threads import ordered_map
 
-    V = parts[0].vocab_size
-    keys = list(ordered_map(lambda i: _merge_keys(parts[i], n, below[i], V), range(len(parts)), threads))
+    keys = list(ordered_map(lambda i: merge_keys(parts[i], n, below[i]), range(len(parts)), threads))
     counts = [np.asarray(part.count[n - 1]) for part in parts]
-
-    def suffix_piece(i, lo, hi):
-        links = parts[i].suffix[n - 1][lo:hi]
-        return links if below[i] is None else below[i][links]
-
-    ranges = _merge_by_key_ranges(keys, counts, threads, extra=suffix_piece, V=V)
-    offsets = np.cumsum([0] + [len(r[0]) for r in ranges])
-    maps = [np.concatenate([r[2][i] + offsets[j] for j, r in enumerate(ranges)]) for i in range(len(parts))]
-    parent, word, summed, suffix = (np.concatenate([r[3][k] for r in ranges]) for k in range(4))
-    return parent, word, summed, suffix, maps
+    ranges = _merge_by_key_ranges(keys, counts, threads, V=parts[0].vocab_size,
+                                  extra=lambda i, lo, hi: merged_suffix(parts[i], n, below[i], lo, hi))
+    parent, word, suffix = (np.concatenate([r[3][k] for r in ranges]) for k in range(3))
+    return parent, word, np.concatenate([r[1] for r in ranges]), suffix, _joined_maps(ranges, len(parts))
 
 
 def _merge_by_key_ranges(keys, counts, threads, extra=None, V=None):
@@ -191,7 +193,7 @@ def _merge_by_key_ranges(keys, counts, threads, extra=None, V=None):
 
     With ``extra(i, lo, hi)`` (int32 values of part i's rows lo:hi, equal for equal keys) and the
     vocabulary size ``V``, returns instead the list of ranges, each ``(keys, counts, maps, (parent,
-    word, counts, extra))`` with maps local to the range, for ``_merge_level_by_key_ranges``.
+    word, extra))`` with maps local to the range, for ``_merge_level_by_key_ranges``.
     """
     from ..threads import ordered_map
 
@@ -219,11 +221,16 @@ def _merge_by_key_ranges(keys, counts, threads, extra=None, V=None):
         values = np.empty(len(starts), np.int32)
         for i, (m, cut) in enumerate(zip(maps, cuts)):
             values[m] = extra(i, cut[j], cut[j + 1])
-        return merged, summed, maps, ((merged // V).astype(np.int32), (merged % V).astype(np.int32), summed, values)
+        return merged, summed, maps, ((merged // V).astype(np.int32), (merged % V).astype(np.int32), values)
 
     ranges = list(ordered_map(merge_range, range(len(splitters) + 1), threads))
     if extra is not None:
         return ranges
+    merged, summed = (np.concatenate([r[k] for r in ranges]) for k in range(2))
+    return merged, summed, _joined_maps(ranges, len(keys))
+
+
+def _joined_maps(ranges, parts):
+    """Each part's map to merged positions, from the ranges' local maps (``_merge_by_key_ranges``)."""
     offsets = np.cumsum([0] + [len(r[0]) for r in ranges])
-    maps = [np.concatenate([r[2][i] + offsets[j] for j, r in enumerate(ranges)]) for i in range(len(keys))]
-    return np.concatenate([r[0] for r in ranges]), np.concatenate([r[1] for r in ranges]), maps
+    return [np.concatenate([r[2][i] + offsets[j] for j, r in enumerate(ranges)]) for i in range(parts)]

@@ -11,7 +11,7 @@ import shutil
 
 import numpy as np
 
-from .counts import NgramCounts
+from .counts import NgramCounts, merge_keys, merged_suffix
 
 FIELDS = ("parent", "word", "count", "suffix")
 DTYPES = {"parent": np.int32, "word": np.int32, "count": np.int64, "suffix": np.int32,
@@ -166,10 +166,7 @@ def _translate(run, n, step):
 def _merge_keys(run, n, lo, hi, below=None):
     """Merge keys and merged suffix nodes of rows ``lo:hi`` of ``run``'s order n, through ``below``
     (the run's nodes of order n-1 -> merged nodes; None where the numbering is the same)."""
-    parent, suffix = run.rows("parent", n, lo, hi), run.rows("suffix", n, lo, hi)
-    if below is not None:
-        parent, suffix = below[parent], below[suffix]
-    return parent.astype(np.int64) * run.vocab_size + run.rows("word", n, lo, hi), suffix
+    return merge_keys(run, n, below, lo, hi), merged_suffix(run, n, below, lo, hi)
 
 
 def _offered(run, n, lo, hi):

@@ -334,7 +334,7 @@ DEFAULT_METHOD = "modified-kneser-ney"
 
 
 class Estimation:
-    """Smooth counts (``NgramCounts`` in memory or a ``runs.Run`` on disk) with ``method``: iterating
+    """Smooth counts (``NgramCounts`` in memory or a ``runs.Run`` on disk) with ``method``: ``run()``
     yields ``(slice, prob, backoff)`` order by order, unigrams first; ``normalized`` and ``info``
     (what the method decided, such as discounts) are complete once the iteration is.
 
@@ -357,9 +357,6 @@ class Estimation:
         top = len(self.sizes)
         return max((8 * self.sizes[n - 2] + (adjusted * self.sizes[n - 1] if n < top else 0)
                     for n in range(2, top + 1)), default=0)
-
-    def __iter__(self):
-        return self.run()
 
     def run(self, then=None, threads=1):
         """Yield ``(slice, prob, backoff)`` in order, or ``(slice, prob, then(slice, prob, backoff))``.
