@@ -81,7 +81,8 @@ def main():
     parser.add_argument("--no-dask", action="store_true", help="skip the --dask local:2 run")
     parser.add_argument("--bounded-only", action="store_true",
                         help="only the --memory runs and lmplz (for corpora whose counts do not fit in memory)")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each command: best wall, worst RSS")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of every command, one after the other: best wall, worst RSS")
     args = parser.parse_args()
     corpus = repeated_corpus(args.kjv_times) if args.kjv_times else args.corpus
     if not corpus:
@@ -112,9 +113,12 @@ def main():
         print("| run | wall s | peak RSS MB (largest process) | peak RSS MB (process tree) | time vs | memory vs |"
               " spilled runs |")
         print("|---|---|---|---|---|---|---|")
-        results = {}
+        results, measured = {}, {name: [] for name, _, _ in runs}
+        for _ in range(args.repeat):  # round by round, so that a slow spell of a shared host hits every row
+            for name, cmd, _ in runs:
+                measured[name].append(measure(cmd, args.cpus))
         for name, cmd, against in runs:
-            trials = [measure(cmd, args.cpus) for _ in range(args.repeat)]
+            trials = measured[name]
             wall = min(t[0] for t in trials)
             rss = max(t[1] for t in trials)
             tree = None if trials[0][2] is None else max(t[2] for t in trials)

@@ -7,7 +7,7 @@ import numpy as np
 from . import corpus
 from .errors import LmtoolError
 from .progress import silent
-from .vocab import TokenCounter, check_limits
+from .vocab import ThreadTallies, check_limits
 
 
 @dataclass
@@ -46,33 +46,45 @@ def check_not_empty(words, paths):
         raise LmtoolError("no tokens in the corpus (only empty lines)", name)
 
 
-def read_corpus(paths, level="word", vocab=None, min_count=1, max_vocab=None, keep=None, progress=silent):
+def read_corpus(paths, level="word", vocab=None, min_count=1, max_vocab=None, keep=None, progress=silent, threads=1,
+                chunk_bytes=None):
     """Read and encode ``paths``.
 
     Without ``vocab``, builds the vocabulary from the text (frequency-ordered, limited by
     ``min_count``, ``max_vocab`` and the token set ``keep``); with one, maps unknown tokens to
-    ``<unk>``. Raises ``LmtoolError`` if the files hold no tokens at all.
+    ``<unk>``. Chunks of ``chunk_bytes`` (default ``corpus.CHUNK_BYTES``) are encoded on
+    ``threads`` threads while this one reads and checks the next ones; the result does not depend
+    on ``threads``. Raises ``LmtoolError`` if the files hold no tokens at all.
     """
+    from .threads import ordered_map
+
     if level not in corpus.LEVELS:
         raise LmtoolError(f"unknown level {level!r}; expected one of {', '.join(corpus.LEVELS)}")
     check_limits(min_count, max_vocab)
     hasher = corpus.data_hasher()
-    counter = TokenCounter(level) if vocab is None else None
-    encode = counter.encode if vocab is None else vocab.encode_bytes
-    ids, lengths = [], []
+    if vocab is None:
+        tallies = ThreadTallies(level)
+        encode = tallies.add
+    else:
+        vocab.encode_bytes(b"")  # build the lookup table once, before threads share it
+        encode = lambda data: (0, *vocab.encode_bytes(data))  # noqa: E731
+    tallied, ids, lengths = [], [], []
     bar = progress("reading", total=corpus.input_size(paths), unit="B")
     try:
-        for chunk in corpus.read_chunks(paths, progress=bar.update, hasher=hasher):
-            chunk_ids, chunk_lengths = encode(chunk.data)
+        chunks = corpus.read_chunks(paths, chunk_bytes=chunk_bytes or corpus.CHUNK_BYTES, progress=bar.update,
+                                    hasher=hasher)
+        for tally, chunk_ids, chunk_lengths in ordered_map(lambda chunk: encode(chunk.data), chunks, threads):
+            tallied.append(tally)
             ids.append(chunk_ids)
             lengths.append(chunk_lengths)
     finally:
         bar.close()
+    check_not_empty(sum(map(len, ids)), paths)
+    if vocab is None:
+        joined, maps = tallies.joined()
+        vocab, remap = joined.vocabulary(min_count=min_count, max_vocab=max_vocab, keep=keep)
+        final = [remap[m] for m in maps]  # each tally's provisional ids -> the vocabulary's
+        ids = [final[tally][chunk_ids] for tally, chunk_ids in zip(tallied, ids)]
     ids = np.concatenate(ids) if ids else np.zeros(0, np.int32)
     lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int32)
-    check_not_empty(len(ids), paths)
-    if vocab is None:
-        counts = np.bincount(ids, minlength=len(counter))
-        vocab, remap = counter.finish(counts, min_count=min_count, max_vocab=max_vocab, keep=keep)
-        ids = remap[ids]
     return EncodedCorpus(vocab, ids, lengths, hasher.hexdigest(), list(paths))

@@ -5,6 +5,7 @@ text was read in, keeps frequent words' ids small, and gives class-factored soft
 frequency bins for free. Every model file carries its vocabulary.
 """
 
+import threading
 from itertools import repeat
 
 import numpy as np
@@ -199,6 +200,96 @@ class TokenCounter:
         """``(tokens, counts)`` of the words seen (specials left out), for merging counts of shards."""
         tokens = self._table.tokens()[len(SPECIALS):]
         return tokens, np.asarray(counts[len(SPECIALS):len(SPECIALS) + len(tokens)], np.int64)
+
+    def absorb(self, other):
+        """Add the tokens of the ``TokenCounter`` ``other`` that this one lacks; returns
+        ``int32[len(other)]`` taking ``other``'s provisional ids to this one's.
+
+        Tokens hold no separator, so ``other``'s tokens joined as text are encoded by the same kernel.
+        """
+        tokens = other._table.tokens()[len(SPECIALS):]
+        ids, _ = self.encode(("" if self.level == "char" else " ").join(tokens).encode("utf-8"))
+        if len(ids) != len(tokens):
+            raise AssertionError("a token of another counter did not encode to one id")
+        return np.concatenate([np.arange(len(SPECIALS), dtype=np.int32), ids])
+
+
+class TokenTally:
+    """Tokens seen so far (in a ``TokenCounter``) with their counts, and the words and sentences read."""
+
+    def __init__(self, level):
+        self.counter = TokenCounter(level)
+        self.counts = np.zeros(1024, np.int64)
+        self.words = 0
+        self.sentences = 0
+
+    def add(self, data):
+        """Count the tokens of ``data`` (whole lines of UTF-8); returns its provisional ids and words
+        per line, as ``TokenCounter.encode``."""
+        ids, lengths = self.counter.encode(data)
+        self._grow(len(self.counter))
+        self.counts[:len(self.counter)] += np.bincount(ids, minlength=len(self.counter))
+        self.words += len(ids)
+        self.sentences += len(lengths)
+        return ids, lengths
+
+    def absorb(self, other):
+        """Add ``other`` (a ``TokenTally`` of other text) to this one; returns the map of ``other``'s
+        provisional ids to this one's (``TokenCounter.absorb``)."""
+        ids = self.counter.absorb(other.counter)
+        self._grow(len(self.counter))
+        np.add.at(self.counts, ids, other.counts[:len(ids)])
+        self.words += other.words
+        self.sentences += other.sentences
+        return ids
+
+    def _grow(self, n):
+        if n > len(self.counts):
+            self.counts = np.concatenate([self.counts, np.zeros(max(n, 2 * len(self.counts)) - len(self.counts),
+                                                                np.int64)])
+
+    def vocabulary(self, min_count=1, max_vocab=None, keep=None):
+        """The final ``Vocabulary`` and the ``int32`` map of provisional ids to its ids (``TokenCounter.finish``)."""
+        return self.counter.finish(self.counts[:len(self.counter)], min_count=min_count, max_vocab=max_vocab,
+                                   keep=keep)
+
+    def token_counts(self):
+        """``(tokens, counts: int64[k])`` of the words seen, specials left out."""
+        return self.counter.token_counts(self.counts)
+
+
+class ThreadTallies:
+    """A ``TokenTally`` for each thread that reads, so that text can be encoded on several threads
+    without sharing a growing table; ``joined`` adds them up at the end.
+
+    Provisional ids then depend on which thread read what, but the ``Vocabulary`` does not: it
+    orders tokens by their total counts, ties broken by the tokens themselves.
+    """
+
+    def __init__(self, level):
+        self.level = level
+        self.tallies = []
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def add(self, data):
+        """``TokenTally.add`` on the calling thread's tally: returns ``(tally number, ids, lengths)``."""
+        number = getattr(self._local, "number", None)
+        if number is None:
+            with self._lock:
+                number = self._local.number = len(self.tallies)
+                self.tallies.append(TokenTally(self.level))
+        return (number, *self.tallies[number].add(data))
+
+    def joined(self):
+        """``(tally, maps)``: the tallies added into the first, and for each tally number the map of
+        its provisional ids to the joined tally's."""
+        if not self.tallies:
+            self.tallies.append(TokenTally(self.level))
+        first = self.tallies[0]
+        maps = [np.arange(len(first.counter), dtype=np.int32)]
+        maps += [first.absorb(other) for other in self.tallies[1:]]
+        return first, maps
 
 
 def rank_vocabulary(provisional, counts, level="word", min_count=1, max_vocab=None, keep=None):

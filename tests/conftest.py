@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY_TRAIN = ROOT / "corpora" / "tiny" / "train.txt"
 TINY_TEST = ROOT / "corpora" / "tiny" / "test.txt"
 KJV_TRAIN = ROOT / "corpora" / "kjv" / "train.txt"
+KJV_VALID = ROOT / "corpora" / "kjv" / "valid.txt"
 KENLM_DATA = ROOT / "tests" / "data" / "kenlm"
 
 

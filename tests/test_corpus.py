@@ -13,7 +13,9 @@ from hypothesis import given, settings, strategies as st
 from lmtool import corpus
 from lmtool.dataset import read_corpus
 from lmtool.errors import LmtoolError
-from lmtool.vocab import BOS, EOS, UNK
+from lmtool.vocab import BOS, EOS, UNK, TokenTally
+
+from .conftest import KJV_VALID
 
 TEXT = "the cat sat\n\nthe  dog\tsat on\r\nthe mat é\n"
 
@@ -81,6 +83,34 @@ def test_min_count_and_keep(tmp_path):
     path.write_text(TEXT, encoding="utf-8")
     assert read_corpus([str(path)], min_count=2).vocab.tokens[3:] == ["the", "sat"]
     assert read_corpus([str(path)], keep={"dog", "zebra"}).vocab.tokens[3:] == ["dog"]
+
+
+@pytest.mark.parametrize("level, limits", [("word", {}), ("word", {"max_vocab": 500, "min_count": 2}),
+                                           ("char", {})])
+def test_reading_on_threads_gives_the_same_corpus(level, limits):
+    """Chunks encoded on several threads, each into a token table of its own, give the vocabulary
+    and ids of one thread (the tables are joined, then ranked by frequency)."""
+    one = read_corpus([KJV_VALID], level=level, chunk_bytes=50_000, **limits)
+    assert len(one.lengths) == len(KJV_VALID.read_text().splitlines())
+    for threads in (2, 3):
+        many = read_corpus([KJV_VALID], level=level, chunk_bytes=50_000, threads=threads, **limits)
+        assert many.vocab.tokens == one.vocab.tokens and many.fingerprint == one.fingerprint
+        np.testing.assert_array_equal(many.ids, one.ids)
+        np.testing.assert_array_equal(many.lengths, one.lengths)
+    again = read_corpus([KJV_VALID], level=level, vocab=one.vocab, chunk_bytes=50_000, threads=3)
+    np.testing.assert_array_equal(again.ids, one.ids)
+
+
+def test_token_tallies_absorb_each_other(tmp_path):
+    first, second = TokenTally("word"), TokenTally("word")
+    first.add(b"the cat sat\nthe dog\n")
+    second.add(b"a dog <unk> the\ncat\n")
+    ids = first.absorb(second)
+    words = second.counter._table.tokens()
+    assert [first.counter._table.tokens()[i] for i in ids] == words
+    tokens, counts = first.token_counts()
+    assert dict(zip(tokens, counts.tolist())) == {"the": 3, "cat": 2, "sat": 1, "dog": 2, "a": 1}
+    assert (first.words, first.sentences) == (10, 4)
 
 
 @pytest.mark.parametrize("content,message", [

@@ -169,6 +169,7 @@ def test_large_budget_spills_nothing(capsys, tmp_path, texts):
 @pytest.mark.parametrize("options", [(), ("--memory", "200K"), ("--smoothing", "add-k"), ("--smoothing", "kneser-ney")])
 def test_threads_give_the_same_file(capsys, tmp_path, texts, options, monkeypatch):
     monkeypatch.setattr("lmtool.ngram.counts.CHUNK_TOKENS", 4096)  # several chunks in memory too
+    monkeypatch.setattr("lmtool.corpus.CHUNK_BYTES", 8192)  # several chunks read, into a token table per thread
     monkeypatch.setattr("lmtool.ngram.smoothing.SLICE_ROWS", 1)  # each order smoothed in several slices, on threads
     paths = [texts["a"], texts["gz"]]
     one = build(capsys, tmp_path / "one.lm", paths, "--order", "4", "--threads", "1", *options)

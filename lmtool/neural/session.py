@@ -109,7 +109,7 @@ def run_training(options, progress=silent, echo=None):
         raise LmtoolError(f"a {opened.kind} model is not a training checkpoint", options.resume)
     if opened is not None:
         vocab = RecurrentModel.from_file(opened).vocab
-        data = read_corpus(options.corpus, level=vocab.level, vocab=vocab, progress=progress)
+        data = read_corpus(options.corpus, level=vocab.level, vocab=vocab, progress=progress, threads=options.threads)
         recorded = opened.meta.get("training", {}).get("blake2b")
         if recorded and recorded != data.fingerprint:
             raise LmtoolError("the training text differs from the one this checkpoint was trained on "
@@ -117,7 +117,7 @@ def run_training(options, progress=silent, echo=None):
     else:
         keep = read_vocab_file(options.vocab_file) if options.vocab_file else None
         data = read_corpus(options.corpus, level=options.level, min_count=options.min_count,
-                           max_vocab=options.max_vocab, keep=keep, progress=progress)
+                           max_vocab=options.max_vocab, keep=keep, progress=progress, threads=options.threads)
         vocab = data.vocab
     valid = None
     if options.valid:

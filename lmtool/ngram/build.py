@@ -11,7 +11,7 @@ from ..dataset import read_corpus
 from ..errors import LmtoolError, LmtoolWarning
 from ..progress import silent
 from ..vocab import check_limits
-from .counts import CHUNK_TOKENS, count_ngrams
+from .counts import chunk_tokens_for, count_ngrams
 from .assemble import model_arrays
 from .model import NgramModel, write_model_file
 from .smoothing import DEFAULT_METHOD, METHODS, Estimation
@@ -164,8 +164,8 @@ def _counted(paths, order, limits, progress, threads, memory, tmp, dask):
         with ScratchFolder(tmp or tempfile.gettempdir()) as scratch:
             yield *count_external(paths, order, memory, scratch, threads=threads, progress=progress, **limits), scratch
     else:
-        data = read_corpus(paths, progress=progress, **limits)
-        bar = progress("counting", total=-(-data.tokens // CHUNK_TOKENS), unit="chunk")
+        data = read_corpus(paths, progress=progress, threads=threads, **limits)
+        bar = progress("counting", total=-(-data.tokens // chunk_tokens_for(threads)), unit="chunk")
         try:
             counts = count_ngrams(data.ids, data.lengths, order, len(data.vocab), progress=bar.update,
                                   threads=threads)

@@ -51,20 +51,24 @@ class NgramCounts:
 
 
 CHUNK_TOKENS = 1 << 20
+MAX_CHUNK_SPLIT = 8
 
 
 def count_ngrams(ids, lengths, order, vocab_size, progress=None, chunk_tokens=None, threads=1):
     """Count all n-grams of orders 1..order in sentences given as ids.
 
     ids: int32[n] word ids of all sentences back to back; lengths: int32[S] words per sentence.
-    The sentences are counted in chunks of about ``chunk_tokens`` tokens (default ``CHUNK_TOKENS``,
-    small enough for the CPU caches), whose counts are then merged. ``progress(k)`` is called as
+    The sentences are counted in chunks of about ``chunk_tokens`` tokens, whose counts are then
+    merged. The default, ``CHUNK_TOKENS`` divided by the number of threads (at most by
+    ``MAX_CHUNK_SPLIT``), keeps the chunks being counted at once within the CPU's shared cache;
+    smaller chunks count faster but cost more merging, which pays only when the merge is shared
+    among threads too. ``progress(k)`` is called as
     chunks finish. With ``threads`` > 1 chunks are counted (and merged by key ranges) on that
     many threads; the chunks do not depend on ``threads`` and merging is exact, so the result is
     the same.
     Returns ``NgramCounts``.
     """
-    chunk_tokens = chunk_tokens or CHUNK_TOKENS
+    chunk_tokens = chunk_tokens or chunk_tokens_for(threads)
     ids = np.ascontiguousarray(ids, np.int32)
     lengths = np.ascontiguousarray(lengths, np.int32)
     ends = np.cumsum(lengths + 2)
@@ -84,6 +88,11 @@ def count_ngrams(ids, lengths, order, vocab_size, progress=None, chunk_tokens=No
         if progress:
             progress(1)
     return merge_counts(chunks, threads) if len(chunks) != 1 else chunks[0]
+
+
+def chunk_tokens_for(threads):
+    """The default chunk size of ``count_ngrams`` on ``threads`` threads."""
+    return CHUNK_TOKENS // min(max(threads, 1), MAX_CHUNK_SPLIT)
 
 
 def count_chunk(ids, lengths, order, vocab_size):
@@ -181,8 +190,10 @@ def _merge_level_by_key_ranges(parts, n, below, threads):
     counts = [np.asarray(part.count[n - 1]) for part in parts]
     ranges = _merge_by_key_ranges(keys, counts, threads, V=parts[0].vocab_size,
                                   extra=lambda i, lo, hi: merged_suffix(parts[i], n, below[i], lo, hi))
-    parent, word, suffix = (np.concatenate([r[3][k] for r in ranges]) for k in range(3))
-    return parent, word, np.concatenate([r[1] for r in ranges]), suffix, _joined_maps(ranges, len(parts))
+    del keys, counts
+    columns = [[r[3][0] for r in ranges], [r[3][1] for r in ranges], [r[1] for r in ranges], [r[3][2] for r in ranges]]
+    parent, word, counts, suffix = ordered_map(np.concatenate, columns, threads)
+    return parent, word, counts, suffix, _joined_maps(ranges, len(parts), threads)
 
 
 def _merge_by_key_ranges(keys, counts, threads, extra=None, V=None):
@@ -227,10 +238,23 @@ def _merge_by_key_ranges(keys, counts, threads, extra=None, V=None):
     if extra is not None:
         return ranges
     merged, summed = (np.concatenate([r[k] for r in ranges]) for k in range(2))
-    return merged, summed, _joined_maps(ranges, len(keys))
+    return merged, summed, _joined_maps(ranges, len(keys), threads)
 
 
-def _joined_maps(ranges, parts):
-    """Each part's map to merged positions, from the ranges' local maps (``_merge_by_key_ranges``)."""
+def _joined_maps(ranges, parts, threads=1):
+    """Each part's map to merged positions, from the ranges' local maps (``_merge_by_key_ranges``),
+    the parts joined on ``threads`` threads."""
+    from ..threads import ordered_map
+
     offsets = np.cumsum([0] + [len(r[0]) for r in ranges])
-    return [np.concatenate([r[2][i] + offsets[j] for j, r in enumerate(ranges)]) for i in range(parts)]
+
+    def joined(i):
+        pieces = [r[2][i] for r in ranges]
+        out = np.empty(sum(map(len, pieces)), np.int64)
+        at = 0
+        for piece, offset in zip(pieces, offsets):
+            np.add(piece, offset, out=out[at:at + len(piece)])
+            at += len(piece)
+        return out
+
+    return list(ordered_map(joined, range(parts), threads))

@@ -47,11 +47,11 @@ def count_external(paths, order, memory, scratch, level="word", min_count=1, max
     hasher = corpus.data_hasher()
     bar = progress("reading", total=corpus.input_size(readable), unit="B")
     try:
-        tally = tally_tokens(readable, level, hasher=hasher, progress=bar.update)
+        tally = tally_tokens(readable, level, hasher=hasher, progress=bar.update, threads=threads)
     finally:
         bar.close()
     check_not_empty(tally.words, paths)
-    vocab = tally.vocabulary(min_count=min_count, max_vocab=max_vocab, keep=keep)
+    vocab, _ = tally.vocabulary(min_count=min_count, max_vocab=max_vocab, keep=keep)
     training = training_record(paths, hasher.hexdigest(), tally.words, tally.sentences)
     del tally
     numbers = itertools.count()
@@ -67,7 +67,7 @@ def count_external(paths, order, memory, scratch, level="word", min_count=1, max
     elif runs:
         bar = progress("merging runs", total=sum(sum(r.sizes()[1:]) for r in runs), unit="n-gram")
         try:
-            counts = spill.merge_runs(runs, new_name(), progress=bar.update)
+            counts = spill.merge_runs(runs, new_name(), progress=bar.update, threads=threads)
         finally:
             bar.close()
         for run in runs:
@@ -90,23 +90,23 @@ def _spill_chunks(paths, vocab, order, memory, threads, new_name, progress):
             pending.append(counts)
             held += nbytes(counts)
             if held >= share:
-                runs.append(_spill(pending, new_name()))
+                runs.append(_spill(pending, new_name(), threads))
                 held = 0
     finally:
         bar.close()
     if not runs:
         return [], merge_counts(pending, threads) if len(pending) > 1 else pending[0], n_chunks
     if pending:
-        runs.append(_spill(pending, new_name()))
+        runs.append(_spill(pending, new_name(), threads))
     return runs, None, n_chunks
 
 
-def _spill(pending, folder):
+def _spill(pending, folder, threads=1):
     """Merge the waiting chunk counts into a run on disk, level by level, and empty ``pending``.
 
     On one thread: the counting threads go on meanwhile, and a second merging thread would
     double the merge's memory."""
-    parts = merge_levels(pending) if len(pending) > 1 else spill.levels(pending[0])
+    parts = merge_levels(pending, threads) if len(pending) > 1 else spill.levels(pending[0])
     run = spill.write_run(parts, folder, pending[0].vocab_size)
     pending.clear()
     release_free_memory()

@@ -7,50 +7,21 @@ files, one process or many. Both give the vocabulary, counts and fingerprint tha
 ``read_corpus`` + ``count_ngrams`` give.
 """
 
-import numpy as np
-
 from .. import corpus
-from ..vocab import TokenCounter
+from ..vocab import ThreadTallies
 from .counts import count_chunk, merge_counts
 
 
-class TokenTally:
-    """Pass 1: tokens seen so far with their counts, words and sentences read, in one TokenCounter."""
+def tally_tokens(paths, level, hasher=None, progress=None, threads=1):
+    """Pass 1 over ``paths``: a ``TokenTally`` (and ``hasher`` updated with the decompressed bytes),
+    the chunks encoded on ``threads`` threads (``ThreadTallies``)."""
+    from ..threads import ordered_map
 
-    def __init__(self, level):
-        self.counter = TokenCounter(level)
-        self.counts = np.zeros(1024, np.int64)
-        self.words = 0
-        self.sentences = 0
-
-    def add(self, data):
-        """Count the tokens of ``data`` (whole lines of UTF-8)."""
-        ids, lengths = self.counter.encode(data)
-        n = len(self.counter)
-        if n > len(self.counts):
-            self.counts = np.concatenate([self.counts, np.zeros(max(n, 2 * len(self.counts)) - len(self.counts),
-                                                                np.int64)])
-        self.counts[:n] += np.bincount(ids, minlength=n)
-        self.words += len(ids)
-        self.sentences += len(lengths)
-
-    def vocabulary(self, min_count=1, max_vocab=None, keep=None):
-        """The final ``Vocabulary``, as ``read_corpus`` builds it."""
-        vocab, _ = self.counter.finish(self.counts[:len(self.counter)], min_count=min_count, max_vocab=max_vocab,
-                                       keep=keep)
-        return vocab
-
-    def token_counts(self):
-        """``(tokens, counts: int64[k])`` of the words seen, specials left out."""
-        return self.counter.token_counts(self.counts)
-
-
-def tally_tokens(paths, level, hasher=None, progress=None):
-    """Pass 1 over ``paths``: a ``TokenTally`` (and ``hasher`` updated with the decompressed bytes)."""
-    tally = TokenTally(level)
-    for chunk in corpus.read_chunks(paths, progress=progress, hasher=hasher):
-        tally.add(chunk.data)
-    return tally
+    tallies = ThreadTallies(level)
+    chunks = corpus.read_chunks(paths, chunk_bytes=corpus.CHUNK_BYTES, progress=progress, hasher=hasher)
+    for _ in ordered_map(lambda chunk: tallies.add(chunk.data), chunks, threads):
+        pass
+    return tallies.joined()[0]
 
 
 def chunk_counts(paths, vocab, order, threads=1, chunk_bytes=corpus.CHUNK_BYTES, progress=None):

@@ -103,7 +103,7 @@ def _npy_header(dtype, length):
     return b"\x93NUMPY\x01\x00" + (118).to_bytes(2, "little") + (text.ljust(117) + "\n").encode("latin1")
 
 
-def merge_runs(runs, folder, rows=None, progress=None):
+def merge_runs(runs, folder, rows=None, progress=None, threads=1):
     """Merge ``runs`` (disjoint parts of one corpus) into a new run in ``folder``, level by level.
 
     Within a level each run's keys (the merged parent node, then the word) are sorted, so the
@@ -111,13 +111,18 @@ def merge_runs(runs, folder, rows=None, progress=None):
     from all runs together), and the rows up to the smallest last key offered are merged. As the
     merge goes, each run's map from its nodes to the merged ones is appended to a file in the
     run's folder; before the next level is merged, each run's parents and suffixes are translated
-    through it, one run at a time, so that no more than one run's map is ever in memory (these
-    files are removed once spent; the inputs are left as they were). ``progress(k)`` is told of
-    the input rows (above the unigrams) as they are merged.
+    through it, so that no more than one run's map per thread is ever in memory (these files are
+    removed once spent; the inputs are left as they were). With ``threads`` > 1 the runs are
+    translated, and the slices merged, on that many threads, each slice ``1/threads`` of ``rows``
+    so that the slices in flight hold what one slice holds on one thread; merging is exact
+    and the slices are written in order, so the run is the same however they are cut.
+    ``progress(k)`` is told of the input rows (above the unigrams) as they are merged.
     """
+    from ..threads import ordered_map
+
     V = runs[0].vocab_size
     order = runs[0].order
-    step = max(1, (rows or MERGE_ROWS) // len(runs))
+    step = max(1, (rows or MERGE_ROWS) // len(runs) // threads)
     os.mkdir(folder)
     first = _LevelWriter(folder, 1)
     first.append(runs[0].rows("parent", 1), np.arange(V), np.sum([r.rows("count", 1) for r in runs], axis=0),
@@ -125,15 +130,22 @@ def merge_runs(runs, folder, rows=None, progress=None):
     total = first.close()
     for n in range(2, order + 1):
         if n > 2:
-            for run in runs:
-                _translate(run, n, step)
+            for _ in ordered_map(lambda run: _translate(run, n, step), runs, threads, in_flight=threads):
+                pass
         writer = _LevelWriter(folder, n)
         maps = [] if n == order else [open(_map_file(r, n), "wb") for r in runs]
+        merged = 0
         try:
-            for part, consumed in _merged_slices(runs, n, maps, step, V):
+            slices = ordered_map(lambda plan: _merge_slice(runs, n, plan, V), _slice_plans(runs, n, step), threads,
+                                 in_flight=threads)
+            for part, plan, positions in slices:
                 writer.append(*part)
+                if maps:
+                    for (r, _, _, _), position in zip(plan, positions):
+                        maps[r].write((merged + position).astype(np.int32).data)
+                merged += len(part[0])
                 if progress:
-                    progress(consumed)
+                    progress(sum(len(key) for _, _, key, _ in plan))
         finally:
             for f in maps:
                 f.close()
@@ -177,12 +189,13 @@ def _offered(run, n, lo, hi):
     return run.rows("key", n, lo, hi), run.rows("merged_suffix", n, lo, hi)
 
 
-def _merged_slices(runs, n, maps, step, V):
-    """Yield merged ``(parent, word, count, suffix)`` slices of order n with the number of input rows
-    they came from; append each run's node -> merged node to its file in ``maps`` (if any)."""
+def _slice_plans(runs, n, step):
+    """The slices of the merge of order n, in order: each a list of ``(run, lo, keys, merged
+    suffixes)`` for the rows ``lo:lo + len(keys)`` that each run gives to it. A run offers
+    up to ``step`` rows; a slice ends at the smallest last key offered by a run with rows left
+    after its offer, so no key of a later slice is smaller than one of this slice."""
     sizes = [r.sizes()[n - 1] for r in runs]
     done = [0] * len(runs)
-    merged = 0
     while any(d < s for d, s in zip(done, sizes)):
         offered = []
         for r, run in enumerate(runs):
@@ -192,32 +205,29 @@ def _merged_slices(runs, n, maps, step, V):
         for r, (lo, hi, key, _) in enumerate(offered):
             if hi < sizes[r] and (limit is None or key[-1] < limit):
                 limit = key[-1]
-        keys, counts, suffix, owner = [], [], [], []
+        plan = []
         for r, (lo, hi, key, merged_suffix) in enumerate(offered):
             take = len(key) if limit is None else int(np.searchsorted(key, limit, "right"))
-            if take == 0:
-                continue
-            keys.append(key[:take])
-            counts.append(runs[r].rows("count", n, lo, lo + take))
-            suffix.append(merged_suffix[:take])
-            owner.append((r, lo, take))
-        keys = np.concatenate(keys)
-        order = np.argsort(keys, kind="stable")
-        keys = keys[order]
-        new = np.empty(len(keys), bool)
-        new[0] = True
-        np.not_equal(keys[1:], keys[:-1], out=new[1:])
-        starts = np.flatnonzero(new)
-        position = np.empty(len(keys), np.int64)
-        position[order] = np.cumsum(new) - 1
-        if maps:
-            at = 0
-            for r, lo, take in owner:
-                maps[r].write((merged + position[at:at + take]).astype(np.int32).data)
-                at += take
-        for r, lo, take in owner:
-            done[r] = lo + take
-        unique = keys[starts]
-        yield (unique // V, unique % V, np.add.reduceat(np.concatenate(counts)[order], starts),
-               np.concatenate(suffix)[order[starts]]), len(keys)
-        merged += len(starts)
+            if take:
+                plan.append((r, lo, key[:take], merged_suffix[:take]))
+                done[r] = lo + take
+        yield plan
+
+
+def _merge_slice(runs, n, plan, V):
+    """Merge one slice of ``_slice_plans``: returns ``((parent, word, count, suffix), plan, positions)``,
+    ``positions`` giving each piece's rows their places among the slice's merged rows."""
+    keys = np.concatenate([key for _, _, key, _ in plan])
+    counts = np.concatenate([runs[r].rows("count", n, lo, lo + len(key)) for r, lo, key, _ in plan])
+    order = np.argsort(keys, kind="stable")  # the pieces are sorted runs: a timsort merges them
+    keys = keys[order]
+    new = np.empty(len(keys), bool)
+    new[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    position = np.empty(len(keys), np.int64)
+    position[order] = np.cumsum(new) - 1
+    unique = keys[starts]
+    suffix = np.concatenate([merged_suffix for _, _, _, merged_suffix in plan])[order[starts]]
+    part = unique // V, unique % V, np.add.reduceat(counts[order], starts), suffix
+    return part, plan, np.split(position, np.cumsum([len(key) for _, _, key, _ in plan])[:-1])
