@@ -124,6 +124,29 @@ def gemm(trans_a, trans_b, alpha, a, b, beta, c):
                max(ldb, 1), np.float64(beta), c.ctypes, max(ldc, 1))
 
 
+STEP_ROWS = 64
+STEP_K_BLOCK = 80
+
+
+@njit(cache=True, nogil=True)
+def step_product(a, b, beta, c):
+    """c = a @ b + beta * c for the per-step products of a recurrence, which have few rows (a batch).
+
+    With at most ``STEP_ROWS`` rows, k is cut into even blocks of at most ``STEP_K_BLOCK``: OpenBLAS
+    runs a (10 x 200) @ (200 x 800) product 1.6x faster that way, and (10 x 800) @ (800 x 200) 2.2x
+    (measured on a 2-core Xeon; 20 rows gain 1.1x and 1.4x), which is what ``--threads`` leaves each
+    thread's shard of a batch. Larger products go to ``gemm`` whole.
+    """
+    m, k = a.shape
+    if m > STEP_ROWS or k <= STEP_K_BLOCK:
+        gemm(False, False, 1.0, a, b, beta, c)
+        return
+    blocks = -(-k // STEP_K_BLOCK)
+    size = -(-k // blocks)
+    for lo in range(0, k, size):
+        gemm(False, False, 1.0, a[:, lo:lo + size], b[lo:lo + size], beta if lo == 0 else 1.0, c)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Scalar activations: float32 approximations that vectorise, exact libm for float64.
 
@@ -267,9 +290,9 @@ def add_product_unmasked(out, a, b, flags, scratch):
     runs ~15% faster than a transposed W on these shapes); flags: bool[B].
     """
     if not flags.any():
-        gemm(False, False, 1.0, a, b, 1.0, out)
+        step_product(a, b, 1.0, out)
         return
-    gemm(False, False, 1.0, a, b, 0.0, scratch)
+    step_product(a, b, 0.0, scratch)
     for r in range(flags.shape[0]):
         if not flags[r]:
             out[r, :] += scratch[r, :]

@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 from .dense import (KERNEL, add_product_unmasked, check_grads, check_segment, gemm,
-                    masked_rows, sigmoid, tanh)
+                    masked_rows, sigmoid, step_product, tanh)
 
 GATES = 3
 STATE = ("h",)
@@ -102,7 +102,7 @@ def gru_forward(x, U, W, b, bn, h, gates, hn, reset, hs, hw):
     gemm(False, False, 1.0, x.reshape((T * B, I)), U, 0.0, gates.reshape((T * B, 3 * H)))
     for t in range(T):
         hp_all = masked_rows(h[t], reset[t], hs)
-        gemm(False, False, 1.0, hp_all, W, 0.0, hw)
+        step_product(hp_all, W, 0.0, hw)
         for r in range(B):
             _forward_row(gates[t, r], hw[r], b, bn, hp_all[r], hn[t, r], h[t + 1, r])
 

@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 from .dense import (KERNEL, add_product_unmasked, check, check_grads, check_segment, gemm,
-                    masked_rows, sigmoid, tanh)
+                    masked_rows, sigmoid, step_product, tanh)
 
 GATES = 4
 STATE = ("h", "c")
@@ -108,7 +108,7 @@ def lstm_forward(x, U, W, b, h, c, gates, tc, reset, hs):
         for r in range(B):
             if reset[t, r]:
                 c[t, r, :] = 0.0
-        gemm(False, False, 1.0, masked_rows(h[t], reset[t], hs), W, 1.0, gates[t])
+        step_product(masked_rows(h[t], reset[t], hs), W, 1.0, gates[t])
         for r in range(B):
             _forward_row(gates[t, r], b, c[t, r], c[t + 1, r], tc[t, r], h[t + 1, r])
 

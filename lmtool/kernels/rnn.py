@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 
 from .dense import (KERNEL, add_product_unmasked, check_grads, check_segment, gemm,
-                    masked_rows, sigmoid, tanh)
+                    masked_rows, sigmoid, step_product, tanh)
 
 GATES = 1
 STATE = ("h",)
@@ -74,7 +74,7 @@ def rnn_forward(x, U, W, b, h, a, reset, hs, act):
     H = W.shape[0]
     gemm(False, False, 1.0, x.reshape((T * B, I)), U, 0.0, a.reshape((T * B, H)))
     for t in range(T):
-        gemm(False, False, 1.0, masked_rows(h[t], reset[t], hs), W, 1.0, a[t])
+        step_product(masked_rows(h[t], reset[t], hs), W, 1.0, a[t])
         for r in range(B):
             _forward_row(a[t, r], b, h[t + 1, r], act)
 
