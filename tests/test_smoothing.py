@@ -181,3 +181,21 @@ def test_out_of_range_ids_are_refused_not_read(tmp_path):
             model.begin([np.array(bad, np.int32)])
     with pytest.raises(ValueError, match="ids must lie in"):
         model.advance(model.begin([np.zeros(0, np.int32)]), np.array([V], np.int32))
+
+
+def test_bincount_kernels_give_numpys_numbers_exactly():
+    """The nogil kernels that replace np.bincount on the smoothing threads add in row order, as it
+    does, so the model's floats do not change; add_occurrences with bounds lets threads share one array."""
+    from lmtool.kernels.ngram_count import add_occurrences, capped_occurrences, occurrences, weighted_sums
+
+    rng = np.random.default_rng(3)
+    index = rng.integers(0, 50, 10_000)
+    weights = rng.random(10_000) * 10 ** rng.uniform(-8, 8, 10_000)  # magnitudes where order matters
+    assert np.array_equal(weighted_sums(index, weights, 60), np.bincount(index, weights=weights, minlength=60))
+    assert np.array_equal(occurrences(index, 60), np.bincount(index, minlength=60))
+    values = rng.integers(0, 9, 1000).astype(np.int32)
+    assert capped_occurrences(values, 4).tolist() == [int((values == k).sum()) for k in range(4)] + [int((values >= 4).sum())]
+    shared = np.zeros(60, np.int32)
+    for lo, hi in ((0, 17), (17, 40), (40, 60)):
+        add_occurrences(shared, index, lo, hi)
+    assert np.array_equal(shared, np.bincount(index, minlength=60))

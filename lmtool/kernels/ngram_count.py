@@ -194,8 +194,42 @@ def merge_sorted(keys_a, counts_a, keys_b, counts_b):
 
 
 @njit(cache=True, nogil=True)
-def add_occurrences(into, index):
-    """``into[i] += 1`` for every i in ``index``: a bincount added in place, without an array of
-    ``into``'s size per call."""
+def add_occurrences(into, index, lo=0, hi=-1):
+    """``into[i] += 1`` for every i in ``index`` with lo <= i < hi (hi = -1: no upper bound): a
+    bincount added in place, without an array of ``into``'s size per call; threads given disjoint
+    [lo, hi) can share ``into``."""
+    top = into.shape[0] if hi < 0 else hi
     for j in range(index.shape[0]):
-        into[index[j]] += 1
+        i = index[j]
+        if lo <= i < top:
+            into[i] += 1
+
+
+# np.bincount holds the GIL; these do its work for code that runs on several threads.
+
+@njit(cache=True, nogil=True)
+def occurrences(index, n):
+    """int64[n]: how often each of 0..n-1 occurs in ``index`` (np.bincount with minlength n)."""
+    out = np.zeros(n, np.int64)
+    for j in range(index.shape[0]):
+        out[index[j]] += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def weighted_sums(index, weights, n):
+    """float64[n]: the sum of ``weights`` at each of 0..n-1 in ``index``, added in row order (so the
+    same floats as np.bincount with weights)."""
+    out = np.zeros(n, np.float64)
+    for j in range(index.shape[0]):
+        out[index[j]] += weights[j]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def capped_occurrences(values, cap):
+    """int64[cap + 1]: how many ``values`` are 0, 1, ..., cap - 1, and cap or more."""
+    out = np.zeros(cap + 1, np.int64)
+    for j in range(values.shape[0]):
+        out[min(values[j], cap)] += 1
+    return out

@@ -65,7 +65,7 @@ def model_arrays(vocab_size, estimation, folder=None, progress=None, threads=1):
             if backoff is not None:
                 out["backoff"] = np.maximum(np.log10(backoff), LOG10_ZERO)
         if s.n > 1:
-            children = np.bincount(s.parent, minlength=s.c_hi - s.c_lo)
+            children = s.children()
             big = np.flatnonzero(children >= SMALL_CHILDREN)
             out["children"] = np.minimum(children, SMALL_CHILDREN)
             out["children_big_at"] = big + first_node[s.n - 2] + s.c_lo

@@ -59,13 +59,12 @@ def count_ngrams(ids, lengths, order, vocab_size, progress=None, chunk_tokens=No
 
     ids: int32[n] word ids of all sentences back to back; lengths: int32[S] words per sentence.
     The sentences are counted in chunks of about ``chunk_tokens`` tokens, whose counts are then
-    merged. The default, ``CHUNK_TOKENS`` divided by the number of threads (at most by
-    ``MAX_CHUNK_SPLIT``), keeps the chunks being counted at once within the CPU's shared cache;
-    smaller chunks count faster but cost more merging, which pays only when the merge is shared
-    among threads too. ``progress(k)`` is called as
-    chunks finish. With ``threads`` > 1 chunks are counted (and merged by key ranges) on that
-    many threads; the chunks do not depend on ``threads`` and merging is exact, so the result is
-    the same.
+    merged; ``progress(k)`` is called as chunks finish. With ``threads`` > 1 the chunks are
+    counted (and merged by key ranges) on that many threads. The default chunk size,
+    ``CHUNK_TOKENS`` divided by the number of threads (at most by ``MAX_CHUNK_SPLIT``), keeps the
+    chunks counted at once within the CPU's shared cache: smaller chunks count faster but cost
+    more merging, which pays only when the merge is shared among threads too. Merging is exact,
+    so the result depends neither on the chunks nor on ``threads``.
     Returns ``NgramCounts``.
     """
     chunk_tokens = chunk_tokens or chunk_tokens_for(threads)
@@ -214,22 +213,12 @@ def _merge_by_key_ranges(keys, counts, threads, extra=None, V=None):
 
     def merge_range(j):
         pieces = [k[c[j]:c[j + 1]] for k, c in zip(keys, cuts)]
-        joined = np.concatenate(pieces)
-        order = np.argsort(joined, kind="stable")  # the pieces are sorted runs: a timsort merges them
-        joined = joined[order]
-        new = np.empty(len(joined), bool)
-        new[:1] = True
-        np.not_equal(joined[1:], joined[:-1], out=new[1:])
-        starts = np.flatnonzero(new)
-        position = np.empty(len(joined), np.int64)
-        position[order] = np.cumsum(new) - 1
-        summed = (np.add.reduceat(np.concatenate([c[cut[j]:cut[j + 1]] for c, cut in zip(counts, cuts)])[order],
-                                  starts) if len(starts) else np.zeros(0, np.int64))
+        merged, summed, position, _ = merge_pieces(
+            pieces, np.concatenate([c[cut[j]:cut[j + 1]] for c, cut in zip(counts, cuts)]))
         maps = np.split(position, np.cumsum([len(p) for p in pieces])[:-1])
-        merged = joined[starts]
         if extra is None:
             return merged, summed, maps
-        values = np.empty(len(starts), np.int32)
+        values = np.empty(len(merged), np.int32)
         for i, (m, cut) in enumerate(zip(maps, cuts)):
             values[m] = extra(i, cut[j], cut[j + 1])
         return merged, summed, maps, ((merged // V).astype(np.int32), (merged % V).astype(np.int32), values)
@@ -239,6 +228,24 @@ def _merge_by_key_ranges(keys, counts, threads, extra=None, V=None):
         return ranges
     merged, summed = (np.concatenate([r[k] for r in ranges]) for k in range(2))
     return merged, summed, _joined_maps(ranges, len(keys), threads)
+
+
+def merge_pieces(pieces, counts):
+    """Merge sorted arrays of distinct int64 keys (``pieces``), adding up equal keys' ``counts`` (the
+    pieces' counts end to end). Returns ``(keys, counts, position, first)``: the merged keys and
+    their counts, each input row's position among them, and the input row each merged key came
+    from first."""
+    joined = np.concatenate(pieces)
+    order = np.argsort(joined, kind="stable")  # the pieces are sorted runs: a timsort merges them
+    joined = joined[order]
+    new = np.empty(len(joined), bool)
+    new[:1] = True
+    np.not_equal(joined[1:], joined[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    position = np.empty(len(joined), np.int64)
+    position[order] = np.cumsum(new) - 1
+    summed = np.add.reduceat(counts[order], starts) if len(starts) else np.zeros(0, np.int64)
+    return joined[starts], summed, position, order[starts]
 
 
 def _joined_maps(ranges, parts, threads=1):

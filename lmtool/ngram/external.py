@@ -104,8 +104,8 @@ def _spill_chunks(paths, vocab, order, memory, threads, new_name, progress):
 def _spill(pending, folder, threads=1):
     """Merge the waiting chunk counts into a run on disk, level by level, and empty ``pending``.
 
-    On one thread: the counting threads go on meanwhile, and a second merging thread would
-    double the merge's memory."""
+    On ``threads`` threads, by key ranges: the ranges together hold what one merge holds, and no
+    chunk is read meanwhile (those already being counted finish)."""
     parts = merge_levels(pending, threads) if len(pending) > 1 else spill.levels(pending[0])
     run = spill.write_run(parts, folder, pending[0].vocab_size)
     pending.clear()

@@ -3,7 +3,8 @@
 A run is read in slices (``Run.rows``), each copied out of a short-lived memory map, so reading a
 run never keeps more than a slice resident. ``merge_runs`` merges any number of runs into a new
 run level by level and slice by slice; what it holds at once is a slice of every run, plus the
-map from one run's nodes to the merged ones while that run's next level is translated.
+map from one run's nodes to the merged ones while that run's next level is translated (on N
+threads: N slices of 1/N the rows, and N runs' maps).
 """
 
 import os
@@ -11,7 +12,7 @@ import shutil
 
 import numpy as np
 
-from .counts import NgramCounts, merge_keys, merged_suffix
+from .counts import NgramCounts, merge_keys, merge_pieces, merged_suffix
 
 FIELDS = ("parent", "word", "count", "suffix")
 DTYPES = {"parent": np.int32, "word": np.int32, "count": np.int64, "suffix": np.int32,
@@ -217,17 +218,8 @@ def _slice_plans(runs, n, step):
 def _merge_slice(runs, n, plan, V):
     """Merge one slice of ``_slice_plans``: returns ``((parent, word, count, suffix), plan, positions)``,
     ``positions`` giving each piece's rows their places among the slice's merged rows."""
-    keys = np.concatenate([key for _, _, key, _ in plan])
     counts = np.concatenate([runs[r].rows("count", n, lo, lo + len(key)) for r, lo, key, _ in plan])
-    order = np.argsort(keys, kind="stable")  # the pieces are sorted runs: a timsort merges them
-    keys = keys[order]
-    new = np.empty(len(keys), bool)
-    new[0] = True
-    np.not_equal(keys[1:], keys[:-1], out=new[1:])
-    starts = np.flatnonzero(new)
-    position = np.empty(len(keys), np.int64)
-    position[order] = np.cumsum(new) - 1
-    unique = keys[starts]
-    suffix = np.concatenate([merged_suffix for _, _, _, merged_suffix in plan])[order[starts]]
-    part = unique // V, unique % V, np.add.reduceat(counts[order], starts), suffix
+    unique, summed, position, first = merge_pieces([key for _, _, key, _ in plan], counts)
+    suffix = np.concatenate([merged_suffix for _, _, _, merged_suffix in plan])[first]
+    part = unique // V, unique % V, summed, suffix
     return part, plan, np.split(position, np.cumsum([len(key) for _, _, key, _ in plan])[:-1])

@@ -50,9 +50,17 @@ class Slice:
 
     def sums(self, values):
         """Sum ``values`` (float64, one per row) over the children of each context, in row order."""
+        from ..kernels.ngram_count import weighted_sums
+
         if self.n == 1:
             return np.array([values.sum()])
-        return np.bincount(self.parent, weights=values, minlength=self.c_hi - self.c_lo)
+        return weighted_sums(self.parent, values, self.c_hi - self.c_lo)
+
+    def children(self):
+        """int64: the number of rows (children) of each context."""
+        from ..kernels.ngram_count import occurrences
+
+        return occurrences(self.parent, self.c_hi - self.c_lo)
 
 
 def context_slices(counts, n, sizes, rows=None):
@@ -95,6 +103,7 @@ class Smoothing:
         self.sizes = sizes
         self.order = len(sizes)
         self.info = {}
+        self.threads = 1  # for the work on a whole order in ``begin`` (``Estimation.run`` sets it)
 
     def begin(self, n):
         pass
@@ -126,6 +135,7 @@ class _AdjustedCounts(Smoothing):
 
     def begin(self, n):
         from ..kernels.ngram_count import add_occurrences
+        from ..threads import ordered_map
 
         self.adjusted = None
         if n == self.order:
@@ -133,8 +143,15 @@ class _AdjustedCounts(Smoothing):
         above, step = self.sizes[n], _slice_rows(self.counts)
         small = self.counts.rows("count", 1).sum() < 2**31  # no adjusted count exceeds the tokens
         a = np.zeros(self.sizes[n - 1], np.int32 if small else np.int64)
-        for lo in range(0, above, step):
-            add_occurrences(a, self.counts.rows("suffix", n + 1, lo, min(lo + step, above)))
+        parts = self.threads
+
+        def tally(j):  # each thread reads every suffix link and counts those into its part of ``a``
+            lo, hi = len(a) * j // parts, len(a) * (j + 1) // parts
+            for start in range(0, above, step):
+                add_occurrences(a, self.counts.rows("suffix", n + 1, start, min(start + step, above)), lo, hi)
+
+        for _ in ordered_map(tally, range(parts), parts):
+            pass
         lo, hi = self.bos_rows(n)
         a[lo:hi] = self.counts.rows("count", n, lo, hi)
         self.adjusted = a
@@ -153,18 +170,20 @@ class _AdjustedCounts(Smoothing):
         return s.field("count").astype(np.int64) if self.adjusted is None else self.adjusted[s.lo:s.hi]
 
     def counts_of_counts(self, n, upto):
-        """t_k, the number of n-grams of order n with adjusted count k, for k = 1..upto (t_0 unused)."""
-        size, step = self.sizes[n - 1], _slice_rows(self.counts)  # in slices: bincount works in int64
+        """t_k, the number of n-grams of order n with adjusted count k, for k = 1..upto (t_0 unused);
+        slice by slice (on ``self.threads`` threads), so that counts on disk are read a slice at a time."""
+        from ..kernels.ngram_count import capped_occurrences
+        from ..threads import ordered_map
 
-        def rows(lo, hi):
-            return self.counts.rows("count", n, lo, hi) if self.adjusted is None else self.adjusted[lo:hi]
+        size, step = self.sizes[n - 1], _slice_rows(self.counts)
 
-        return sum((_counts_of_counts(rows(lo, min(lo + step, size)), upto) for lo in range(0, size, step)),
+        def tally(lo):
+            hi = min(lo + step, size)
+            rows = self.counts.rows("count", n, lo, hi) if self.adjusted is None else self.adjusted[lo:hi]
+            return capped_occurrences(rows, upto + 1)[:upto + 1]
+
+        return sum(ordered_map(tally, range(0, size, step), self.threads),
                    np.zeros(upto + 1, np.int64))  # an order may have no n-grams at all
-
-
-def _counts_of_counts(a, upto):
-    return np.bincount(np.minimum(a, upto + 1), minlength=upto + 2)[:upto + 1]
 
 
 def _mkn_discounts(t, n, fallback):
@@ -293,7 +312,7 @@ class AddK(Smoothing):
         lower_seen = s.sums(lower[s.field("suffix")])
         with np.errstate(invalid="ignore", divide="ignore"):
             b = (1.0 - seen) / (1.0 - lower_seen)
-        has_children = np.bincount(s.parent, minlength=s.c_hi - s.c_lo) > 0
+        has_children = s.children() > 0
         return p, np.where(has_children & (lower_seen < 1.0 - 1e-12), b, 1.0)
 
 
@@ -370,6 +389,7 @@ class Estimation:
 
         lower = None
         order = len(self.sizes)
+        self.method.threads = threads
         for n in range(1, order + 1):
             self.method.begin(n)
             kept = _Kept(self.sizes[n - 1], self.folder, n) if n < order else None  # the next order's ``lower``
