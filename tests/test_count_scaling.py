@@ -128,8 +128,8 @@ def test_slices_cut_between_contexts_and_cover_every_row(tmp_path, texts):
             assert s.c_lo <= parent.min() and parent.max() < s.c_hi
 
 
-@pytest.mark.parametrize("rows", [100, 1000, 1 << 20])
-def test_merged_runs_equal_counts_merged_in_memory(tmp_path, rows):
+@pytest.mark.parametrize("rows, threads", [(100, 1), (1000, 1), (1 << 20, 1), (100, 3), (1000, 2)])
+def test_merged_runs_equal_counts_merged_in_memory(tmp_path, rows, threads):
     from lmtool.ngram.counts import count_chunk, merge_counts
 
     rng = np.random.default_rng(rows)
@@ -138,7 +138,7 @@ def test_merged_runs_equal_counts_merged_in_memory(tmp_path, rows):
         lengths = rng.integers(0, 9, 150 * (i + 1)).astype(np.int32)
         parts.append(count_chunk(rng.integers(3, 30, int(lengths.sum())).astype(np.int32), lengths, 4, 30))
     on_disk = [runs.write_run(runs.levels(p), tmp_path / f"run{i}", 30) for i, p in enumerate(parts)]
-    merged = runs.merge_runs(on_disk, tmp_path / "merged", rows=rows)
+    merged = runs.merge_runs(on_disk, tmp_path / "merged", rows=rows, threads=threads)
     expected = merge_counts(parts)
     assert merged.sizes() == expected.sizes()
     for field in runs.FIELDS:

@@ -81,3 +81,19 @@ def test_merge_by_key_ranges_gives_the_union_with_summed_counts_and_maps(threads
             assert np.array_equal(merged[m], k)
             np.add.at(expected, m, c)
         assert np.array_equal(summed, expected)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_merge_of_sorted_pieces(seed):
+    from lmtool.ngram.counts import merge_pieces
+
+    rng = np.random.default_rng(seed)
+    pieces = [np.unique(rng.integers(0, 400, rng.integers(0, 120))) for _ in range(rng.integers(1, 9))]
+    counts = [rng.integers(1, 5, len(p)) for p in pieces]
+    joined, summed = np.concatenate(pieces), np.concatenate(counts)
+    keys, totals, position, first = merge_pieces(pieces, summed)
+    expected = np.unique(joined)
+    assert np.array_equal(keys, expected)
+    assert np.array_equal(totals, [summed[joined == k].sum() for k in expected])
+    assert np.array_equal(keys[position], joined)  # every input row lands on its key
+    assert np.array_equal(joined[first], keys)
