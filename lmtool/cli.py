@@ -368,8 +368,15 @@ def main(argv=None):
         print(f"lmtool: error: missing command, one of: {', '.join(cli.commands)} (see 'lmtool --help')",
               file=sys.stderr)
         return 2
+    from .interrupts import catching, received
+
     try:
-        return _run(argv)
+        with catching():
+            status = _run(argv)
+            if status == 0 and received():  # a Ctrl-C that Python swallowed (see ``interrupts``)
+                print("lmtool: interrupted", file=sys.stderr)
+                status = 130
+            return status
     finally:
         if "lmtool.modelfile" in sys.modules:
             sys.modules["lmtool.modelfile"].remove_pending()

@@ -216,7 +216,11 @@ def _temporary_beside(path):
 
 
 def _rename_into_place(tmp, path):
-    """Give a finished temporary file the usual permissions and its final name."""
+    """Give a finished temporary file the usual permissions and its final name (unless a Ctrl-C came,
+    even one that Python swallowed: see ``interrupts``)."""
+    from .interrupts import check
+
+    check()
     try:
         os.chmod(tmp, 0o644 & ~_umask())
         os.replace(tmp, path)

@@ -500,20 +500,8 @@ def _opened(pid, path):
     return False
 
 
-def _warm_kernel_cache(folder):
-    """Run ``count --arpa`` once on a tiny corpus, so that Numba's cache holds every kernel it uses.
-
-    A fresh checkout compiles them on the first run, and a Ctrl-C in the midst of Numba's first
-    compilation can be lost (seen at 4472c42 as well): these tests are about lmtool's own reading
-    and writing, so they start from a warm cache.
-    """
-    result = run_lmtool("count", "-q", TINY_TRAIN, "--order", 3, "-o", folder / "warm.lm", "--arpa", folder / "warm.arpa")
-    assert result.returncode == 0, result.stderr.decode()
-
-
 def _interrupt_count(tmp_path, when, extra=()):
     """Start ``lmtool count`` on the KJV training text, send SIGINT as soon as ``when(proc, out)`` holds."""
-    _warm_kernel_cache(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
     command = [sys.executable, "-m", "lmtool.cli", "count", "-q", *map(str, extra), "-o", str(out / "kjv.lm"),
@@ -571,3 +559,36 @@ def test_model_and_arpa_appear_together(tmp_path):
     result = run_lmtool("count", "-q", TINY_TRAIN, "-o", tmp_path / "m.lm", "--arpa", tmp_path / "m.arpa")
     assert result.returncode == 0, result.stderr.decode()
     assert sorted(os.listdir(tmp_path)) == ["m.arpa", "m.lm"]
+
+
+class _InterruptInDel:
+    """Sends SIGINT to this process from ``__del__``, where Python reports the KeyboardInterrupt as
+    "ignored" and goes on: what happens when Ctrl-C lands in importlib's module-lock callback."""
+
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(10_000):  # the handler runs here, inside __del__
+            pass
+
+
+def test_a_swallowed_ctrl_c_still_stops_count(tmp_path, monkeypatch, capsys):
+    import lmtool.ngram.build as build
+    from lmtool.cli import main
+
+    check_order = build.check_order
+
+    def check_then_interrupt(order):
+        _InterruptInDel()  # dropped at once
+        return check_order(order)
+
+    def never_finished(*args, **kwargs):
+        time.sleep(10)  # the interrupt, sent again, ends this sleep
+        raise AssertionError("count went on after a swallowed Ctrl-C")
+
+    monkeypatch.setattr(build, "check_order", check_then_interrupt)
+    monkeypatch.setattr(build, "write_ngram_model", never_finished)
+    status = main(["count", "-q", str(TINY_TRAIN), "-o", str(tmp_path / "m.lm"), "--arpa", str(tmp_path / "m.arpa")])
+    err = capsys.readouterr().err
+    assert status == 130
+    assert [line for line in err.splitlines() if line.strip()] == ["lmtool: interrupted"]
+    assert os.listdir(tmp_path) == []  # neither output, no temporary file
