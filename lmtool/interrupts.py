@@ -38,7 +38,7 @@ def _quiet_about_interrupts(hook):
 @contextmanager
 def catching():
     """Record SIGINT while the block runs (in the main thread, unless SIGINT is ignored; elsewhere it
-    changes nothing)."""
+    changes nothing). The record ends with the block, so later work in the process is not refused."""
     _received.clear()
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # ignored on purpose (nohup, a background job)
         yield
@@ -54,6 +54,7 @@ def catching():
     finally:
         signal.signal(signal.SIGINT, previous)
         sys.unraisablehook = hook
+        _received.clear()
 
 
 def received():
