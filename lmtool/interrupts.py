@@ -13,6 +13,7 @@ import _thread
 import signal
 import sys
 import threading
+import time
 from contextlib import contextmanager
 
 _received = threading.Event()
@@ -28,11 +29,20 @@ def _quiet_about_interrupts(hook):
     it can stop the command (and printed as the one line a Ctrl-C gives, not as a traceback), and
     passes everything else to ``hook``."""
     def unraisable(info):
-        if isinstance(info.exc_value, KeyboardInterrupt):  # again in a moment, once out of the hook
-            threading.Timer(0.001, _thread.interrupt_main, (signal.SIGINT,)).start()
+        if isinstance(info.exc_value, KeyboardInterrupt):
+            try:  # a bare thread: threading.Thread.start waits, and a wait can be interrupted here
+                _thread.start_new_thread(_send_again, ())
+            except KeyboardInterrupt:  # one more, inside this hook: it is sent again all the same
+                _thread.start_new_thread(_send_again, ())
         else:
             hook(info)
     return unraisable
+
+
+def _send_again():
+    """SIGINT for the main thread once it is out of the hook (run on a thread of its own)."""
+    time.sleep(0.001)
+    _thread.interrupt_main(signal.SIGINT)
 
 
 @contextmanager
