@@ -66,7 +66,6 @@ def read_corpus(paths, level="word", vocab=None, min_count=1, max_vocab=None, ke
         tallies = ThreadTallies(level)
         encode = tallies.add
     else:
-        vocab.encode_bytes(b"")  # build the lookup table once, before threads share it
         encode = lambda data: (0, *vocab.encode_bytes(data))  # noqa: E731
     tallied, ids, lengths = [], [], []
     bar = progress("reading", total=corpus.input_size(paths), unit="B")

@@ -46,7 +46,6 @@ def score_chunks(model, paths, progress=silent, chunk_bytes=1 << 20, threads=1, 
     workers = queue.SimpleQueue()
     for _ in range(max(threads, 1)):
         workers.put(model.worker())
-    model.vocab.encode_bytes(b"")  # build the shared token table before threads read it
     blas_threads = set_blas_threads(1)  # the same sums whatever the thread count, no oversubscription
 
     def score(chunk):

@@ -55,6 +55,12 @@ def set_blas_threads(n):
     return previous
 
 
+def for_each(fn, items, threads=1, in_flight=None):
+    """``fn(item)`` for each item, for its effect, on ``threads`` threads (``ordered_map``'s bounds)."""
+    for _ in ordered_map(fn, items, threads, in_flight):
+        pass
+
+
 def ordered_map(fn, items, threads=1, in_flight=None):
     """Yield ``fn(item)`` for each item, in input order, computed on ``threads`` threads.
 

@@ -14,6 +14,7 @@ from .errors import LmtoolError
 
 UNK, BOS, EOS = 0, 1, 2
 SPECIALS = ("<unk>", "<s>", "</s>")
+_TABLE_BUILT = threading.Lock()  # a Vocabulary's lookup table is built once, whichever thread asks first
 
 
 class Vocabulary:
@@ -43,10 +44,13 @@ class Vocabulary:
     def encode_bytes(self, data):
         """Ids and tokens per line of UTF-8 text ``data`` (whole lines), through a Numba kernel.
 
-        Returns ``(ids: int32[k], lengths: int32[lines])``.
+        Returns ``(ids: int32[k], lengths: int32[lines])``. Safe on several threads at once: the
+        table is built once, and encoding only reads it.
         """
         if self._table is None:
-            self._table = token_table(self.tokens, self.level)
+            with _TABLE_BUILT:
+                if self._table is None:
+                    self._table = token_table(self.tokens, self.level)
         return self._table.encode(data, grow=False)
 
     def decode(self, ids):
@@ -226,9 +230,11 @@ class TokenTally:
     def add(self, data):
         """Count the tokens of ``data`` (whole lines of UTF-8); returns its provisional ids and words
         per line, as ``TokenCounter.encode``."""
+        from .kernels.ngram_count import occurrences  # np.bincount would hold the GIL on reading threads
+
         ids, lengths = self.counter.encode(data)
         self._grow(len(self.counter))
-        self.counts[:len(self.counter)] += np.bincount(ids, minlength=len(self.counter))
+        self.counts[:len(self.counter)] += occurrences(ids, len(self.counter))
         self.words += len(ids)
         self.sentences += len(lengths)
         return ids, lengths

@@ -15,12 +15,11 @@ from .counts import count_chunk, merge_counts
 def tally_tokens(paths, level, hasher=None, progress=None, threads=1):
     """Pass 1 over ``paths``: a ``TokenTally`` (and ``hasher`` updated with the decompressed bytes),
     the chunks encoded on ``threads`` threads (``ThreadTallies``)."""
-    from ..threads import ordered_map
+    from ..threads import for_each
 
     tallies = ThreadTallies(level)
     chunks = corpus.read_chunks(paths, chunk_bytes=corpus.CHUNK_BYTES, progress=progress, hasher=hasher)
-    for _ in ordered_map(lambda chunk: tallies.add(chunk.data), chunks, threads):
-        pass
+    for_each(lambda chunk: tallies.add(chunk.data), chunks, threads)
     return tallies.joined()[0]
 
 
@@ -31,7 +30,6 @@ def chunk_counts(paths, vocab, order, threads=1, chunk_bytes=corpus.CHUNK_BYTES,
     """
     from ..threads import ordered_map
 
-    vocab.encode_bytes(b"")  # build the lookup table once, before threads share it
     size = len(vocab)
 
     def count(chunk):

@@ -119,7 +119,7 @@ def merge_runs(runs, folder, rows=None, progress=None, threads=1):
     and the slices are written in order, so the run is the same however they are cut.
     ``progress(k)`` is told of the input rows (above the unigrams) as they are merged.
     """
-    from ..threads import ordered_map
+    from ..threads import for_each, ordered_map
 
     V = runs[0].vocab_size
     order = runs[0].order
@@ -131,8 +131,7 @@ def merge_runs(runs, folder, rows=None, progress=None, threads=1):
     total = first.close()
     for n in range(2, order + 1):
         if n > 2:
-            for _ in ordered_map(lambda run: _translate(run, n, step), runs, threads, in_flight=threads):
-                pass
+            for_each(lambda run: _translate(run, n, step), runs, threads, in_flight=threads)
         writer = _LevelWriter(folder, n)
         maps = [] if n == order else [open(_map_file(r, n), "wb") for r in runs]
         merged = 0

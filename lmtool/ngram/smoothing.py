@@ -135,7 +135,7 @@ class _AdjustedCounts(Smoothing):
 
     def begin(self, n):
         from ..kernels.ngram_count import add_occurrences
-        from ..threads import ordered_map
+        from ..threads import for_each
 
         self.adjusted = None
         if n == self.order:
@@ -150,8 +150,7 @@ class _AdjustedCounts(Smoothing):
             for start in range(0, above, step):
                 add_occurrences(a, self.counts.rows("suffix", n + 1, start, min(start + step, above)), lo, hi)
 
-        for _ in ordered_map(tally, range(parts), parts):
-            pass
+        for_each(tally, range(parts), parts)
         lo, hi = self.bos_rows(n)
         a[lo:hi] = self.counts.rows("count", n, lo, hi)
         self.adjusted = a
