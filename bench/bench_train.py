@@ -10,7 +10,7 @@
 Every run is pinned to core 0. Prints Markdown.
 
     python bench/bench_train.py                 # all three (about 35 minutes)
-    python bench/bench_train.py --only softmax [--epochs 3] [--layers 1] [--cell gru]  # or: quality, char
+    python bench/bench_train.py --only softmax [--epochs 3] [--layers 1] [--cell gru] [--min-improvement 0.05]  # or: quality, char
 """
 
 import argparse
@@ -58,17 +58,20 @@ More classes cost more logits per token (111: 131, 300: about 330, 800: about 77
 faster per epoch."""
 
 
-def bench_softmax(tmp, epochs, optimizer="sgd", layers=2, cell="lstm"):
+def bench_softmax(tmp, epochs, optimizer="sgd", layers=2, cell="lstm", min_improvement=0.0):
     from concurrent.futures import ThreadPoolExecutor
 
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
     rate = "SGD lr 20" if optimizer == "sgd" else "Adam lr 0.002"
+    if min_improvement:
+        rate += f", --min-improvement {min_improvement:g}"
     print(f"\n## class against full softmax, {cell.upper()} {layers}x200, {epochs} epoch(s) each, {rate}\n")
     print(f"The full softmax trains on core {cores[0]}, the class softmaxes one after the other on core "
           f"{cores[-1]}.\n")
     print("| softmax | epochs | train wall s | tokens/s | valid ppl per epoch | test ppl | vs full |")
     print("|---|---|---|---|---|---|---|")
-    base = ["--cell", cell, "--layers", str(layers), "--hidden", "200", "--epochs", str(epochs), "--optimizer", optimizer]
+    base = ["--cell", cell, "--layers", str(layers), "--hidden", "200", "--epochs", str(epochs), "--optimizer", optimizer,
+            "--min-improvement", str(min_improvement)]
     names = list(SOFTMAX_RUNS)
 
     def run(name, core):
@@ -84,6 +87,8 @@ def bench_softmax(tmp, epochs, optimizer="sgd", layers=2, cell="lstm"):
         ppl = test_perplexity(model)
         reference = reference or ppl
         curve = " ".join(f"{float(r['valid_ppl']):.2f}" for r in rows)
+        if min_improvement:
+            curve += " (lr " + " ".join(f"{float(r['lr']):g}" for r in rows) + ")"
         print(f"| {name} | {len(rows)} | {wall:.0f} | {tokens / wall:,.0f} | {curve} | {ppl:.2f} "
               f"| {100 * (ppl / reference - 1):+.1f}% |")
     print("\nTarget: class softmax test perplexity within 5% of the full softmax's; tokens/s include "
@@ -160,6 +165,8 @@ def main():
     ap.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="of the softmax comparison")
     ap.add_argument("--layers", type=int, default=2, help="layers of the softmax comparison")
     ap.add_argument("--cell", choices=["lstm", "gru"], default="lstm", help="of the softmax comparison")
+    ap.add_argument("--min-improvement", type=float, default=0.0,
+                    help="of the softmax comparison: decay also when valid improves by less (e.g. 0.05)")
     ap.add_argument("--minutes", type=float, default=15, help="budget of the quality run")
     ap.add_argument("--char-minutes", type=float, default=10)
     a = ap.parse_args()
@@ -168,7 +175,7 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="lmtool-bench-") as tmp:
         if "softmax" in only:
-            bench_softmax(tmp, a.epochs, a.optimizer, a.layers, a.cell)
+            bench_softmax(tmp, a.epochs, a.optimizer, a.layers, a.cell, a.min_improvement)
         if "quality" in only:
             bench_quality(tmp, a.minutes)
         if "char" in only:
