@@ -10,7 +10,8 @@
 Every run is pinned to core 0. Prints Markdown.
 
     python bench/bench_train.py                 # all three (about 35 minutes)
-    python bench/bench_train.py --only softmax [--epochs 3] [--layers 1] [--cell gru] [--min-improvement 0.05]  # or: quality, char
+    python bench/bench_train.py --only softmax [--epochs 3] [--layers 1] [--cell gru]  # or: quality, char
+        [--min-improvement 0.05] [--dropout 0.2]  # the decay schedule and dropout of the softmax comparison
 """
 
 import argparse
@@ -58,20 +59,22 @@ More classes cost more logits per token (111: 131, 300: about 330, 800: about 77
 faster per epoch."""
 
 
-def bench_softmax(tmp, epochs, optimizer="sgd", layers=2, cell="lstm", min_improvement=0.0):
+def bench_softmax(tmp, epochs, optimizer="sgd", layers=2, cell="lstm", min_improvement=0.0, dropout=0.0):
     from concurrent.futures import ThreadPoolExecutor
 
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
     rate = "SGD lr 20" if optimizer == "sgd" else "Adam lr 0.002"
     if min_improvement:
         rate += f", --min-improvement {min_improvement:g}"
+    if dropout:
+        rate += f", --dropout {dropout:g}"
     print(f"\n## class against full softmax, {cell.upper()} {layers}x200, {epochs} epoch(s) each, {rate}\n")
     print(f"The full softmax trains on core {cores[0]}, the class softmaxes one after the other on core "
           f"{cores[-1]}.\n")
     print("| softmax | epochs | train wall s | tokens/s | valid ppl per epoch | test ppl | vs full |")
     print("|---|---|---|---|---|---|---|")
-    base = ["--cell", cell, "--layers", str(layers), "--hidden", "200", "--epochs", str(epochs), "--optimizer", optimizer,
-            "--min-improvement", str(min_improvement)]
+    base = ["--cell", cell, "--layers", str(layers), "--hidden", "200", "--epochs", str(epochs),
+            "--optimizer", optimizer, "--min-improvement", str(min_improvement), "--dropout", str(dropout)]
     names = list(SOFTMAX_RUNS)
 
     def run(name, core):
@@ -167,6 +170,7 @@ def main():
     ap.add_argument("--cell", choices=["lstm", "gru"], default="lstm", help="of the softmax comparison")
     ap.add_argument("--min-improvement", type=float, default=0.0,
                     help="of the softmax comparison: decay also when valid improves by less (e.g. 0.05)")
+    ap.add_argument("--dropout", type=float, default=0.0, help="of the softmax comparison")
     ap.add_argument("--minutes", type=float, default=15, help="budget of the quality run")
     ap.add_argument("--char-minutes", type=float, default=10)
     a = ap.parse_args()
@@ -175,7 +179,7 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="lmtool-bench-") as tmp:
         if "softmax" in only:
-            bench_softmax(tmp, a.epochs, a.optimizer, a.layers, a.cell, a.min_improvement)
+            bench_softmax(tmp, a.epochs, a.optimizer, a.layers, a.cell, a.min_improvement, a.dropout)
         if "quality" in only:
             bench_quality(tmp, a.minutes)
         if "char" in only:
