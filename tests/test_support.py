@@ -60,8 +60,9 @@ def test_span_kernels_match_the_whole_vector_ones():
     np.testing.assert_array_equal(p1, p2)
     total = rng.standard_normal(SIZE).astype(np.float32)
     expected = np.where(inside, total + grad, total)
-    add_spans(total, np.where(inside, grad, 100).astype(np.float32), spans)  # only the spans are added
+    norm = add_spans(total, np.where(inside, grad, 100).astype(np.float32), spans)  # only the spans are added
     np.testing.assert_array_equal(total, expected)
+    assert np.isclose(norm, np.sum(expected[inside].astype(np.float64) ** 2), rtol=1e-12)  # of the sums
     zero_spans(grad, spans)
     assert not grad.any()
 

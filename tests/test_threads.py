@@ -14,6 +14,7 @@ from lmtool.cli import cli, main
 from lmtool.kernels.softmax import make_classes
 from lmtool.neural.config import NetworkConfig
 from lmtool.neural.network import RecurrentNetwork
+from lmtool.neural.optim import Optimizer
 from lmtool.neural.parallel import DataParallel
 from lmtool.neural.session import TrainOptions, run_training
 from lmtool.scoring import format_scores, score_chunks
@@ -100,6 +101,12 @@ def test_sharded_gradient_equals_the_whole_batch_gradient(kw):
     parallel = DataParallel(net, B, 3)
     try:
         loss2, n2, after2 = parallel.forward_backward(x, y, state.copy(), drop2, reset=reset)
+        assert parallel.grad_norm == pytest.approx(np.linalg.norm(net.grad), rel=1e-12)
+        stepped = net.params.copy()
+        Optimizer("sgd", net.params.size).step(stepped, net.grad, 20.0, 0.5, support=net.grad_support)
+        Optimizer("sgd", net.params.size).step(net.params, net.grad, 20.0, 0.5, map_spans=parallel.map_spans,
+                                               support=net.grad_support)  # each thread its part of the support
+        np.testing.assert_array_equal(net.params, stepped)
     finally:
         parallel.close()
     assert n1 == n2 and loss2 == pytest.approx(loss1, rel=1e-12)

@@ -75,12 +75,19 @@ def zero_spans(g, spans):
 
 @njit(**FAST)
 def add_spans(total, part, spans):
-    """total[a:b] += part[a:b] for each span."""
+    """total[a:b] += part[a:b] for each span; returns ``squared_norm`` of the sums there, taken in
+    the same pass."""
+    norm = 0.0
     for k in range(spans.shape[0]):
-        _add(total[spans[k, 0]:spans[k, 1]], part[spans[k, 0]:spans[k, 1]])
+        norm += _add(total[spans[k, 0]:spans[k, 1]], part[spans[k, 0]:spans[k, 1]])
+    return norm
 
 
 @njit(**FAST)
 def _add(out, x):
+    norm = 0.0
     for i in range(out.shape[0]):
-        out[i] += x[i]
+        v = out[i] + x[i]
+        out[i] = v
+        norm += np.float64(v) * np.float64(v)
+    return norm

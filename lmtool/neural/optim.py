@@ -44,8 +44,9 @@ class Optimizer:
     def step(self, params, grad, lr, scale=1.0, map_spans=None, support=None):
         """Update ``params`` with the gradient ``scale * grad`` at learning rate ``lr``.
 
-        ``map_spans(fn)``, if given, calls ``fn((a, b))`` for spans covering the vector (on several
-        threads, see ``neural.parallel``); the update is elementwise, so the result is the same.
+        ``map_spans(fn)``, if given, calls ``fn((a, b))`` for spans covering the vector, and
+        ``map_spans(fn, support)`` ``fn(spans)`` for parts of ``support`` (on several threads, see
+        ``neural.parallel``); the update is elementwise, so the result is the same.
         ``support``: spans outside which grad is zero (``neural.support``); SGD then updates only
         there, with the same result. Adam updates everywhere (its moments move without a gradient).
         """
@@ -53,7 +54,11 @@ class Optimizer:
         if support is not None and self.kind == "sgd":
             from ..kernels.optim import sgd_step_spans
 
-            sgd_step_spans(params, grad, np.float32(lr * scale), support)
+            rate = np.float32(lr * scale)
+            if map_spans is None:
+                sgd_step_spans(params, grad, rate, support)
+            else:
+                map_spans(lambda part: sgd_step_spans(params, grad, rate, part), support)
         elif map_spans is None:
             self._update(params, grad, lr, scale, (0, params.size))
         else:

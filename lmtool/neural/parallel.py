@@ -32,7 +32,7 @@ class DataParallel:
     networks sharing ``net.params``. BLAS runs one thread per worker to avoid oversubscription.
     After each call ``grad_norm`` is the summed gradient's L2 norm (for clipping), ``net.grad_support``
     the union of the shards' supports (the sum runs over it only), and ``map_spans`` lets the
-    optimiser update the parameters on the same threads.
+    optimiser update the parameters (or only their support) on the same threads.
     """
 
     def __init__(self, net, batch, threads):
@@ -82,13 +82,16 @@ class DataParallel:
             loss += shard_loss
         return loss, total, NetworkState.joined([s for _, _, s in results])
 
-    def map_spans(self, fn):
-        """fn(span) for spans (a, b) covering the parameter vector, one per thread (optimiser steps)."""
-        list(self.pool.map(fn, self.sum_bounds))
+    def map_spans(self, fn, support=None):
+        """fn(part) on the threads, a part each (optimiser steps): spans (a, b) covering the parameter
+        vector, or with ``support`` (int64[k, 2] spans) its share of the support (``split_spans``)."""
+        list(self.pool.map(fn, self.sum_bounds if support is None else split_spans(support, len(self.nets))))
 
     def _sum_gradients(self, spans):
         """net.grad += each other shard's gradient over ``spans`` (part of the shards' joint support),
-        in shard order; returns the squared norm of the sum there, while it is in cache."""
+        in shard order; returns the squared norm of the sum there, taken as the last one is added."""
+        if len(self.nets) == 1:
+            return squared_norm_spans(self.net.grad, spans)
         for other in self.nets[1:]:
-            add_spans(self.net.grad, other.grad, spans)
-        return squared_norm_spans(self.net.grad, spans)
+            norm = add_spans(self.net.grad, other.grad, spans)
+        return norm
