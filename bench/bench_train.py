@@ -7,7 +7,8 @@
 3. character level on tiny-shakespeare (first 90% train, last 10% valid, written to the bench cache,
    never into the project): validation loss in nats per character and samples.
 
-Every run is pinned to core 0. Prints Markdown.
+Every run is pinned to one core; the softmax comparison and the fixed-budget schedules run two at
+a time, one per core. Prints Markdown.
 
     python bench/bench_train.py                 # all three (about 35 minutes)
     python bench/bench_train.py --only softmax [--epochs 3] [--layers 1] [--cell gru]  # or: quality, char
