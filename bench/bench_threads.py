@@ -2,11 +2,13 @@
 (when bench/make_corpus.py has written them) with a 5-gram model, and training an LSTM (200 units,
 2 layers) with a full and a class softmax for a short time budget. Prints Markdown.
 
-    python bench/bench_threads.py [--budget 30] [--repeat 3] [--skip-train] [--skip-score]
+    python bench/bench_threads.py [--budget 30] [--repeat 3] [--rounds 12] [--skip-train] [--skip-score]
 
 Each measurement is a fresh process on both cores (a speedup needs two). Training throughput is
 the tokens of the first epoch over the --max-time budget (compilation is cached beforehand), the
-best of --repeat runs taken in turns with one and two threads.
+best of --repeat runs taken in turns with one and two threads; then, in one process, two trainers
+(one thread, two threads) take turns a few steps at a time (``train_steps_in_turns``), which a
+noisy host disturbs far less.
 ``--threads 1`` is strictly one core: training and scoring hold OpenBLAS to one thread per worker.
 """
 
@@ -72,10 +74,47 @@ print(json.dumps(row))
     return row["tokens"] / budget, row["train_ppl"]
 
 
+def train_steps_in_turns(softmax, rounds, block=5):
+    """Median ms per training step with one and with two threads, in one process: two trainers of
+    the same LSTM 2x200 on the same KJV batches take turns, ``block`` steps each, for ``rounds``
+    rounds, so that the shared host's drift (10-40% within minutes) hits both alike."""
+    import numpy as np
+
+    from lmtool.dataset import read_corpus
+    from lmtool.kernels.softmax import make_classes
+    from lmtool.neural.config import NetworkConfig
+    from lmtool.neural.model import RecurrentModel
+    from lmtool.neural.train import TrainConfig, Trainer
+    from lmtool.threads import set_blas_threads
+
+    set_blas_threads(1)
+    data = read_corpus([TRAIN])
+    classes = make_classes(np.bincount(data.ids, minlength=len(data.vocab)) + 1) if softmax == "class" else None
+    config = NetworkConfig(vocab_size=len(data.vocab), embed=200, hidden=200, layers=2, softmax=softmax,
+                           n_classes=classes.n_classes if classes else 0)
+    trainers = {threads: Trainer(RecurrentModel.create(data.vocab, config, classes, seed=0), TrainConfig(lr=20.0),
+                                 (data.ids, data.lengths), threads=threads) for threads in (1, 2)}
+    times = {threads: [] for threads in trainers}
+    try:
+        for r in range(rounds + 1):  # the first round warms up and is not counted
+            for threads, trainer in trainers.items():
+                for _ in range(block):
+                    start = time.perf_counter()
+                    trainer._step()
+                    if r:
+                        times[threads].append(time.perf_counter() - start)
+    finally:
+        for trainer in trainers.values():
+            if trainer.parallel is not None:
+                trainer.parallel.close()
+    return [1e3 * float(np.median(times[threads])) for threads in (1, 2)]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=30.0, help="training seconds per run")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=12, help="turns of the in-process training comparison")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-score", action="store_true")
     args = parser.parse_args()
@@ -109,6 +148,10 @@ def main():
             (one, ppl1), (two, ppl2) = (max(runs[threads]) for threads in (1, 2))  # the fastest run of each
             print(f"| train LSTM 2x200, {softmax} softmax, {args.budget:g} s (tokens/s; train ppl) | "
                   f"{one:,.0f}; {ppl1:.0f} | {two:,.0f}; {ppl2:.0f} | {two / one:.2f}x |", flush=True)
+        for softmax in ("full", "class"):
+            one, two = train_steps_in_turns(softmax, args.rounds)
+            print(f"| train LSTM 2x200, {softmax} softmax, steps in turns in one process (ms per step) | "
+                  f"{one:.1f} | {two:.1f} | {one / two:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":
