@@ -8,7 +8,8 @@ the core's float32 matmul peak (NumPy's 512 x 512 matmul, measured here), and wi
 lmtool's time goes. The three contenders take turns, a few batches each (``interleaved_rates``): on a
 shared machine the speed of the core drifts by 10-30% within a minute.
 
-    taskset -c 0 python bench/bench_kernels.py [--layers 1 2] [--cells lstm] [--batches 40]
+    taskset -c 0 python bench/bench_kernels.py [--layers 1 2] [--cells lstm] [--batches 40] [--classes N]
+        [--class-method frequency]
 
 The script pins itself to --core (default 0) and sets OMP/OpenBLAS threads to 1 before importing NumPy.
 """
@@ -33,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from lmtool.kernels.dense import BLAS_BACKEND  # noqa: E402
 from lmtool.kernels.softmax import make_classes  # noqa: E402
+from lmtool.kernels.word_clusters import exchange_classes  # noqa: E402
 from lmtool.neural import NetworkConfig, RecurrentNetwork  # noqa: E402
 from lmtool.neural.optim import Optimizer, clip_scale  # noqa: E402
 
@@ -167,6 +169,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--core", type=int, default=0, help="CPU to pin to (-1: do not pin)")
     ap.add_argument("--classes", type=int, help="classes of the class softmax (default about sqrt(V))")
+    ap.add_argument("--class-method", choices=["exchange", "frequency"], default="exchange",
+                    help="how the class softmax's classes are made (as lmtool train --class-method)")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--profile", action="store_true", help="where lmtool's time goes, per kernel")
     ap.add_argument("--layer-only", action="store_true",
@@ -176,13 +180,16 @@ def main():
         os.sched_setaffinity(0, {a.core})
     ids, V, source = corpus()
     counts = np.bincount(ids, minlength=V)
-    classes = make_classes(counts, a.classes)
+    if a.class_method == "exchange":
+        classes = exchange_classes(ids[:-1], ids[1:], V, a.classes)
+    else:
+        classes = make_classes(counts, a.classes)
     sizes = np.diff(classes.start)
     logits_class = classes.n_classes + float(np.sum(counts[classes.order] * sizes[classes.word_class])
                                               / counts.sum())
     peak = matmul_peak()
     have_torch = not a.no_torch and importlib.util.find_spec("torch") is not None
-    print(f"corpus {source}: {len(ids):,} tokens, V = {V:,}; classes {classes.n_classes} (sqrt-frequency), "
+    print(f"corpus {source}: {len(ids):,} tokens, V = {V:,}; classes {classes.n_classes} ({a.class_method}), "
           f"{logits_class:.0f} logits per token on average")
     print(f"BLAS {BLAS_BACKEND}; NumPy float32 512x512 matmul peak {peak:.1f} GFLOP/s; "
           f"pinned to core {a.core}; torch {'yes' if have_torch else 'not importable'}")

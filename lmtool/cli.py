@@ -165,8 +165,10 @@ def _duration(text):
 @click.option("--dropout", type=float, default=0.0, show_default=True, help="Dropout between layers and before the output.")
 @click.option("--tie", is_flag=True, help="Share embedding and output weights (needs --embed = --hidden).")
 @click.option("--softmax", type=click.Choice(("full", "class")), default="full", show_default=True,
-              help="class: words in ~sqrt(V) frequency classes, P(w|h) = P(class|h) P(w|class,h) (faster).")
+              help="class: words in ~sqrt(V) classes, P(w|h) = P(class|h) P(w|class,h) (faster).")
 @click.option("--classes", "n_classes", type=int, help="Number of classes for --softmax class (default sqrt(V)).")
+@click.option("--class-method", type=click.Choice(("exchange", "frequency")), default="exchange", show_default=True,
+              help="Classes of --softmax class: exchange clustering of word bigrams, or frequency bins (RNNLM's).")
 @click.option("--level", type=click.Choice(LEVEL_CHOICES), default="word", show_default=True)
 @click.option("--vocab", "vocab_file", metavar="FILE", help="Only these tokens; others are <unk>.")
 @click.option("--min-count", type=int, default=1, show_default=True, help="Rarer tokens become <unk>.")
@@ -190,8 +192,8 @@ def _duration(text):
 @click.option("--plot", "plot_file", metavar="FILE.png", help="Draw train and valid perplexity per epoch (needs matplotlib).")
 @quiet_option
 def train(corpus, output, valid_file, cell, activation, init, embed, hidden, layers, dropout, tie, softmax, n_classes,
-          level, vocab_file, min_count, max_vocab, batch, bptt, optimizer, lr, clip, decay, min_improvement, patience,
-          epochs, max_time, seed, threads, resume, log_file, plot_file, quiet):
+          class_method, level, vocab_file, min_count, max_vocab, batch, bptt, optimizer, lr, clip, decay,
+          min_improvement, patience, epochs, max_time, seed, threads, resume, log_file, plot_file, quiet):
     """Train a recurrent language model (RNN, LSTM or GRU) on CORPUS files.
 
     Truncated backpropagation through time over sentences (each starts from a fresh state, as it is
@@ -204,7 +206,8 @@ def train(corpus, output, valid_file, cell, activation, init, embed, hidden, lay
     options = TrainOptions(
         corpus=list(corpus), output=output, valid=valid_file, cell=cell, activation=activation, init=init,
         embed=embed or hidden, hidden=hidden, layers=layers, dropout=dropout, tie=tie, softmax=softmax,
-        n_classes=n_classes, level=level, vocab_file=vocab_file, min_count=min_count, max_vocab=max_vocab,
+        n_classes=n_classes, class_method=class_method, level=level, vocab_file=vocab_file, min_count=min_count,
+        max_vocab=max_vocab,
         batch=batch, bptt=bptt, optimizer=optimizer, lr=lr, clip=clip, decay=decay, min_improvement=min_improvement,
         patience=patience,
         epochs=epochs, max_time=_duration(max_time), seed=seed, threads=threads, resume=resume,

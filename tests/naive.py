@@ -114,3 +114,23 @@ def sentence_logprob(model, order, words, vocab):
         total += backoff_logprob(model, order, history, w)
         history.append(w)
     return total
+
+
+def class_bigram_loglik(contexts, targets, word_class):
+    """Log-likelihood of p(w | v) = p(c(w) | v) p(w | c(w)), counted from the (v, w) pairs one by one."""
+    from collections import Counter
+
+    pairs = Counter()
+    context_count, context_class, word_count, class_count = Counter(), Counter(), Counter(), Counter()
+    for v, w in zip(contexts.tolist(), targets.tolist()):
+        c = int(word_class[w])
+        pairs[v, w] += 1
+        context_count[v] += 1
+        context_class[v, c] += 1
+        word_count[w] += 1
+        class_count[c] += 1
+    total = 0.0
+    for (v, w), n in pairs.items():
+        c = int(word_class[w])
+        total += n * (math.log(context_class[v, c] / context_count[v]) + math.log(word_count[w] / class_count[c]))
+    return total

@@ -25,6 +25,7 @@ def options(tmp_path, name="m.lm", **kw):
 @pytest.mark.parametrize("kw", [
     {"cell": "lstm"},
     {"cell": "gru", "softmax": "class", "optimizer": "adam"},
+    {"cell": "lstm", "softmax": "class", "class_method": "exchange", "n_classes": 8},
     {"cell": "rnn", "activation": "relu", "init": "identity", "layers": 2, "dropout": 0.3},
     {"cell": "lstm", "tie": True, "level": "char", "epochs": 1},
 ])
@@ -44,6 +45,31 @@ def test_train_serves_through_the_common_interface(tmp_path, kw):
     # a sentence scored alone or in a batch of others gets the same log-probability
     alone = loaded.score("the lord is my shepherd")
     assert alone == pytest.approx(scores.sentence[1], rel=1e-5)
+
+
+def test_class_softmax_counts_eos_and_keeps_its_classes_in_the_model_file(tmp_path):
+    from lmtool.dataset import read_corpus
+    from lmtool.kernels.softmax import make_classes
+    from lmtool.kernels.word_clusters import exchange_classes
+    from lmtool.neural.batches import sentence_stream
+    from lmtool.vocab import EOS
+
+    frequency = run_training(options(tmp_path, "f.lm", softmax="class", class_method="frequency",
+                                     epochs=1)).network.classes
+    # </s> ends each of the 1,000 sentences, the 4th most frequent target: it sits with the frequent
+    # words (counted from the input ids alone, it would be among the rarest, in the largest class)
+    assert frequency.rank[EOS] == 3 and frequency.word_class[3] == 1
+    run_training(options(tmp_path, "e.lm", softmax="class", n_classes=12, epochs=1))  # exchange: the default
+    loaded = lmtool.load(tmp_path / "e.lm")
+    assert loaded.meta["training"]["class_method"] == "exchange"
+    saved = loaded.network.classes
+    data = read_corpus([TINY])
+    x, y, _ = sentence_stream(data.ids, data.lengths)
+    expected = exchange_classes(x, y, len(data.vocab), 12)
+    np.testing.assert_array_equal(saved.order, expected.order)
+    np.testing.assert_array_equal(saved.start, expected.start)
+    binned = make_classes(np.bincount(y, minlength=len(data.vocab)) + 1, 12)
+    assert not np.array_equal(saved.order, binned.order)  # the clustering moved words
 
 
 def test_same_seed_same_bytes(tmp_path):

@@ -27,6 +27,7 @@ class TrainOptions:
     tie: bool = False
     softmax: str = "full"
     n_classes: int = None
+    class_method: str = "exchange"
     level: str = "word"
     vocab_file: str = None
     min_count: int = 1
@@ -76,6 +77,8 @@ class TrainOptions:
             raise LmtoolError("--init identity is for --cell rnn (the IRNN); LSTM and GRU use the default")
         if self.n_classes is not None and self.n_classes < 1:
             raise LmtoolError(f"--classes must be positive, got {self.n_classes}")
+        if self.class_method not in ("frequency", "exchange"):
+            raise LmtoolError(f"--class-method must be frequency or exchange, got {self.class_method!r}")
 
 
 def set_threads(threads):
@@ -132,10 +135,7 @@ def run_training(options, progress=silent, echo=None):
         classes = None
         n_classes = 0
         if options.softmax == "class":
-            from ..kernels.softmax import make_classes
-
-            counts = np.bincount(data.ids, minlength=len(vocab)) + 1
-            classes = make_classes(counts, options.n_classes)
+            classes = word_classes(data, len(vocab), options, echo)
             n_classes = classes.n_classes
         try:
             net_config = NetworkConfig(vocab_size=len(vocab), cell=options.cell, activation=options.activation,
@@ -145,6 +145,8 @@ def run_training(options, progress=silent, echo=None):
         except ValueError as err:
             raise LmtoolError(str(err)) from None
         meta = {"training": dict(data.describe(), valid=options.valid), "lmtool_version": __version__}
+        if classes is not None:
+            meta["training"]["class_method"] = options.class_method
         model = RecurrentModel.create(vocab, net_config, classes, seed=options.seed, meta=meta)
         config = TrainConfig(batch=options.batch, bptt=options.bptt, optimizer=options.optimizer, lr=options.lr,
                              clip=options.clip, decay=options.decay, min_improvement=options.min_improvement,
@@ -177,6 +179,32 @@ def run_training(options, progress=silent, echo=None):
     if options.plot_file:
         plot_history(trainer.history.epochs, options.plot_file)
     return model
+
+
+def word_classes(data, vocab_size, options, echo=None):
+    """The classes of ``--softmax class``: ``--classes`` of them (default sqrt(V)) by ``--class-method``.
+
+    Counts are of the words as the network predicts them, ``</s>`` included (one per sentence, so
+    usually among the most frequent); every word counts one more, so unseen ones still get a class.
+    """
+    import numpy as np
+
+    from ..kernels.softmax import make_classes
+    from ..kernels.word_clusters import exchange_classes
+    from .batches import sentence_stream
+
+    x, y, _ = sentence_stream(data.ids, data.lengths)
+    try:
+        if options.class_method == "exchange":
+            def log(n, moved, loglik):
+                if echo:
+                    echo(f"exchange clustering, pass {n}: {moved} words moved, class bigram ppl "
+                         f"{math.exp(-loglik / len(y)):.2f}")
+
+            return exchange_classes(x, y, vocab_size, options.n_classes, log=log)
+        return make_classes(np.bincount(y, minlength=vocab_size) + 1, options.n_classes)
+    except ValueError as err:
+        raise LmtoolError(f"--classes: {err}") from None
 
 
 def _write_log(path, rows):
