@@ -109,7 +109,8 @@ def lmtool_trainer(cfg, classes, seed=1111, lr=20.0, clip=0.25):
     def step(x, y):
         _, _, state[0] = net.forward_backward(x, y, state[0], rng)
         scale, _ = clip_scale(net.grad, clip, net.grad_support)
-        sgd.step(net.params, net.grad, lr, scale, support=net.grad_support)
+        if sgd.step(net.params, net.grad, lr, scale, support=net.grad_support, clear=True):
+            net.grad_cleared()
     return step
 
 

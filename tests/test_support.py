@@ -63,6 +63,12 @@ def test_span_kernels_match_the_whole_vector_ones():
     norm = add_spans(total, np.where(inside, grad, 100).astype(np.float32), spans)  # only the spans are added
     np.testing.assert_array_equal(total, expected)
     assert np.isclose(norm, np.sum(expected[inside].astype(np.float64) ** 2), rtol=1e-12)  # of the sums
+    p3 = p2.copy()
+    sgd_step_spans(p2, grad, np.float32(0.5), spans)
+    cleared = grad.copy()
+    sgd_step_spans(p3, cleared, np.float32(0.5), spans, True)  # the same step, and grad zeroed
+    np.testing.assert_array_equal(p2, p3)
+    assert not cleared.any()
     zero_spans(grad, spans)
     assert not grad.any()
 
@@ -84,3 +90,6 @@ def test_sgd_with_a_support_equals_sgd_without_and_adam_ignores_it():
             o2.step(p2, grad, 0.1, dense_scale, support=support)
         np.testing.assert_array_equal(p1, p2)
         assert not np.array_equal(p1, start)
+        kept = grad.copy()
+        assert o2.step(p2, kept, 0.1, dense_scale, support=support, clear=True) == (kind == "sgd")
+        assert kept.any() == (kind == "adam")  # SGD over the support zeroed it; Adam leaves it

@@ -60,10 +60,22 @@ def squared_norm_spans(g, spans):
 
 
 @njit(**FAST)
-def sgd_step_spans(params, grad, lr, spans):
-    """``sgd_step`` where grad is nonzero only inside ``spans``."""
+def sgd_step_spans(params, grad, lr, spans, clear=False):
+    """``sgd_step`` where grad is nonzero only inside ``spans``; with ``clear``, grad is zeroed there
+    in the same pass (the next step then has nothing to clear)."""
     for k in range(spans.shape[0]):
-        sgd_step(params[spans[k, 0]:spans[k, 1]], grad[spans[k, 0]:spans[k, 1]], lr)
+        a, b = spans[k, 0], spans[k, 1]
+        if clear:
+            _sgd_step_clear(params[a:b], grad[a:b], lr)
+        else:
+            sgd_step(params[a:b], grad[a:b], lr)
+
+
+@njit(**FAST)
+def _sgd_step_clear(params, grad, lr):
+    for i in range(params.shape[0]):
+        params[i] -= lr * grad[i]
+        grad[i] = 0.0
 
 
 @njit(**FAST)

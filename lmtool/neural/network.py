@@ -316,6 +316,10 @@ class RecurrentNetwork:
             zero_spans(self.grad, self._dirty)
         self.grad_support = self._dirty = np.empty((0, 2), np.int64)
 
+    def grad_cleared(self):
+        """Declare that ``grad`` is zero everywhere (an optimiser step zeroed its support)."""
+        self.grad_support = self._dirty = np.empty((0, 2), np.int64)
+
     def grad_written(self, spans=None):
         """Declare that ``grad`` was written outside ``forward_backward`` (e.g. shards summed into it),
         within ``spans`` if given (else anywhere)."""

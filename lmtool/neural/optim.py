@@ -41,7 +41,7 @@ class Optimizer:
         self.m = np.zeros(size, np.float32) if kind == "adam" else None
         self.v = np.zeros(size, np.float32) if kind == "adam" else None
 
-    def step(self, params, grad, lr, scale=1.0, map_spans=None, support=None):
+    def step(self, params, grad, lr, scale=1.0, map_spans=None, support=None, clear=False):
         """Update ``params`` with the gradient ``scale * grad`` at learning rate ``lr``.
 
         ``map_spans(fn)``, if given, calls ``fn((a, b))`` for spans covering the vector, and
@@ -49,6 +49,7 @@ class Optimizer:
         ``neural.parallel``); the update is elementwise, so the result is the same.
         ``support``: spans outside which grad is zero (``neural.support``); SGD then updates only
         there, with the same result. Adam updates everywhere (its moments move without a gradient).
+        ``clear``: SGD over a support may zero grad in the same pass; returns whether it did.
         """
         self.steps += 1
         if support is not None and self.kind == "sgd":
@@ -56,13 +57,15 @@ class Optimizer:
 
             rate = np.float32(lr * scale)
             if map_spans is None:
-                sgd_step_spans(params, grad, rate, support)
+                sgd_step_spans(params, grad, rate, support, clear)
             else:
-                map_spans(lambda part: sgd_step_spans(params, grad, rate, part), support)
-        elif map_spans is None:
+                map_spans(lambda part: sgd_step_spans(params, grad, rate, part, clear), support)
+            return clear
+        if map_spans is None:
             self._update(params, grad, lr, scale, (0, params.size))
         else:
             map_spans(lambda span: self._update(params, grad, lr, scale, span))
+        return False
 
     def _update(self, params, grad, lr, scale, span):
         from ..kernels.optim import adam_step, sgd_step

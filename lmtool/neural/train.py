@@ -183,7 +183,9 @@ class Trainer:
         else:
             scale, _ = scale_for_norm(self.parallel.grad_norm, cfg.clip)
             map_spans = self.parallel.map_spans
-        self.optimizer.step(self.net.params, self.net.grad, self.lr, scale, map_spans=map_spans, support=support)
+        if self.optimizer.step(self.net.params, self.net.grad, self.lr, scale, map_spans=map_spans,
+                               support=support, clear=True):
+            self.net.grad_cleared()
         self.state = state
         self.position = b
         self.epoch_loss += loss
