@@ -9,7 +9,7 @@ lmtool's time goes. The three contenders take turns, a few batches each (``inter
 shared machine the speed of the core drifts by 10-30% within a minute.
 
     taskset -c 0 python bench/bench_kernels.py [--layers 1 2] [--cells lstm] [--batches 40] [--classes N]
-        [--class-method frequency]
+        [--class-method exchange frequency]
 
 The script pins itself to --core (default 0) and sets OMP/OpenBLAS threads to 1 before importing NumPy.
 """
@@ -170,8 +170,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--core", type=int, default=0, help="CPU to pin to (-1: do not pin)")
     ap.add_argument("--classes", type=int, help="classes of the class softmax (default about sqrt(V))")
-    ap.add_argument("--class-method", choices=["exchange", "frequency"], default="exchange",
-                    help="how the class softmax's classes are made (as lmtool train --class-method)")
+    ap.add_argument("--class-method", nargs="+", choices=["exchange", "frequency"], default=["exchange"],
+                    help="how the class softmax's classes are made (as lmtool train --class-method); "
+                         "several: each is a contender of its own, timed in the same turns")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--profile", action="store_true", help="where lmtool's time goes, per kernel")
     ap.add_argument("--layer-only", action="store_true",
@@ -181,17 +182,20 @@ def main():
         os.sched_setaffinity(0, {a.core})
     ids, V, source = corpus()
     counts = np.bincount(ids, minlength=V)
-    if a.class_method == "exchange":
-        classes = exchange_classes(ids[:-1], ids[1:], V, a.classes)
-    else:
-        classes = make_classes(counts, a.classes)
-    sizes = np.diff(classes.start)
-    logits_class = classes.n_classes + float(np.sum(counts[classes.order] * sizes[classes.word_class])
-                                              / counts.sum())
+    classes, logits = {}, {}
+    for method in a.class_method:
+        if method == "exchange":
+            classes[method] = exchange_classes(ids[:-1], ids[1:], V, a.classes)
+        else:
+            classes[method] = make_classes(counts, a.classes)
+        sizes = np.diff(classes[method].start)
+        logits[method] = classes[method].n_classes + float(
+            np.sum(counts[classes[method].order] * sizes[classes[method].word_class]) / counts.sum())
     peak = matmul_peak()
     have_torch = not a.no_torch and importlib.util.find_spec("torch") is not None
-    print(f"corpus {source}: {len(ids):,} tokens, V = {V:,}; classes {classes.n_classes} ({a.class_method}), "
-          f"{logits_class:.0f} logits per token on average")
+    described = "; ".join(f"{m}: {c.n_classes} classes, {logits[m]:.0f} logits per token on average"
+                          for m, c in classes.items())
+    print(f"corpus {source}: {len(ids):,} tokens, V = {V:,}; class softmax by {described}")
     print(f"BLAS {BLAS_BACKEND}; NumPy float32 512x512 matmul peak {peak:.1f} GFLOP/s; "
           f"pinned to core {a.core}; torch {'yes' if have_torch else 'not importable'}")
     if a.layer_only:
@@ -207,23 +211,28 @@ def main():
             steps = {}
             if have_torch:
                 steps["torch"], version = torch_trainer(cell, layers, V)
-            for softmax in ("full", "class"):
+            contenders = {"full": None, **{f"class by {m}": m for m in classes}}
+            for name, method in contenders.items():
+                softmax = "full" if method is None else "class"
                 cfg = NetworkConfig(vocab_size=V, cell=cell, embed=200, hidden=200, layers=layers,
                                     dropout=0.2, softmax=softmax,
-                                    n_classes=classes.n_classes if softmax == "class" else 0)
-                steps[softmax] = lmtool_trainer(cfg, classes if softmax == "class" else None)
+                                    n_classes=0 if method is None else classes[method].n_classes)
+                steps[name] = lmtool_trainer(cfg, None if method is None else classes[method])
             rates = interleaved_rates(steps, lambda: batches(ids, 20, 35), a.warmup, a.rounds,
                                       max(1, a.batches // a.rounds))
             torch_rate = rates.get("torch")
-            for softmax in ("full", "class"):
-                rate = rates[softmax]
-                gflops = rate * flops_per_token(cell, layers, 200, V, softmax, logits_class) / 1e9
+            for name, method in contenders.items():
+                softmax = "full" if method is None else "class"
+                rate = rates[name]
+                flops = flops_per_token(cell, layers, 200, V, softmax, logits.get(method, 0))
+                gflops = rate * flops / 1e9
                 ratio = f"{rate / torch_rate:.2f}x" if torch_rate else "-"
-                print(f"{cell} {layers}L {softmax + ' softmax':<16}{rate:>14,.0f}"
+                label = "full softmax" if method is None else f"class, {method[:4]}"
+                print(f"{cell} {layers}L {label:<16}{rate:>14,.0f}"
                       f"{(f'{torch_rate:,.0f}' if torch_rate else '-'):>13}{ratio:>8}"
                       f"{TARGETS[softmax]:>7.1f}x{gflops:>9.1f}{100 * gflops / peak:>7.0f}%", flush=True)
                 if a.profile:
-                    profile(steps[softmax], ids)
+                    profile(steps[name], ids)
 
 
 def recurrent_layer_rates(cell, rounds, per_round, warmup):

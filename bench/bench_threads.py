@@ -81,15 +81,15 @@ def train_steps_in_turns(softmax, rounds, block=5):
     import numpy as np
 
     from lmtool.dataset import read_corpus
-    from lmtool.kernels.softmax import make_classes
     from lmtool.neural.config import NetworkConfig
     from lmtool.neural.model import RecurrentModel
+    from lmtool.neural.session import TrainOptions, word_classes
     from lmtool.neural.train import TrainConfig, Trainer
     from lmtool.threads import set_blas_threads
 
     set_blas_threads(1)
     data = read_corpus([TRAIN])
-    classes = make_classes(np.bincount(data.ids, minlength=len(data.vocab)) + 1) if softmax == "class" else None
+    classes = word_classes(data, len(data.vocab), TrainOptions([TRAIN], "-")) if softmax == "class" else None
     config = NetworkConfig(vocab_size=len(data.vocab), embed=200, hidden=200, layers=2, softmax=softmax,
                            n_classes=classes.n_classes if classes else 0)
     trainers = {threads: Trainer(RecurrentModel.create(data.vocab, config, classes, seed=0), TrainConfig(lr=20.0),
