@@ -18,7 +18,9 @@ into class b changes that by
 
     gain(b) = sum_{v precedes w} [F(N(v, b) + n_vw) - F(N(v, b))] - [F(N(b) + n_w) - F(N(b))],
 
-so a pass costs (distinct bigrams) x C logarithms, over a dense N(v, c) table of contexts x classes.
+where the first bracket is F(n_vw) wherever N(v, b) = 0: a pass costs (distinct bigrams) x C steps, with a
+logarithm only for the nonzero cells of a dense N(v, c) table of contexts x classes (on KJV: 0.2 s
+per pass with sqrt(V) classes, 0.6 s with 800; 1.7 s on 10M tokens).
 Contexts beyond ``MAX_TABLE`` cells are pooled: the rarest context words share one row.
 
 Unconstrained, the clustering puts frequent words into large classes, and the class softmax computes
@@ -30,6 +32,9 @@ penalty x (N(b) + n_w (|b| + 1)) to the cost of moving w into b.
 import numpy as np
 from numba import njit
 
+PASSES = 20
+"""Most passes ``exchange_classes`` makes: on KJV the class bigram perplexity moves by under 0.1%
+after about 10 (57.92 after 7, 57.89 after 14, with no penalty)."""
 MAX_TABLE = 1 << 26
 """Cells of the int64 N(context, class) table (512 MB); more contexts than fit share its last row."""
 
@@ -67,12 +72,18 @@ def exchange_pass(indptr, context, pair_count, target_count, word_class, table, 
             nb = class_count[b]
             gain[b] = _xlogx(np.float64(nb)) - _xlogx(np.float64(nb + n_w))
             gain[b] -= penalty * (nb + n_w * (class_size[b] + 1))  # growth of sum_c N(c) |c|
+        alone = 0.0  # sum of F(n_vw): the gain where N(v, b) = 0, so only nonzero cells cost a log
         for k in range(lo, hi):
             row = table[context[k]]
-            n = pair_count[k]
+            n = np.float64(pair_count[k])
+            fn = _xlogx(n)
+            alone += fn
             for b in range(C):
                 x = row[b]
-                gain[b] += _xlogx(np.float64(x + n)) - _xlogx(np.float64(x))
+                if x:
+                    gain[b] += _xlogx(np.float64(x) + n) - _xlogx(np.float64(x)) - fn
+        for b in range(C):
+            gain[b] += alone
         best = a
         for b in range(C):
             if gain[b] > gain[best] + 1e-9 * abs(gain[best]) + 1e-12:
@@ -117,7 +128,7 @@ def class_bigram_loglik(table, class_count, target_count):
     return total
 
 
-def exchange_classes(contexts, targets, vocab_size, n_classes=None, penalty=1e-3, passes=20, tolerance=0.001,
+def exchange_classes(contexts, targets, vocab_size, n_classes=None, penalty=1e-3, passes=PASSES, tolerance=0.001,
                      log=None):
     """Word classes clustered by predictive exchange over (context, target) id pairs.
 

@@ -135,7 +135,7 @@ def run_training(options, progress=silent, echo=None):
         classes = None
         n_classes = 0
         if options.softmax == "class":
-            classes = word_classes(data, len(vocab), options, echo)
+            classes = word_classes(data, len(vocab), options, progress, echo)
             n_classes = classes.n_classes
         try:
             net_config = NetworkConfig(vocab_size=len(vocab), cell=options.cell, activation=options.activation,
@@ -181,28 +181,38 @@ def run_training(options, progress=silent, echo=None):
     return model
 
 
-def word_classes(data, vocab_size, options, echo=None):
+def word_classes(data, vocab_size, options, progress=silent, echo=None):
     """The classes of ``--softmax class``: ``--classes`` of them (default sqrt(V)) by ``--class-method``.
 
     Counts are of the words as the network predicts them, ``</s>`` included (one per sentence, so
     usually among the most frequent); every word counts one more, so unseen ones still get a class.
+    Exchange clustering shows a bar, a pass per step (about 0.2 s per pass on KJV, 1.7 s on 10M tokens).
     """
     import numpy as np
 
     from ..kernels.softmax import make_classes
-    from ..kernels.word_clusters import exchange_classes
+    from ..kernels.word_clusters import PASSES, exchange_classes
     from .batches import sentence_stream
 
     x, y, _ = sentence_stream(data.ids, data.lengths)
     try:
-        if options.class_method == "exchange":
-            def log(n, moved, loglik):
-                if echo:
-                    echo(f"exchange clustering, pass {n}: {moved} words moved, class bigram ppl "
-                         f"{math.exp(-loglik / len(y)):.2f}")
+        if options.class_method != "exchange":
+            return make_classes(np.bincount(y, minlength=vocab_size) + 1, options.n_classes)
+        bar = progress("clustering words", total=PASSES, unit="pass")
+        last = {}
 
-            return exchange_classes(x, y, vocab_size, options.n_classes, log=log)
-        return make_classes(np.bincount(y, minlength=vocab_size) + 1, options.n_classes)
+        def log(n, moved, loglik):
+            last.update(ppl=math.exp(-loglik / max(len(y), 1)))
+            bar.update(1)
+            bar.set_postfix_str(f"{moved} words moved, class bigram ppl {last['ppl']:.2f}")
+
+        try:
+            classes = exchange_classes(x, y, vocab_size, options.n_classes, log=log)
+        finally:
+            bar.close()
+        if echo and last:
+            echo(f"{classes.n_classes} classes by exchange clustering, class bigram perplexity {last['ppl']:.2f}")
+        return classes
     except ValueError as err:
         raise LmtoolError(f"--classes: {err}") from None
 
