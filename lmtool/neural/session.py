@@ -98,8 +98,6 @@ def run_training(options, progress=silent, echo=None):
     """Train as ``options`` say and return the trained ``RecurrentModel`` (also written to disk)."""
     options.check()
     set_threads(options.threads)
-    import numpy as np
-
     from .. import modelfile
     from ..dataset import read_corpus
     from ..vocab import read_vocab_file
