@@ -206,10 +206,10 @@ def _slice_plans(runs, n, step):
             if hi < sizes[r] and (limit is None or key[-1] < limit):
                 limit = key[-1]
         plan = []
-        for r, (lo, hi, key, merged_suffix) in enumerate(offered):
+        for r, (lo, hi, key, translated) in enumerate(offered):
             take = len(key) if limit is None else int(np.searchsorted(key, limit, "right"))
             if take:
-                plan.append((r, lo, key[:take], merged_suffix[:take]))
+                plan.append((r, lo, key[:take], translated[:take]))
                 done[r] = lo + take
         yield plan
 
@@ -219,6 +219,6 @@ def _merge_slice(runs, n, plan, V):
     ``positions`` giving each piece's rows their places among the slice's merged rows."""
     counts = np.concatenate([runs[r].rows("count", n, lo, lo + len(key)) for r, lo, key, _ in plan])
     unique, summed, position, first = merge_pieces([key for _, _, key, _ in plan], counts)
-    suffix = np.concatenate([merged_suffix for _, _, _, merged_suffix in plan])[first]
+    suffix = np.concatenate([translated for _, _, _, translated in plan])[first]
     part = unique // V, unique % V, summed, suffix
     return part, plan, np.split(position, np.cumsum([len(key) for _, _, key, _ in plan])[:-1])
