@@ -314,7 +314,7 @@ class RecurrentNetwork:
             self.grad[:] = 0
         else:
             zero_spans(self.grad, self._dirty)
-        self.grad_support = self._dirty = np.empty((0, 2), np.int64)
+        self.grad_cleared()
 
     def grad_cleared(self):
         """Declare that ``grad`` is zero everywhere (an optimiser step zeroed its support)."""
