@@ -36,7 +36,7 @@ from lmtool.kernels.dense import BLAS_BACKEND  # noqa: E402
 from lmtool.kernels.softmax import make_classes  # noqa: E402
 from lmtool.kernels.word_clusters import exchange_classes  # noqa: E402
 from lmtool.neural import NetworkConfig, RecurrentNetwork  # noqa: E402
-from lmtool.neural.optim import Optimizer, clip_scale  # noqa: E402
+from lmtool.neural.optim import Optimizer, scale_for_norm  # noqa: E402
 
 TARGETS = {"full": 1.5, "class": 8.0}
 """From the issue: full softmax >= 1.5x PyTorch; class softmax >= 8x PyTorch's full softmax."""
@@ -107,10 +107,11 @@ def lmtool_trainer(cfg, classes, seed=1111, lr=20.0, clip=0.25):
     sgd = Optimizer("sgd", net.params.size)
 
     def step(x, y):
-        _, _, state[0] = net.forward_backward(x, y, state[0], rng)
-        scale, _ = clip_scale(net.grad, clip, net.grad_support)
+        _, _, state[0] = net.forward_backward(x, y, state[0], rng, defer_output=True)
+        scale, _ = scale_for_norm(net.grad_norm(), clip)
         if sgd.step(net.params, net.grad, lr, scale, support=net.grad_support, clear=True):
             net.grad_cleared()
+        net.apply_deferred(lr * scale)
     return step
 
 

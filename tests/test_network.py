@@ -219,3 +219,32 @@ def test_gradient_is_zero_outside_its_support_and_clearing_only_the_support_is_e
         assert np.count_nonzero(sparse.grad[inside]) > 0
         if cfg.softmax == "class" and not cfg.tie:
             assert not inside.all()  # unread embedding rows are left out
+
+
+@pytest.mark.parametrize("case", [dict(cell="lstm", softmax="class", dropout=0.3),
+                                  dict(cell="gru", softmax="class", layers=2),
+                                  dict(cell="lstm", softmax="class", tie=True), dict(cell="lstm")],
+                         ids=case_id)
+def test_a_deferred_output_gradient_gives_the_same_norm_and_sgd_step(case):
+    """``defer_output``: an untied class softmax keeps its weights' gradient out of ``grad``
+    (``apply_deferred`` makes the SGD step); the norm and the step are those of the written gradient.
+    Tied weights and the full softmax write it as before."""
+    cfg = config(**case)
+    written, deferred = network(cfg), network(cfg)
+    x, y, reset = data()
+    losses = [net.forward_backward(x, y, net.init_state(B), np.random.default_rng(5), reset=reset,
+                                   defer_output=defer)[0] for net, defer in ((written, False), (deferred, True))]
+    assert losses[0] == losses[1]
+    defers = cfg.softmax == "class" and not cfg.tie
+    assert (deferred.deferred is not None) == defers and written.deferred is None
+    w = deferred.layout.offsets["embed" if cfg.tie else "output.W"]
+    in_w = lambda spans: any(a < w + V * cfg.hidden and b > w for a, b in spans)  # noqa: E731
+    assert in_w(written.grad_support) and in_w(deferred.grad_support) == (not defers)
+    dense_norm = np.sqrt(np.sum(written.grad ** 2))
+    assert written.grad_norm() == pytest.approx(dense_norm, rel=1e-12)
+    assert deferred.grad_norm() == pytest.approx(dense_norm, rel=1e-12)
+    for net in (written, deferred):
+        net.params -= 0.5 * net.grad
+        net.apply_deferred(0.5)
+        assert net.deferred is None
+    np.testing.assert_allclose(deferred.params, written.params, rtol=1e-12, atol=1e-14)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lmtool.kernels import dense, gru, lstm, rnn
-from lmtool.kernels.softmax import ClassSoftmax, FullSoftmax, WordClasses, make_classes
+from lmtool.kernels.softmax import ClassSoftmax, FactoredGradient, FullSoftmax, WordClasses, make_classes
 from tests import naive_recurrent as naive
 
 CELLS = [(lstm, None), (gru, None), (rnn, "tanh"), (rnn, "relu"), (rnn, "sigmoid")]
@@ -170,7 +170,7 @@ def outputs(classes):
 def softmax_case(out, dtype, seed=3):
     rng = np.random.default_rng(seed)
     p = {k: rng.normal(size=s).astype(dtype) for k, s in out.param_shapes().items()}
-    hs = rng.normal(size=(N, HO)).astype(dtype)
+    hs = rng.normal(size=(N, out.H)).astype(dtype)
     y = rng.integers(0, V, N).astype(np.int32)
     y[[3, 10]] = -1
     return p, hs, y
@@ -222,6 +222,69 @@ def test_softmax_gradients_match_central_differences_in_float64(kind, classes):
             numeric[idx] = (up - down) / (2 * eps)
         np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8, err_msg=name)
     assert not dhs[[3, 10]].any()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("H", [HO, 40])
+def test_class_softmax_deferred_gradient_and_norms_match_the_written_gradient(dtype, H, classes):
+    """``defer``: the output weights' gradient as factors (an SGD step applies them) instead of
+    written into g["W"]; either way the kernel's norm is that of the output rows it covers. A budget
+    of 7 logits cuts classes into several chunks; the norm of a class with few tokens for its size
+    and H is taken from the factors' dot products, of the others from the product written out."""
+    out = ClassSoftmax(V, H, classes, budget=7)
+    p, hs, y = softmax_case(out, dtype)
+    tol = dict(rtol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=1e-6)
+    g = {k: np.zeros_like(v) for k, v in p.items()}
+    dhs = np.empty_like(hs)
+    loss = out.loss(hs, p, y, 0.5, dhs, g)
+    starts, ends = out.touched_rows(y)
+    rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])
+    assert len(rows) < V and out.deferred is None
+    assert not g["W"][np.setdiff1d(np.arange(V), rows)].any()
+    norm2 = np.sum(g["W"][rows].astype(np.float64) ** 2) + np.sum(g["b"][rows].astype(np.float64) ** 2)
+    assert out.written_norm2 == pytest.approx(norm2, rel=tol["rtol"])
+    g2 = {k: np.zeros_like(v) for k, v in p.items()}
+    dhs2 = np.empty_like(hs)
+    assert out.loss(hs, p, y, 0.5, dhs2, g2, defer=True) == loss
+    np.testing.assert_array_equal(dhs2, dhs)
+    for name in ("b", "Wc", "bc"):
+        np.testing.assert_array_equal(g2[name], g[name])
+    assert not g2["W"].any()
+    assert out.written_norm2 == pytest.approx(norm2, rel=1e-10 if dtype == np.float64 else 1e-5)
+    W = p["W"].copy()
+    out.deferred.apply(W, 2.0)
+    np.testing.assert_allclose(W, p["W"] - 2.0 * g["W"], **tol)
+    assert out.loss(hs, p, y, 0.5, dhs2, g2) == loss and out.deferred is None
+
+
+def test_deferred_gradients_of_shards_join_into_their_sum(classes):
+    """Shards of a batch (``neural.parallel``): their deferred gradients joined class by class stand
+    for the sum of their written gradients, in norm and in the SGD step, also a share of classes at a
+    time (as threads apply them)."""
+    out = ClassSoftmax(V, 40, classes, budget=7)
+    written = {k: np.zeros(s) for k, s in out.param_shapes().items()}
+    parts = []
+    for seed in (3, 4, 5):
+        p, hs, y = softmax_case(out, np.float64, seed=3)
+        hs = np.random.default_rng(seed).normal(size=hs.shape)
+        y = np.random.default_rng(seed).integers(0, V, N).astype(np.int32)
+        y[seed] = -1
+        out.loss(hs, p, y, 0.5, np.empty_like(hs), written)
+        out.loss(hs, p, y, 0.5, np.empty_like(hs), {k: np.zeros_like(v) for k, v in p.items()}, defer=True)
+        parts.append(out.deferred)
+    joined = FactoredGradient.join(parts)
+    assert joined.squared_norm() == pytest.approx(np.sum(written["W"] ** 2), rel=1e-10)
+    W = p["W"].copy()
+    joined.apply(W, 0.5)
+    np.testing.assert_allclose(W, p["W"] - 0.5 * written["W"], rtol=1e-12)
+    ranges = joined.split(3)
+    assert ranges[0][0] == 0 and ranges[-1][1] == classes.n_classes
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    W2 = p["W"].copy()
+    for part in ranges:
+        joined.apply(W2, 0.5, part)
+    np.testing.assert_array_equal(W2, W)
+    assert sum(joined.squared_norm(part) for part in ranges) == pytest.approx(joined.squared_norm(), rel=1e-12)
 
 
 @pytest.mark.parametrize("kind", [0, 1], ids=["full", "class"])

@@ -115,11 +115,41 @@ def test_sharded_gradient_equals_the_whole_batch_gradient(kw):
     assert drop1.random() == drop2.random()  # the same dropout draws were consumed
 
 
-def test_training_on_two_threads_is_deterministic_and_close_to_one(tmp_path):
+@pytest.mark.parametrize("kw", [dict(cell="gru", softmax="class"), dict(cell="lstm", softmax="class", layers=2,
+                                                                           dropout=0.3)])
+def test_sharded_deferred_gradient_gives_the_whole_batch_norm_and_step(kw):
+    """With ``defer_output`` the shards' output-weight gradients are joined, normed and applied on
+    the threads: the same norm and SGD step as the whole batch's written gradient."""
+    net, whole = network(kw), network(kw)
+    rng = np.random.default_rng(1)
+    T, B = 6, 7
+    x = rng.integers(0, 40, (T, B)).astype(np.int32)
+    y = rng.integers(0, 40, (T, B)).astype(np.int32)
+    y[2, 4] = -1
+    whole.forward_backward(x, y, whole.init_state(B), np.random.default_rng(5))
+    norm = np.linalg.norm(whole.grad)
+    Optimizer("sgd", whole.params.size).step(whole.params, whole.grad, 20.0, 0.5)
+    parallel = DataParallel(net, B, 3)
+    try:
+        parallel.forward_backward(x, y, net.init_state(B), np.random.default_rng(5), defer_output=True)
+        assert net.deferred is not None and all(n.deferred is None for n in parallel.nets[1:])
+        assert parallel.grad_norm == pytest.approx(norm, rel=1e-12)
+        Optimizer("sgd", net.params.size).step(net.params, net.grad, 20.0, 0.5, map_spans=parallel.map_spans,
+                                               support=net.grad_support)
+        parallel.apply_deferred(20.0 * 0.5)
+        assert net.deferred is None
+    finally:
+        parallel.close()
+    np.testing.assert_allclose(net.params, whole.params, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kw", [dict(optimizer="adam"), dict(softmax="class", optimizer="sgd", lr=5.0)],
+                         ids=["full-adam", "class-sgd"])  # SGD at lr 20 makes float sums' order visible
+def test_training_on_two_threads_is_deterministic_and_close_to_one(kw, tmp_path):
     def train(name, threads):
         run_training(TrainOptions(corpus=[str(TINY_TRAIN)], output=str(tmp_path / name), valid=str(TINY_TEST),
-                                  hidden=16, embed=16, epochs=1, batch=8, bptt=12, optimizer="adam",
-                                  dropout=0.1, seed=3, threads=threads))
+                                  hidden=16, embed=16, epochs=1, batch=8, bptt=12, dropout=0.1, seed=3,
+                                  threads=threads, **kw))
         return lmtool.load(tmp_path / name)
 
     one, two = train("one.lm", 1), train("two.lm", 2)

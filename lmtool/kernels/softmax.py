@@ -13,6 +13,10 @@ Class-factored softmax (Mikolov et al. 2011, "Extensions of recurrent neural net
 Output rows are in *position* order, where each class covers a contiguous range start[c]..start[c+1];
 ``WordClasses.rank`` maps word ids to positions. Per token only the C class logits and the logits of
 the target's class are computed: tokens are grouped by class so that each class is a small matmul.
+Its weight gradient covers most rows of W at every step (on KJV 9,600 of 12,388 with exchange
+classes), and the output rows' passes over memory are what a class step spends most on after the
+recurrent layers: for SGD the gradient can instead stay as per-class factors (p - onehot and the
+hidden rows, ``FactoredGradient``), which the update multiplies out straight into W.
 """
 
 import math
@@ -22,6 +26,7 @@ import numpy as np
 from numba import njit
 
 from .dense import KERNEL, check, exp, gemm
+from .optim import squared_norm
 
 BLOCK_ELEMENTS = 1 << 24
 """Logits per full-softmax block (64 MB in float32), at most 1024 rows. Measured on a 12k vocabulary:
@@ -130,8 +135,8 @@ def full_softmax(hs, W, b, y, scale, block, grad, dhs, dW, db, logp, z, hb, dhb,
 
 @njit(**KERNEL)
 def class_softmax(hs, Wc, bc, W, b, start, word_class, y, scale, budget, grad, dhs, dWc, dbc, dW, db,
-                  logp, z, hb, dhb, rows, tgt, yc):
-    """Class-factored softmax cross-entropy of N tokens; returns the loss sum (float64).
+                  logp, z, hb, dhb, rows, tgt, yc, factors, factors_at, tokens_at):
+    """Class-factored softmax cross-entropy of N tokens; returns the loss sum (float64) and a norm.
 
     hs: float[N, H]; Wc: float[C, H]; bc: float[C]; W: float[V, H]; b: float[V] (rows in position
     order); start: int32[C+1] class ranges; word_class: int32[V] class of each position;
@@ -139,6 +144,20 @@ def class_softmax(hs, Wc, bc, W, b, start, word_class, y, scale, budget, grad, d
     grad: also backward, writing dhs: float[N, H] and accumulating dWc, dbc, dW, db.
     logp: float64[N] written with log p(c(y)) + log p(y | c(y)) (0 for ignored rows).
     Scratch: z: float[max(budget, N * C, largest class)]; hb, dhb: float[N, H]; rows, tgt, yc: int32[N].
+    hb ends up holding the hidden rows grouped by class: rows tokens_at[c]:tokens_at[c+1] are class c's
+    (tokens_at: int64[C+1], written).
+
+    Deferred gradient: with ``factors`` of at least sum over tokens of their class's size (else pass
+    float[0]), dW is not touched. Class c's gradient is left as the product of its factors instead:
+        dW[start[c]:start[c+1]] = Z_c' hb[tokens_at[c]:tokens_at[c+1]]
+    where Z_c = factors[factors_at[c]:factors_at[c+1]] reshaped [k_c, m_c] is scale * (p - onehot)
+    (factors_at: int64[C+1], written). ``apply_factors`` then updates W with them: an SGD step
+    that reads and writes W's rows once, where the gradient rows would make four more passes over
+    memory (accumulate, norm, update, clear).
+
+    Also returns the squared norm (float64) of the rows of dW and db it wrote (or that the factors
+    stand for), as they stand after this call (0 without grad): taken class by class while the rows
+    are in cache, it spares the gradient clipping a pass over them.
     """
     N, H = hs.shape
     C = Wc.shape[0]
@@ -146,7 +165,8 @@ def class_softmax(hs, Wc, bc, W, b, start, word_class, y, scale, budget, grad, d
         yc[i] = word_class[y[i]] if y[i] >= 0 else -1
     total = full_softmax(hs, Wc, bc, yc, scale, N, grad, dhs, dWc, dbc, logp, z, hb, dhb, rows, tgt)
     # Group the valid tokens by class (counting sort): rows[offset[c]:offset[c+1]] are class c's.
-    offset = np.zeros(C + 1, np.int64)
+    offset = tokens_at
+    offset[:] = 0
     for i in range(N):
         if yc[i] >= 0:
             offset[yc[i] + 1] += 1
@@ -157,26 +177,116 @@ def class_softmax(hs, Wc, bc, W, b, start, word_class, y, scale, budget, grad, d
         if yc[i] >= 0:
             rows[fill[yc[i]]] = i
             fill[yc[i]] += 1
+    defer = grad and factors.shape[0] > 0
     lp = np.empty(N, np.float64)
+    written = 0.0
+    at = 0
     for c in range(C):
         s, e = start[c], start[c + 1]
         m = e - s
-        if m == 1:
-            continue  # p(w | c) = 1: no loss, no gradient
+        factors_at[c] = at
+        if m == 1 or offset[c] == offset[c + 1]:
+            continue  # p(w | c) = 1: no loss, no gradient; or no token of this class
         per = max(1, min(N, budget // m))
         for r0 in range(offset[c], offset[c + 1], per):
             k = min(offset[c + 1], r0 + per) - r0
             for i in range(k):
                 tgt[i] = y[rows[r0 + i]] - s
-                hb[i, :] = hs[rows[r0 + i], :]
-            _block(hb[:k], W[s:e], b[s:e], tgt[:k], scale, z[:k * m].reshape((k, m)), grad, dhb[:k],
-                   dW[s:e], db[s:e], lp[:k])
+                hb[r0 + i, :] = hs[rows[r0 + i], :]
+            if defer:
+                zk = factors[at:at + k * m].reshape((k, m))
+                at += k * m
+                dWk = dW[s:s]  # no rows: the weights' gradient stays in the factors
+            else:
+                zk = z[:k * m].reshape((k, m))
+                dWk = dW[s:e]
+            _block(hb[r0:r0 + k], W[s:e], b[s:e], tgt[:k], scale, zk, grad, dhb[:k], dWk, db[s:e], lp[:k])
             for i in range(k):
                 logp[rows[r0 + i]] += lp[i]
                 total -= lp[i]
                 if grad:
                     dhs[rows[r0 + i], :] += dhb[i, :]
+        if defer:
+            written += squared_norm(db[s:e]) + _product_norm(
+                factors[factors_at[c]:at].reshape((offset[c + 1] - offset[c], m)), hb[offset[c]:offset[c + 1]])
+        elif grad:
+            written += squared_norm(db[s:e]) + squared_norm(dW.reshape(dW.size)[s * H:e * H])
+    factors_at[C] = at
+    return total, written
+
+
+@njit(**KERNEL)
+def _product_norm(a, b):
+    """Squared Frobenius norm (float64) of a' b for a: float[k, m], b: float[k, H], without writing
+    it out when k is small: ||a' b||^2 = sum over i, j of (a_i . a_j)(b_i . b_j)."""
+    k, m = a.shape
+    H = b.shape[1]
+    if k * (m + H) >= m * H:
+        d = np.empty(m * H, a.dtype)
+        gemm(True, False, 1.0, a, b, 0.0, d.reshape((m, H)))
+        return squared_norm(d)
+    total = 0.0
+    for i in range(k):
+        total += np.float64(_dot(a[i], a[i])) * np.float64(_dot(b[i], b[i]))
+        for j in range(i):
+            total += 2.0 * np.float64(_dot(a[i], a[j])) * np.float64(_dot(b[i], b[j]))
     return total
+
+
+@njit(**KERNEL)
+def _dot(u, v):
+    s = u.dtype.type(0.0)
+    for i in range(u.shape[0]):
+        s += u[i] * v[i]
+    return s
+
+
+@njit(**KERNEL)
+def apply_factors(W, start, factors, factors_at, hb, tokens_at, rate, c0, c1):
+    """W[start[c]:start[c+1]] -= rate * Z_c' hb_c for the classes c0 <= c < c1 with tokens: the SGD
+    step of a deferred class-softmax gradient (see ``class_softmax``), one product per class."""
+    for c in range(c0, c1):
+        if factors_at[c + 1] == factors_at[c]:
+            continue  # no token, or a one-word class
+        s, e = start[c], start[c + 1]
+        z = factors[factors_at[c]:factors_at[c + 1]].reshape((tokens_at[c + 1] - tokens_at[c], e - s))
+        gemm(True, False, -rate, z, hb[tokens_at[c]:tokens_at[c + 1]], 1.0, W[s:e])
+
+
+@njit(**KERNEL)
+def factors_norm(start, factors, factors_at, hb, tokens_at, c0, c1):
+    """Squared norm (float64) of the deferred gradient's rows of the classes c0 <= c < c1."""
+    total = 0.0
+    for c in range(c0, c1):
+        if factors_at[c + 1] > factors_at[c]:
+            total += _product_norm(factors[factors_at[c]:factors_at[c + 1]].reshape(
+                (tokens_at[c + 1] - tokens_at[c], start[c + 1] - start[c])), hb[tokens_at[c]:tokens_at[c + 1]])
+    return total
+
+
+@njit(**KERNEL)
+def join_factors(factors, factors_at, factor_base, hb, tokens_at, token_base, out_factors, out_factors_at,
+                 out_hb, out_tokens_at):
+    """Deferred gradients of S shards (concatenated: ``factors`` and ``hb`` from ``factor_base[s]``
+    and ``token_base[s]``, with their int64[S, C+1] offsets) summed into one, in shard order: each
+    class's factors and hidden rows are the shards' one after the other (Z' H = sum of Z_s' H_s)."""
+    S, C1 = factors_at.shape
+    at = 0
+    row = 0
+    for c in range(C1 - 1):
+        out_factors_at[c] = at
+        out_tokens_at[c] = row
+        for s in range(S):
+            a, b = factor_base[s] + factors_at[s, c], factor_base[s] + factors_at[s, c + 1]
+            if b == a:
+                continue
+            out_factors[at:at + b - a] = factors[a:b]
+            at += b - a
+            for r in range(token_base[s] + tokens_at[s, c], token_base[s] + tokens_at[s, c + 1]):
+                out_hb[row, :] = hb[r, :]
+                row += 1
+    out_factors_at[C1 - 1] = at
+    out_tokens_at[C1 - 1] = row
 
 
 @njit(**KERNEL)
@@ -302,6 +412,55 @@ def make_classes(counts, n_classes=None, method="sqrt"):
     return WordClasses.from_arrays(order, start)
 
 
+@dataclass(frozen=True, eq=False)
+class FactoredGradient:
+    """A class softmax's gradient of W left as factors (``ClassSoftmax.loss(..., defer=True)``): class
+    c's rows are Z_c' H_c (see ``class_softmax``), where Z_c are the class's scaled p - onehot and H_c
+    its tokens' hidden rows. Methods take an optional range of classes (c0, c1), so that threads can
+    share the work (``split``) on disjoint rows."""
+
+    start: np.ndarray
+    factors: np.ndarray
+    factors_at: np.ndarray
+    hidden: np.ndarray
+    tokens_at: np.ndarray
+
+    def _range(self, classes):
+        return classes if classes is not None else (0, len(self.start) - 1)
+
+    def apply(self, W, rate, classes=None):
+        """W -= rate * gradient, on the rows of the classes it covers (an SGD step)."""
+        apply_factors(W, self.start, self.factors, self.factors_at, self.hidden, self.tokens_at, rate,
+                      *self._range(classes))
+
+    def squared_norm(self, classes=None):
+        """The gradient's squared norm (float64)."""
+        return factors_norm(self.start, self.factors, self.factors_at, self.hidden, self.tokens_at,
+                            *self._range(classes))
+
+    def split(self, parts):
+        """``parts`` ranges of classes (c0, c1) with near-equal shares of the factors (of the work)."""
+        C = len(self.start) - 1
+        cuts = np.searchsorted(self.factors_at, self.factors_at[-1] * np.arange(1, parts) / parts)
+        edges = [0, *np.minimum(cuts, C).tolist(), C]
+        return [(a, b) for a, b in zip(edges[:-1], edges[1:])]
+
+    @classmethod
+    def join(cls, parts):
+        """The sum of deferred gradients (shards of one batch) as one, class by class in the parts' order."""
+        if len(parts) == 1:
+            return parts[0]
+        base = lambda sizes: np.cumsum([0, *sizes[:-1]]).astype(np.int64)  # noqa: E731
+        factors = np.concatenate([p.factors for p in parts])
+        hidden = np.concatenate([p.hidden for p in parts])
+        out = cls(parts[0].start, np.empty_like(factors), np.empty_like(parts[0].factors_at), np.empty_like(hidden),
+                  np.empty_like(parts[0].tokens_at))
+        join_factors(factors, np.stack([p.factors_at for p in parts]), base([len(p.factors) for p in parts]),
+                     hidden, np.stack([p.tokens_at for p in parts]), base([len(p.hidden) for p in parts]),
+                     out.factors, out.factors_at, out.hidden, out.tokens_at)
+        return out
+
+
 # ---------------------------------------------------------------------------------------------------
 # Output layers: one object per kind, behind the same interface (see ``OUTPUTS``).
 
@@ -333,6 +492,8 @@ class FullSoftmax:
         self.V, self.H = V, H
         self.block = block_rows or max(64, min(1024, BLOCK_ELEMENTS // V))
         self.scratch = _Scratch()
+        self.written_norm2 = self.deferred = None
+        """Always None: the full softmax writes its whole gradient and leaves its norm to the caller."""
 
     def param_shapes(self):
         return {"W": (self.V, self.H), "b": (self.V,)}
@@ -348,8 +509,9 @@ class FullSoftmax:
                             s.get("rows", N, np.int32), s.get("tgt", N, np.int32))
         return loss, logp
 
-    def loss(self, hs, p, y, scale, dhs, g):
-        """Loss sum over targets y: int32[N] (positions; < 0 ignored); writes dhs, accumulates g."""
+    def loss(self, hs, p, y, scale, dhs, g, defer=False):
+        """Loss sum over targets y: int32[N] (positions; < 0 ignored); writes dhs, accumulates g
+        (``defer`` is ignored: there is no cheaper form of this gradient)."""
         _check_rows(hs, y, self.H)
         check("dhs", dhs, hs.shape, hs.dtype)
         return self._run(hs, p, y, scale, True, dhs, g)[0]
@@ -381,30 +543,47 @@ class ClassSoftmax:
         self.V, self.H, self.classes, self.budget = V, H, classes, budget
         self.largest = int(np.diff(classes.start).max())
         self.scratch = _Scratch()
+        self.sizes = np.diff(classes.start)
+        self.written_norm2 = self.deferred = None
+        """After ``loss``: the squared norm of g["W"] (or of the deferred gradient) and g["b"] over
+        ``touched_rows(y)`` as they stood after that call (taken in the kernel while the rows were in
+        cache); the deferred gradient or None."""
 
     def param_shapes(self):
         C = self.classes.n_classes
         return {"W": (self.V, self.H), "b": (self.V,), "Wc": (C, self.H), "bc": (C,)}
 
-    def _run(self, hs, p, y, scale, grad, dhs, g):
+    def _run(self, hs, p, y, scale, grad, dhs, g, defer=False):
         N, H = hs.shape
         C = self.classes.n_classes
         dt, s = hs.dtype, self.scratch
         logp = np.empty(N, np.float64)
         zsize = max(self.budget, N * C, self.largest)
         cl = self.classes
-        loss = class_softmax(hs, p["Wc"], p["bc"], p["W"], p["b"], cl.start, cl.word_class, y, scale,
-                             self.budget, grad, dhs, g["Wc"], g["bc"], g["W"], g["b"], logp,
-                             s.get("z", zsize, dt), s.get("hb", N * H, dt).reshape(N, H),
-                             s.get("dhb", N * H, dt).reshape(N, H), s.get("rows", N, np.int32),
-                             s.get("tgt", N, np.int32), s.get("yc", N, np.int32))
-        return loss, logp
+        if defer:  # arrays of their own: they outlive this call
+            factors = np.empty(int(self.sizes[cl.word_class[y[y >= 0]]].sum()), dt)
+            hidden = np.empty((N, H), dt)
+        else:
+            factors, hidden = np.empty(0, dt), s.get("hb", N * H, dt).reshape(N, H)
+        factors_at, tokens_at = np.empty(C + 1, np.int64), np.empty(C + 1, np.int64)
+        loss, written = class_softmax(hs, p["Wc"], p["bc"], p["W"], p["b"], cl.start, cl.word_class, y,
+                                      scale, self.budget, grad, dhs, g["Wc"], g["bc"], g["W"], g["b"], logp,
+                                      s.get("z", zsize, dt), hidden, s.get("dhb", N * H, dt).reshape(N, H),
+                                      s.get("rows", N, np.int32), s.get("tgt", N, np.int32),
+                                      s.get("yc", N, np.int32), factors, factors_at, tokens_at)
+        deferred = FactoredGradient(cl.start, factors, factors_at, hidden, tokens_at) if defer else None
+        return loss, logp, written, deferred
 
-    def loss(self, hs, p, y, scale, dhs, g):
-        """Loss sum over targets y: int32[N] (positions; < 0 ignored); writes dhs, accumulates g."""
+    def loss(self, hs, p, y, scale, dhs, g, defer=False):
+        """Loss sum over targets y: int32[N] (positions; < 0 ignored); writes dhs, accumulates g.
+
+        ``defer``: leave g["W"] alone and keep its gradient as factors in ``deferred`` (a
+        ``FactoredGradient``, whose ``apply`` makes the SGD step), else ``deferred`` is None.
+        """
         _check_rows(hs, y, self.H)
         check("dhs", dhs, hs.shape, hs.dtype)
-        return self._run(hs, p, y, scale, True, dhs, g)[0]
+        loss, _, self.written_norm2, self.deferred = self._run(hs, p, y, scale, True, dhs, g, defer)
+        return loss
 
     def log_probs(self, hs, p, y):
         """float64[N] natural-log probabilities of targets y (0 where y < 0)."""

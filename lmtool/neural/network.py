@@ -16,10 +16,12 @@ softmax ``output.Wc`` [C, H], ``output.bc`` [C]. With a class softmax, embedding
 class *position* order: row k belongs to word ``classes.order[k]``.
 """
 
+import math
+
 import numpy as np
 
 from ..kernels.dense import dropout_mask, gather_rows, multiply, scatter_add_rows
-from ..kernels.optim import zero_spans
+from ..kernels.optim import squared_norm, squared_norm_spans, zero_spans
 from ..kernels.softmax import ClassSoftmax, FullSoftmax
 from .config import CELLS
 from .support import merge_spans, range_spans, row_spans
@@ -177,6 +179,8 @@ class RecurrentNetwork:
                                       if n not in ("embed", "output.W", "output.b")], np.int64).reshape(-1, 2)
         self.grad_support = self._dirty = np.empty((0, 2), np.int64)
         """grad_support: spans (``neural.support``) outside which ``grad`` is zero (None: unknown)."""
+        self._norm_parts = None  # (squared norm of the output rows written, the other spans): grad_norm
+        self.deferred = None  # the output weights' gradient, when forward_backward deferred it
 
     @staticmethod
     def _group(views, prefix):
@@ -269,7 +273,8 @@ class RecurrentNetwork:
         c = np.stack([ws["c"][-1] for ws in wss]) if "c" in self.cell.STATE else None
         return NetworkState(h, c)
 
-    def forward_backward(self, x_ids, y_ids, state, dropout_rng=None, reset=None, masks=None, normaliser=None):
+    def forward_backward(self, x_ids, y_ids, state, dropout_rng=None, reset=None, masks=None, normaliser=None,
+                         defer_output=False):
         """One truncated-BPTT segment: loss and gradient of the mean cross-entropy.
 
         x_ids, y_ids: int[T, B] input and target word ids (targets < 0 ignored); state: NetworkState
@@ -278,6 +283,9 @@ class RecurrentNetwork:
         loss_sum / n_tokens. Returns (loss_sum in nats, n_tokens, state after the segment).
         A shard of a bigger batch (see ``neural.parallel``) passes its slice of the batch's dropout
         ``masks`` (from ``dropout_masks``) and the batch's token count as ``normaliser``.
+        ``defer_output``: a class softmax (untied) may leave the output weights' gradient out of
+        ``grad`` and in ``deferred`` (``kernels.softmax.FactoredGradient``), for an SGD step to apply
+        with ``apply_deferred``; ``grad_support`` and ``grad_norm`` account for it.
         """
         pos, tgt = self._positions(x_ids), self._positions(y_ids)
         if pos.shape != tgt.shape or pos.ndim != 2:
@@ -289,12 +297,15 @@ class RecurrentNetwork:
         new_state = self._final_state(wss)
         n_tokens = int(np.count_nonzero(tgt >= 0))
         self.clear_grad()
-        self.grad_support = self._dirty = self._support(pos, tgt)
+        defer = defer_output and self.classes is not None and not self.config.tie
+        rest, self.grad_support = self._support(pos, tgt, weights=not defer)
+        self._dirty = self.grad_support
         H = self.config.hidden
         dtop = np.empty((T, B, H), self.dtype)
         scale = 1.0 / max(n_tokens if normaliser is None else normaliser, 1)
         loss = self.output.loss(top.reshape(T * B, H), self._out_p, tgt.reshape(-1),
-                                scale, dtop.reshape(T * B, H), self._out_g)
+                                scale, dtop.reshape(T * B, H), self._out_g, defer)
+        self.deferred = self.output.deferred
         d = dtop
         act = self.config.activation
         for l in range(self.config.layers - 1, -1, -1):
@@ -306,7 +317,27 @@ class RecurrentNetwork:
         if masks is not None:
             multiply(d.reshape(-1), masks[0].reshape(-1), d.reshape(-1))
         scatter_add_rows(d.reshape(T * B, -1), pos.reshape(-1), self.g["embed"])
+        if self.output.written_norm2 is not None and not self.config.tie:
+            self._norm_parts = (self.output.written_norm2, rest)
         return float(loss), n_tokens, new_state
+
+    def apply_deferred(self, rate):
+        """Output weights -= rate * the gradient ``forward_backward`` deferred, if any (an SGD step
+        with the rate and clipping of the optimiser's step over ``grad``)."""
+        if self.deferred is not None:
+            self.deferred.apply(self.p["output.W"], rate)
+            self.deferred = None
+
+    def grad_norm(self):
+        """The L2 norm of the gradient (``grad``, read only on its support, and anything deferred);
+        after ``forward_backward`` with a class softmax (untied) the output rows' share is the one the
+        softmax kernel took as it wrote them."""
+        if self._norm_parts is not None:
+            written, rest = self._norm_parts
+            return math.sqrt(written + squared_norm_spans(self.grad, rest))
+        if self.grad_support is None:
+            return math.sqrt(squared_norm(self.grad))
+        return math.sqrt(squared_norm_spans(self.grad, self.grad_support))
 
     def clear_grad(self):
         """Zero ``grad``: only the spans written since the last clear, when they are known."""
@@ -319,22 +350,26 @@ class RecurrentNetwork:
     def grad_cleared(self):
         """Declare that ``grad`` is zero everywhere (an optimiser step zeroed its support)."""
         self.grad_support = self._dirty = np.empty((0, 2), np.int64)
+        self._norm_parts = None
 
     def grad_written(self, spans=None):
         """Declare that ``grad`` was written outside ``forward_backward`` (e.g. shards summed into it),
         within ``spans`` if given (else anywhere)."""
         self.grad_support = self._dirty = spans
+        self._norm_parts = None
 
-    def _support(self, pos, tgt):
+    def _support(self, pos, tgt, weights=True):
         """The spans of ``grad`` that a segment with input positions ``pos`` and targets ``tgt`` writes:
         the layers and class weights whole, the embedding rows read, the output rows of the targets'
-        classes (all rows for a full softmax)."""
+        classes (all rows for a full softmax; without ``weights`` the rows of b only). Returns (the
+        spans besides the output rows, all)."""
         o = self.layout.offsets
         H, E = self.config.hidden, self.config.embed
         w_at = o["embed"] if self.config.tie else o["output.W"]
         starts, ends = self.output.touched_rows(tgt.reshape(-1))
-        return merge_spans([self._dense_spans, row_spans(o["embed"], E, pos[pos >= 0]),
-                            range_spans(w_at, H, starts, ends), range_spans(o["output.b"], 1, starts, ends)])
+        rest = merge_spans([self._dense_spans, row_spans(o["embed"], E, pos[pos >= 0])])
+        out = [range_spans(w_at, H, starts, ends)] if weights else []
+        return rest, merge_spans([rest, *out, range_spans(o["output.b"], 1, starts, ends)])
 
     def log_probs(self, x_ids, y_ids, state, reset=None):
         """Natural-log probabilities of the targets, without dropout or gradient.

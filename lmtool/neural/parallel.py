@@ -5,7 +5,9 @@ parameters, owning its gradient and workspaces); the shards' gradients are then 
 order into the main network's gradient, for one optimiser step. Dropout masks are drawn for the
 whole batch from the one generator, exactly as a single thread draws them, and sliced per shard;
 the state carried between segments stays per column. So the arithmetic is the single-threaded
-one up to the order of float sums, and a seed and a thread count fix the result.
+one up to the order of float sums, and a seed and a thread count fix the result. A class softmax's
+deferred weight gradients (``RecurrentNetwork.forward_backward(defer_output=True)``) are joined
+class by class, then normed and applied by the threads, each a share of the classes.
 """
 
 import math
@@ -14,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..kernels.optim import add_spans, squared_norm_spans
+from ..kernels.softmax import FactoredGradient
 from ..threads import set_blas_threads
 from .network import NetworkState, RecurrentNetwork
 from .support import merge_spans, split_spans
@@ -57,8 +60,9 @@ class DataParallel:
             if self.blas_threads:
                 set_blas_threads(self.blas_threads)
 
-    def forward_backward(self, x_ids, y_ids, state, dropout_rng=None, reset=None):
-        """As ``RecurrentNetwork.forward_backward`` for the whole batch; the gradient ends in net.grad."""
+    def forward_backward(self, x_ids, y_ids, state, dropout_rng=None, reset=None, defer_output=False):
+        """As ``RecurrentNetwork.forward_backward`` for the whole batch; the gradient ends in net.grad
+        (and a deferred one, joined from the shards', in net.deferred: see ``apply_deferred``)."""
         self._start()
         T, B = x_ids.shape
         masks = self.net.dropout_masks(T, B, dropout_rng)
@@ -71,12 +75,19 @@ class DataParallel:
             return self.nets[k].forward_backward(
                 np.ascontiguousarray(x_ids[:, a:b]), np.ascontiguousarray(y_ids[:, a:b]), shard_state,
                 reset=None if reset is None else np.ascontiguousarray(reset[:, a:b]),
-                masks=shard_masks, normaliser=total)
+                masks=shard_masks, normaliser=total, defer_output=defer_output)
 
         results = list(self.pool.map(run, range(len(self.bounds))))
         support = merge_spans([n.grad_support for n in self.nets])
-        self.grad_norm = math.sqrt(sum(self.pool.map(self._sum_gradients, split_spans(support, len(self.nets)))))
+        norm2 = sum(self.pool.map(self._sum_gradients, split_spans(support, len(self.nets))))
         self.net.grad_written(support)
+        if self.net.deferred is not None:
+            deferred = FactoredGradient.join([n.deferred for n in self.nets])
+            norm2 += sum(self.pool.map(deferred.squared_norm, deferred.split(len(self.nets))))
+            for n in self.nets:
+                n.deferred = None
+            self.net.deferred = deferred
+        self.grad_norm = math.sqrt(norm2)
         loss = 0.0
         for shard_loss, _, _ in results:
             loss += shard_loss
@@ -86,6 +97,14 @@ class DataParallel:
         """fn(part) on the threads, a part each (optimiser steps): spans (a, b) covering the parameter
         vector, or with ``support`` (int64[k, 2] spans) its share of the support (``split_spans``)."""
         list(self.pool.map(fn, self.sum_bounds if support is None else split_spans(support, len(self.nets))))
+
+    def apply_deferred(self, rate):
+        """``RecurrentNetwork.apply_deferred`` on the threads, each a share of the classes."""
+        deferred = self.net.deferred
+        if deferred is not None:
+            W = self.net.p["output.W"]
+            list(self.pool.map(lambda part: deferred.apply(W, rate, part), deferred.split(len(self.nets))))
+            self.net.deferred = None
 
     def _sum_gradients(self, spans):
         """net.grad += each other shard's gradient over ``spans`` (part of the shards' joint support),

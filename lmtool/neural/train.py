@@ -22,7 +22,7 @@ from .. import modelfile
 from ..errors import LmtoolError
 from ..progress import silent
 from .batches import columns, sentence_stream
-from .optim import DEFAULT_LR, Optimizer, clip_scale, scale_for_norm
+from .optim import DEFAULT_LR, Optimizer, scale_for_norm
 
 CHECKPOINT_VERSION = 1
 
@@ -172,13 +172,15 @@ class Trainer:
     def _step(self):
         cfg = self.config
         a, b = self.position, min(self.position + cfg.bptt, self.x.shape[0])
-        run = self.net.forward_backward if self.parallel is None else self.parallel.forward_backward
-        loss, n, state = run(self.x[a:b], self.y[a:b], self.state, self.rng, reset=self.reset[a:b])
+        net = self.net if self.parallel is None else self.parallel
+        # SGD may leave the output weights' gradient in factors, for apply_deferred below.
+        loss, n, state = net.forward_backward(self.x[a:b], self.y[a:b], self.state, self.rng,
+                                              reset=self.reset[a:b], defer_output=self.optimizer.kind == "sgd")
         if not math.isfinite(loss):
             self._diverged(loss)
         support = self.net.grad_support
         if self.parallel is None:
-            scale, _ = clip_scale(self.net.grad, cfg.clip, support)
+            scale, _ = scale_for_norm(self.net.grad_norm(), cfg.clip)
             map_spans = None
         else:
             scale, _ = scale_for_norm(self.parallel.grad_norm, cfg.clip)
@@ -186,6 +188,7 @@ class Trainer:
         if self.optimizer.step(self.net.params, self.net.grad, self.lr, scale, map_spans=map_spans,
                                support=support, clear=True):
             self.net.grad_cleared()
+        net.apply_deferred(self.lr * scale)
         self.state = state
         self.position = b
         self.epoch_loss += loss
