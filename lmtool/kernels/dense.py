@@ -23,8 +23,10 @@ import math
 import os
 
 import llvmlite.binding as llvm
+import llvmlite.ir
 import numpy as np
 from numba import cfunc, njit, types
+from numba.core import cgutils
 from numba.extending import get_cython_function_address, intrinsic, overload
 
 KERNEL = dict(cache=True, fastmath=True, error_model="numpy", nogil=True)
@@ -163,6 +165,22 @@ def exp(x):
 def sigmoid(x):
     """Logistic function 1 / (1 + exp(-x))."""
     return 1.0 / (1.0 + math.exp(-x))
+
+
+@intrinsic
+def fmax(typingctx, a, b):
+    """The larger of two floats of one type (LLVM's maxnum). A running maximum written with it
+    vectorises; with ``max``, which Numba compiles with a branch for NaN, it does not: the maximum
+    of a softmax row was 3x slower (11.6 against 3.9 ms over 700 rows of 12,388 logits)."""
+    if a != b or a not in (types.float32, types.float64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        real = context.get_value_type(a)
+        name = "llvm.maxnum.f32" if a == types.float32 else "llvm.maxnum.f64"
+        fn = cgutils.get_or_insert_function(builder.module, llvmlite.ir.FunctionType(real, [real, real]), name)
+        return builder.call(fn, args)
+    return a(a, b), codegen
 
 
 @intrinsic

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from .dense import KERNEL, check, exp, gemm
+from .dense import KERNEL, check, exp, fmax, gemm
 from .optim import squared_norm
 
 BLOCK_ELEMENTS = 1 << 24
@@ -48,7 +48,7 @@ def _exp_row(zi, b, t):
     for j in range(m):
         v = zi[j] + b[j]
         zi[j] = v
-        mx = max(mx, v)
+        mx = fmax(mx, v)
     zt = zi[t]
     s = zi.dtype.type(0.0)
     for j in range(m):
@@ -301,7 +301,7 @@ def _normalise_row(zi, weight):
     """zi <- softmax(zi) * weight in place. zi: float[m]."""
     mx = zi[0]
     for j in range(zi.shape[0]):
-        mx = max(mx, zi[j])
+        mx = fmax(mx, zi[j])
     s = zi.dtype.type(0.0)
     for j in range(zi.shape[0]):
         e = exp(zi[j] - mx)
