@@ -223,19 +223,20 @@ def test_gradient_is_zero_outside_its_support_and_clearing_only_the_support_is_e
 
 @pytest.mark.parametrize("case", [dict(cell="lstm", softmax="class", dropout=0.3),
                                   dict(cell="gru", softmax="class", layers=2),
-                                  dict(cell="lstm", softmax="class", tie=True), dict(cell="lstm")],
+                                  dict(cell="lstm", softmax="class", tie=True), dict(cell="lstm"),
+                                  dict(cell="rnn", layers=2, tie=True)],
                          ids=case_id)
 def test_a_deferred_output_gradient_gives_the_same_norm_and_sgd_step(case):
-    """``defer_output``: an untied class softmax keeps its weights' gradient out of ``grad``
-    (``apply_deferred`` makes the SGD step); the norm and the step are those of the written gradient.
-    Tied weights and the full softmax write it as before."""
+    """``defer_output``: untied output weights keep their gradient out of ``grad`` (``apply_deferred``
+    makes the SGD step); the norm and the step are those of the written gradient. Tied weights
+    write it as before."""
     cfg = config(**case)
     written, deferred = network(cfg), network(cfg)
     x, y, reset = data()
     losses = [net.forward_backward(x, y, net.init_state(B), np.random.default_rng(5), reset=reset,
                                    defer_output=defer)[0] for net, defer in ((written, False), (deferred, True))]
     assert losses[0] == losses[1]
-    defers = cfg.softmax == "class" and not cfg.tie
+    defers = not cfg.tie
     assert (deferred.deferred is not None) == defers and written.deferred is None
     w = deferred.layout.offsets["embed" if cfg.tie else "output.W"]
     in_w = lambda spans: any(a < w + V * cfg.hidden and b > w for a, b in spans)  # noqa: E731

@@ -226,12 +226,14 @@ def test_softmax_gradients_match_central_differences_in_float64(kind, classes):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("H", [HO, 40])
-def test_class_softmax_deferred_gradient_and_norms_match_the_written_gradient(dtype, H, classes):
-    """``defer``: the output weights' gradient as factors (an SGD step applies them) instead of
-    written into g["W"]; either way the kernel's norm is that of the output rows it covers. A budget
-    of 7 logits cuts classes into several chunks; the norm of a class with few tokens for its size
-    and H is taken from the factors' dot products, of the others from the product written out."""
-    out = ClassSoftmax(V, H, classes, budget=7)
+@pytest.mark.parametrize("kind", [0, 1], ids=["full", "class"])
+def test_deferred_gradient_and_norms_match_the_written_gradient(kind, H, dtype, classes):
+    """``defer``: the output weights' gradient kept aside (class softmax: as factors; full softmax:
+    transposed) for an SGD step to apply, instead of written into g["W"]; its norm is that of the
+    written gradient, as is the class softmax kernel's norm of the rows it writes. Blocks of 4 rows
+    (full) and a budget of 7 logits (class) cut the work into several pieces; the norm of a class
+    with few tokens for its size and H is taken from the factors' dot products."""
+    out = [FullSoftmax(V, H, block_rows=4), ClassSoftmax(V, H, classes, budget=7)][kind]
     p, hs, y = softmax_case(out, dtype)
     tol = dict(rtol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=1e-6)
     g = {k: np.zeros_like(v) for k, v in p.items()}
@@ -239,15 +241,16 @@ def test_class_softmax_deferred_gradient_and_norms_match_the_written_gradient(dt
     loss = out.loss(hs, p, y, 0.5, dhs, g)
     starts, ends = out.touched_rows(y)
     rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])
-    assert len(rows) < V and out.deferred is None
+    assert out.deferred is None
     assert not g["W"][np.setdiff1d(np.arange(V), rows)].any()
     norm2 = np.sum(g["W"][rows].astype(np.float64) ** 2) + np.sum(g["b"][rows].astype(np.float64) ** 2)
-    assert out.written_norm2 == pytest.approx(norm2, rel=tol["rtol"])
+    if kind == 1:
+        assert len(rows) < V and out.written_norm2 == pytest.approx(norm2, rel=tol["rtol"])
     g2 = {k: np.zeros_like(v) for k, v in p.items()}
     dhs2 = np.empty_like(hs)
     assert out.loss(hs, p, y, 0.5, dhs2, g2, defer=True) == loss
     np.testing.assert_array_equal(dhs2, dhs)
-    for name in ("b", "Wc", "bc"):
+    for name in set(p) - {"W"}:
         np.testing.assert_array_equal(g2[name], g[name])
     assert not g2["W"].any()
     assert out.written_norm2 == pytest.approx(norm2, rel=1e-10 if dtype == np.float64 else 1e-5)

@@ -116,10 +116,11 @@ def test_sharded_gradient_equals_the_whole_batch_gradient(kw):
 
 
 @pytest.mark.parametrize("kw", [dict(cell="gru", softmax="class"), dict(cell="lstm", softmax="class", layers=2,
-                                                                           dropout=0.3)])
+                                                                           dropout=0.3), dict(cell="lstm")])
 def test_sharded_deferred_gradient_gives_the_whole_batch_norm_and_step(kw):
-    """With ``defer_output`` the shards' output-weight gradients are joined, normed and applied on
-    the threads: the same norm and SGD step as the whole batch's written gradient."""
+    """With ``defer_output`` the shards' output-weight gradients (class softmax: factors; full:
+    transposed) are joined, normed and applied on the threads: the same norm and SGD step as the
+    whole batch's written gradient."""
     net, whole = network(kw), network(kw)
     rng = np.random.default_rng(1)
     T, B = 6, 7
@@ -143,8 +144,9 @@ def test_sharded_deferred_gradient_gives_the_whole_batch_norm_and_step(kw):
     np.testing.assert_allclose(net.params, whole.params, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("kw", [dict(optimizer="adam"), dict(softmax="class", optimizer="sgd", lr=5.0)],
-                         ids=["full-adam", "class-sgd"])  # SGD at lr 20 makes float sums' order visible
+@pytest.mark.parametrize("kw", [dict(optimizer="adam"), dict(optimizer="sgd", lr=5.0),
+                                dict(softmax="class", optimizer="sgd", lr=5.0)],
+                         ids=["full-adam", "full-sgd", "class-sgd"])  # SGD at lr 20 makes float sums' order visible
 def test_training_on_two_threads_is_deterministic_and_close_to_one(kw, tmp_path):
     def train(name, threads):
         run_training(TrainOptions(corpus=[str(TINY_TRAIN)], output=str(tmp_path / name), valid=str(TINY_TEST),

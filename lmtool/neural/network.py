@@ -283,9 +283,9 @@ class RecurrentNetwork:
         loss_sum / n_tokens. Returns (loss_sum in nats, n_tokens, state after the segment).
         A shard of a bigger batch (see ``neural.parallel``) passes its slice of the batch's dropout
         ``masks`` (from ``dropout_masks``) and the batch's token count as ``normaliser``.
-        ``defer_output``: a class softmax (untied) may leave the output weights' gradient out of
-        ``grad`` and in ``deferred`` (``kernels.softmax.FactoredGradient``), for an SGD step to apply
-        with ``apply_deferred``; ``grad_support`` and ``grad_norm`` account for it.
+        ``defer_output``: leave the output weights' gradient (untied) out of ``grad`` and in
+        ``deferred`` (``kernels.softmax.FactoredGradient`` or ``TransposedGradient``), for an SGD
+        step to apply with ``apply_deferred``; ``grad_support`` and ``grad_norm`` account for it.
         """
         pos, tgt = self._positions(x_ids), self._positions(y_ids)
         if pos.shape != tgt.shape or pos.ndim != 2:
@@ -297,7 +297,7 @@ class RecurrentNetwork:
         new_state = self._final_state(wss)
         n_tokens = int(np.count_nonzero(tgt >= 0))
         self.clear_grad()
-        defer = defer_output and self.classes is not None and not self.config.tie
+        defer = defer_output and not self.config.tie
         rest, self.grad_support = self._support(pos, tgt, weights=not defer)
         self._dirty = self.grad_support
         H = self.config.hidden
@@ -317,7 +317,7 @@ class RecurrentNetwork:
         if masks is not None:
             multiply(d.reshape(-1), masks[0].reshape(-1), d.reshape(-1))
         scatter_add_rows(d.reshape(T * B, -1), pos.reshape(-1), self.g["embed"])
-        if self.output.written_norm2 is not None and not self.config.tie:
+        if self.output.written_norm2 is not None and not self.config.tie:  # the output rows' norm
             self._norm_parts = (self.output.written_norm2, rest)
         return float(loss), n_tokens, new_state
 
@@ -330,8 +330,8 @@ class RecurrentNetwork:
 
     def grad_norm(self):
         """The L2 norm of the gradient (``grad``, read only on its support, and anything deferred);
-        after ``forward_backward`` with a class softmax (untied) the output rows' share is the one the
-        softmax kernel took as it wrote them."""
+        after ``forward_backward`` the output rows' share is the one the output layer took (a class
+        softmax as it wrote them; both when deferring)."""
         if self._norm_parts is not None:
             written, rest = self._norm_parts
             return math.sqrt(written + squared_norm_spans(self.grad, rest))

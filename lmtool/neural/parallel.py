@@ -5,9 +5,10 @@ parameters, owning its gradient and workspaces); the shards' gradients are then 
 order into the main network's gradient, for one optimiser step. Dropout masks are drawn for the
 whole batch from the one generator, exactly as a single thread draws them, and sliced per shard;
 the state carried between segments stays per column. So the arithmetic is the single-threaded
-one up to the order of float sums, and a seed and a thread count fix the result. A class softmax's
-deferred weight gradients (``RecurrentNetwork.forward_backward(defer_output=True)``) are joined
-class by class, then normed and applied by the threads, each a share of the classes.
+one up to the order of float sums, and a seed and a thread count fix the result. Deferred output
+weight gradients (``RecurrentNetwork.forward_backward(defer_output=True)``) are joined (a class
+softmax's factors class by class, a full softmax's transposed gradients summed), then normed and
+applied by the threads, each a share of the rows.
 """
 
 import math
@@ -16,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..kernels.optim import add_spans, squared_norm_spans
-from ..kernels.softmax import FactoredGradient
 from ..threads import set_blas_threads
 from .network import NetworkState, RecurrentNetwork
 from .support import merge_spans, split_spans
@@ -82,7 +82,7 @@ class DataParallel:
         norm2 = sum(self.pool.map(self._sum_gradients, split_spans(support, len(self.nets))))
         self.net.grad_written(support)
         if self.net.deferred is not None:
-            deferred = FactoredGradient.join([n.deferred for n in self.nets])
+            deferred = type(self.net.deferred).join([n.deferred for n in self.nets], self.pool.map)
             norm2 += sum(self.pool.map(deferred.squared_norm, deferred.split(len(self.nets))))
             for n in self.nets:
                 n.deferred = None
@@ -99,7 +99,7 @@ class DataParallel:
         list(self.pool.map(fn, self.sum_bounds if support is None else split_spans(support, len(self.nets))))
 
     def apply_deferred(self, rate):
-        """``RecurrentNetwork.apply_deferred`` on the threads, each a share of the classes."""
+        """``RecurrentNetwork.apply_deferred`` on the threads, each a share of the output rows."""
         deferred = self.net.deferred
         if deferred is not None:
             W = self.net.p["output.W"]
