@@ -139,6 +139,23 @@ def test_float32_activations_are_accurate():
     np.testing.assert_allclose(out["exp"], np.exp(xd), rtol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fmax_gives_the_larger_value_and_a_running_maximum(dtype):
+    from numba import njit
+
+    @njit(**dict(dense.KERNEL, cache=False))
+    def running_max(x):
+        m = x[0]
+        for i in range(x.shape[0]):
+            m = dense.fmax(m, x[i])
+        return m
+
+    x = np.random.default_rng(4).normal(size=1001).astype(dtype)
+    x[[17, 700]] = [-np.inf, 5.5]
+    assert running_max(x) == x.max() == dtype(5.5)
+    assert running_max(-np.abs(x)) == (-np.abs(x)).max()
+
+
 def _activations(x, t, s, e):
     from numba import njit
 

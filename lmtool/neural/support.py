@@ -3,9 +3,10 @@
 A segment of 700 tokens reads about 2% of the embedding rows, and a class softmax writes the output
 rows of the targets' classes only (half to three quarters of them on KJV; with SGD the trainer has it
 keep the weights' part as factors instead, ``RecurrentNetwork.apply_deferred``); everything else in
-the gradient stays exactly zero. Zeroing, norming and applying (SGD) only these spans skips most of the 5M-value vector
-of a 12k-word model, a fifth of a class-softmax step. Spans are int64[k, 2] rows [a, b), sorted and
-disjoint, so a pass over them visits values in the same order as a pass over the whole vector.
+the gradient stays exactly zero. Zeroing, norming and applying (SGD) only these spans skips most of
+the 5M-value vector of a 12k-word model, a fifth of a class-softmax step. Spans are int64[k, 2] rows
+[a, b), sorted and disjoint, so a pass over them visits values in the same order as a pass over the
+whole vector.
 """
 
 import numpy as np

@@ -173,7 +173,7 @@ class Trainer:
         cfg = self.config
         a, b = self.position, min(self.position + cfg.bptt, self.x.shape[0])
         net = self.net if self.parallel is None else self.parallel
-        # SGD may leave the output weights' gradient in factors, for apply_deferred below.
+        # With SGD the output weights' gradient may stay aside (factored or transposed): apply_deferred below.
         loss, n, state = net.forward_backward(self.x[a:b], self.y[a:b], self.state, self.rng,
                                               reset=self.reset[a:b], defer_output=self.optimizer.kind == "sgd")
         if not math.isfinite(loss):
