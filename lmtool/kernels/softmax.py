@@ -648,9 +648,9 @@ class ClassSoftmax:
         if len(classes.order) != V:
             raise ValueError(f"classes cover {len(classes.order)} words, the vocabulary has {V}")
         self.V, self.H, self.classes, self.budget = V, H, classes, budget
-        self.largest = int(np.diff(classes.start).max())
-        self.scratch = _Scratch()
         self.sizes = np.diff(classes.start)
+        self.largest = int(self.sizes.max())
+        self.scratch = _Scratch()
         self.written_norm2 = self.deferred = None
         """After ``loss``: the squared norm of g["W"] (or of the deferred gradient) and g["b"] over
         ``touched_rows(y)`` as they stood after that call (taken in the kernel while the rows were in
