@@ -16,6 +16,12 @@ from .errors import LmtoolError
 MAX_THREADS = 1024
 
 
+def even_ranges(n, parts):
+    """``parts`` ranges (a, b) cutting range(n) into near-equal pieces, in order: a share each."""
+    edges = [n * k // parts for k in range(parts + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
 def check_threads(threads):
     """Refuse a --threads value outside 1..MAX_THREADS with one line that names the option."""
     if threads is None or threads < 1:

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from ..threads import even_ranges
 from .dense import KERNEL, check, exp, fmax, gemm
-from .optim import add_spans, squared_norm
+from .optim import add_spans, sgd_step, squared_norm
 
 BLOCK_ELEMENTS = 1 << 24
 """Logits per full-softmax block (64 MB in float32), at most 1024 rows. Measured on a 12k vocabulary:
@@ -280,13 +281,7 @@ def subtract_transposed(W, gT, rate, r0, r1):
             for v in range(n):
                 tile[v, j] = row[v0 + v]
         for v in range(n):
-            _subtract_scaled(W[v0 + v], tile[v], a)
-
-
-@njit(**KERNEL)
-def _subtract_scaled(y, x, a):
-    for i in range(y.shape[0]):
-        y[i] -= a * x[i]
+            sgd_step(W[v0 + v], tile[v], a)
 
 
 @njit(**KERNEL)
@@ -531,7 +526,7 @@ class TransposedGradient:
 
     def split(self, parts):
         """``parts`` near-equal ranges of rows of W."""
-        return _even_ranges(self.transposed.shape[1], parts)
+        return even_ranges(self.transposed.shape[1], parts)
 
     @classmethod
     def join(cls, parts, map_fn=map):
@@ -546,14 +541,8 @@ class TransposedGradient:
             spans = np.array([[rows[0] * V, rows[1] * V]], np.int64)
             for part in parts[1:]:
                 add_spans(total, part.transposed.reshape(-1), spans)
-        list(map_fn(add, _even_ranges(parts[0].transposed.shape[0], len(parts))))
+        list(map_fn(add, even_ranges(parts[0].transposed.shape[0], len(parts))))
         return parts[0]
-
-
-def _even_ranges(n, parts):
-    """``parts`` ranges (a, b) cutting range(n) into near-equal pieces."""
-    edges = [n * k // parts for k in range(parts + 1)]
-    return list(zip(edges[:-1], edges[1:]))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -17,15 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..kernels.optim import add_spans, squared_norm_spans
-from ..threads import set_blas_threads
+from ..threads import even_ranges, set_blas_threads
 from .network import NetworkState, RecurrentNetwork
 from .support import merge_spans, split_spans
-
-
-def shard_bounds(batch, shards):
-    """Column ranges [a, b) of ``shards`` near-equal shards of ``batch`` streams."""
-    edges = [batch * k // shards for k in range(shards + 1)]
-    return list(zip(edges[:-1], edges[1:]))
 
 
 class DataParallel:
@@ -40,10 +34,10 @@ class DataParallel:
 
     def __init__(self, net, batch, threads):
         self.net = net
-        self.bounds = shard_bounds(batch, max(1, min(threads, batch)))
+        self.bounds = even_ranges(batch, max(1, min(threads, batch)))  # column shards
         self.nets = [net] + [RecurrentNetwork(net.config, net.classes, params=net.params)
                              for _ in self.bounds[1:]]
-        self.sum_bounds = shard_bounds(net.grad.size, len(self.bounds))
+        self.sum_bounds = even_ranges(net.grad.size, len(self.bounds))
         self.pool = None
         self.grad_norm = None
 
