@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lmtool.kernels import dense, gru, lstm, rnn
-from lmtool.kernels.softmax import ClassSoftmax, FactoredGradient, FullSoftmax, WordClasses, make_classes
+from lmtool.kernels.softmax import ClassSoftmax, FullSoftmax, WordClasses, make_classes
 from tests import naive_recurrent as naive
 
 CELLS = [(lstm, None), (gru, None), (rnn, "tanh"), (rnn, "relu"), (rnn, "sigmoid")]
@@ -277,34 +277,57 @@ def test_deferred_gradient_and_norms_match_the_written_gradient(kind, H, dtype, 
     assert out.loss(hs, p, y, 0.5, dhs2, g2) == loss and out.deferred is None
 
 
-def test_deferred_gradients_of_shards_join_into_their_sum(classes):
-    """Shards of a batch (``neural.parallel``): their deferred gradients joined class by class stand
-    for the sum of their written gradients, in norm and in the SGD step, also a share of classes at a
-    time (as threads apply them)."""
-    out = ClassSoftmax(V, 40, classes, budget=7)
+@pytest.mark.parametrize("shares", [1, 3])
+@pytest.mark.parametrize("kind", [0, 1], ids=["full", "class"])
+def test_deferred_gradients_of_shards_join_into_their_sum(kind, shares, classes):
+    """Shards of a batch (``neural.parallel``): their deferred gradients joined (class by class, or
+    transposed gradients summed) stand for the sum of their written gradients, in norm (taken as they
+    are joined, ``shares`` ranges on a thread pool) and in the SGD step, also a share of the rows at
+    a time (as threads apply them)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = [FullSoftmax(V, 40, block_rows=4), ClassSoftmax(V, 40, classes, budget=7)][kind]
     written = {k: np.zeros(s) for k, s in out.param_shapes().items()}
-    parts = []
-    for seed in (3, 4, 5):
+    parts, outputs = [], [type(out)(V, 40, block_rows=4) if kind == 0 else out for _ in range(3)]
+    for seed, layer in zip((3, 4, 5), outputs):  # a full softmax's deferred gradient lives in its scratch
         p, hs, y = softmax_case(out, np.float64, seed=3)
         hs = np.random.default_rng(seed).normal(size=hs.shape)
         y = np.random.default_rng(seed).integers(0, V, N).astype(np.int32)
         y[seed] = -1
         out.loss(hs, p, y, 0.5, np.empty_like(hs), written)
-        out.loss(hs, p, y, 0.5, np.empty_like(hs), {k: np.zeros_like(v) for k, v in p.items()}, defer=True)
-        parts.append(out.deferred)
-    joined = FactoredGradient.join(parts)
-    assert joined.squared_norm() == pytest.approx(np.sum(written["W"] ** 2), rel=1e-10)
+        layer.loss(hs, p, y, 0.5, np.empty_like(hs), {k: np.zeros_like(v) for k, v in p.items()}, defer=True)
+        parts.append(layer.deferred)
+    with ThreadPoolExecutor(shares) as pool:
+        joined, norm2 = type(parts[0]).join_normed(parts, pool.map, shares)
+    assert norm2 == pytest.approx(np.sum(written["W"] ** 2), rel=1e-10)
+    assert joined.squared_norm() == pytest.approx(norm2, rel=1e-12)
     W = p["W"].copy()
     joined.apply(W, 0.5)
     np.testing.assert_allclose(W, p["W"] - 0.5 * written["W"], rtol=1e-12)
     ranges = joined.split(3)
-    assert ranges[0][0] == 0 and ranges[-1][1] == classes.n_classes
+    assert ranges[0][0] == 0 and ranges[-1][1] == [V, classes.n_classes][kind]
     assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
     W2 = p["W"].copy()
     for part in ranges:
         joined.apply(W2, 0.5, part)
     np.testing.assert_array_equal(W2, W)
-    assert sum(joined.squared_norm(part) for part in ranges) == pytest.approx(joined.squared_norm(), rel=1e-12)
+    assert sum(joined.squared_norm(part) for part in ranges) == pytest.approx(norm2, rel=1e-12)
+
+
+def test_full_softmax_norms_its_deferred_gradient_only_when_asked():
+    """Shards skip the norm of their own transposed gradient (``DataParallel`` norms the joined one):
+    ``written_norm2`` is taken on first use, and stands for the gradient as ``loss`` left it."""
+    out = FullSoftmax(V, HO, block_rows=4)
+    p, hs, y = softmax_case(out, np.float64)
+    g = {k: np.zeros_like(v) for k, v in p.items()}
+    out.loss(hs, p, y, 0.5, np.empty_like(hs), g, defer=True)
+    assert isinstance(out._written, tuple)
+    W = np.zeros_like(p["W"])
+    out.deferred.apply(W, -1.0)  # W = the gradient
+    assert out.written_norm2 == pytest.approx(np.sum(W ** 2) + np.sum(g["b"] ** 2), rel=1e-12)
+    assert isinstance(out._written, float)
+    out.loss(hs, p, y, 0.5, np.empty_like(hs), g)
+    assert out.written_norm2 is None and out.deferred is None
 
 
 @pytest.mark.parametrize("kind", [0, 1], ids=["full", "class"])

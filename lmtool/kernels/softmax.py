@@ -309,28 +309,25 @@ def factors_norm(start, factors, factors_at, hb, tokens_at, c0, c1):
 
 
 @njit(**KERNEL)
-def join_factors(factors, factors_at, factor_base, hb, tokens_at, token_base, out_factors, out_factors_at,
-                 out_hb, out_tokens_at):
-    """Deferred gradients of S shards (concatenated: ``factors`` and ``hb`` from ``factor_base[s]``
-    and ``token_base[s]``, with their int64[S, C+1] offsets) summed into one, in shard order: each
-    class's factors and hidden rows are the shards' one after the other (Z' H = sum of Z_s' H_s)."""
-    S, C1 = factors_at.shape
-    at = 0
-    row = 0
-    for c in range(C1 - 1):
-        out_factors_at[c] = at
-        out_tokens_at[c] = row
+def join_factors(factors, factors_at, hb, tokens_at, out_factors, out_factors_at, out_hb, out_tokens_at, c0, c1):
+    """Deferred gradients of S shards (tuples ``factors`` and ``hb`` of their arrays, with their
+    int64[S, C+1] offsets) summed into one, in shard order, for the classes c0 <= c < c1: each
+    class's factors and hidden rows are the shards' one after the other (Z' H = sum of Z_s' H_s), at
+    ``out_factors_at`` and ``out_tokens_at``, the sums of the shards' offsets. Threads may join
+    disjoint ranges of classes at once."""
+    S = factors_at.shape[0]
+    for c in range(c0, c1):
+        at = out_factors_at[c]
+        row = out_tokens_at[c]
         for s in range(S):
-            a, b = factor_base[s] + factors_at[s, c], factor_base[s] + factors_at[s, c + 1]
+            a, b = factors_at[s, c], factors_at[s, c + 1]
             if b == a:
-                continue
-            out_factors[at:at + b - a] = factors[a:b]
+                continue  # no token of this class in shard s, or a one-word class (no factors)
+            out_factors[at:at + b - a] = factors[s][a:b]
             at += b - a
-            for r in range(token_base[s] + tokens_at[s, c], token_base[s] + tokens_at[s, c + 1]):
-                out_hb[row, :] = hb[r, :]
+            for r in range(tokens_at[s, c], tokens_at[s, c + 1]):
+                out_hb[row, :] = hb[s][r, :]
                 row += 1
-    out_factors_at[C1 - 1] = at
-    out_tokens_at[C1 - 1] = row
 
 
 @njit(**KERNEL)
@@ -490,20 +487,24 @@ class FactoredGradient:
         return [(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
     @classmethod
-    def join(cls, parts, map_fn=None):
+    def join_normed(cls, parts, map_fn=map, shares=1):
         """The sum of deferred gradients (shards of one batch) as one, class by class in the parts'
-        order (a copy, serial: the factors are small)."""
+        order, and its squared norm: ``map_fn(fn, ranges)`` may share the classes out to threads
+        (``shares`` ranges), each joining its classes and norming them while they are in cache."""
         if len(parts) == 1:
-            return parts[0]
-        base = lambda sizes: np.cumsum([0, *sizes[:-1]]).astype(np.int64)  # noqa: E731
-        factors = np.concatenate([p.factors for p in parts])
-        hidden = np.concatenate([p.hidden for p in parts])
-        out = cls(parts[0].start, np.empty_like(factors), np.empty_like(parts[0].factors_at), np.empty_like(hidden),
-                  np.empty_like(parts[0].tokens_at))
-        join_factors(factors, np.stack([p.factors_at for p in parts]), base([len(p.factors) for p in parts]),
-                     hidden, np.stack([p.tokens_at for p in parts]), base([len(p.hidden) for p in parts]),
-                     out.factors, out.factors_at, out.hidden, out.tokens_at)
-        return out
+            return parts[0], sum(map_fn(parts[0].squared_norm, parts[0].split(shares)))
+        factors, hidden = tuple(p.factors for p in parts), tuple(p.hidden for p in parts)
+        factors_at = np.stack([p.factors_at for p in parts])
+        tokens_at = np.stack([p.tokens_at for p in parts])
+        out = cls(parts[0].start, np.empty(sum(len(f) for f in factors), factors[0].dtype), factors_at.sum(axis=0),
+                  np.empty((sum(len(h) for h in hidden), hidden[0].shape[1]), hidden[0].dtype), tokens_at.sum(axis=0))
+
+        def join(classes):
+            join_factors(factors, factors_at, hidden, tokens_at, out.factors, out.factors_at, out.hidden,
+                         out.tokens_at, *classes)
+            return out.squared_norm(classes)
+
+        return out, sum(map_fn(join, out.split(shares)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -529,20 +530,21 @@ class TransposedGradient:
         return even_ranges(self.transposed.shape[1], parts)
 
     @classmethod
-    def join(cls, parts, map_fn=map):
+    def join_normed(cls, parts, map_fn=map, shares=1):
         """The sum of deferred gradients (shards of one batch), added in the parts' order into the
-        first one's array; ``map_fn(fn, ranges)`` may share the additions out to threads."""
+        first one's array, and its squared norm, taken in the same pass; ``map_fn(fn, ranges)`` may
+        share the additions out to threads (``shares`` ranges)."""
         if len(parts) == 1:
-            return parts[0]
+            return parts[0], sum(map_fn(parts[0].squared_norm, parts[0].split(shares)))
         total = parts[0].transposed.reshape(-1)
         V = parts[0].transposed.shape[1]
 
         def add(rows):
             spans = np.array([[rows[0] * V, rows[1] * V]], np.int64)
             for part in parts[1:]:
-                add_spans(total, part.transposed.reshape(-1), spans)
-        list(map_fn(add, even_ranges(parts[0].transposed.shape[0], len(parts))))
-        return parts[0]
+                norm2 = add_spans(total, part.transposed.reshape(-1), spans)
+            return norm2
+        return parts[0], sum(map_fn(add, even_ranges(parts[0].transposed.shape[0], shares)))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -576,9 +578,21 @@ class FullSoftmax:
         self.V, self.H = V, H
         self.block = block_rows or max(64, min(1024, BLOCK_ELEMENTS // V))
         self.scratch = _Scratch()
-        self.written_norm2 = self.deferred = None
-        """After ``loss`` with ``defer``: the squared norm of the gradient of W (deferred) and b, and
-        the deferred gradient; else None (the norm of a written gradient is left to the caller)."""
+        self.deferred = None
+        """After ``loss`` with ``defer``: the deferred gradient (else None)."""
+        self._written = None  # (deferred, db) of the last loss with defer, for written_norm2
+
+    @property
+    def written_norm2(self):
+        """After ``loss`` with ``defer``: the squared norm of the gradient of W (deferred) and b as they
+        stand (else None: the norm of a written gradient is left to the caller). Taken when first
+        asked for, so that shards of a batch, whose gradients are normed once joined, skip it."""
+        if self._written is None:
+            return None
+        if not isinstance(self._written, float):
+            deferred, db = self._written
+            self._written = deferred.squared_norm() + squared_norm(db)
+        return self._written
 
     def param_shapes(self):
         return {"W": (self.V, self.H), "b": (self.V,)}
@@ -603,13 +617,13 @@ class FullSoftmax:
         """
         _check_rows(hs, y, self.H)
         check("dhs", dhs, hs.shape, hs.dtype)
-        self.written_norm2 = self.deferred = None
+        self._written = self.deferred = None
         if not defer:
             return self._run(hs, p, y, scale, True, dhs, g)[0]
         dWT = self.scratch.get("dWT", self.H * self.V, hs.dtype).reshape(self.H, self.V)
         loss = self._run(hs, p, y, scale, True, dhs, g, dWT)[0]
         self.deferred = TransposedGradient(dWT)
-        self.written_norm2 = self.deferred.squared_norm() + squared_norm(g["b"])
+        self._written = (self.deferred, g["b"])
         return loss
 
     def log_probs(self, hs, p, y):

@@ -179,7 +179,7 @@ class RecurrentNetwork:
                                       if n not in ("embed", "output.W", "output.b")], np.int64).reshape(-1, 2)
         self.grad_support = self._dirty = np.empty((0, 2), np.int64)
         """grad_support: spans (``neural.support``) outside which ``grad`` is zero (None: unknown)."""
-        self._norm_parts = None  # (squared norm of the output rows written, the other spans): grad_norm
+        self._norm_parts = None  # (the output layer, which may know its rows' norm; the other spans): grad_norm
         self.deferred = None  # the output weights' gradient, when forward_backward deferred it
 
     @staticmethod
@@ -317,8 +317,8 @@ class RecurrentNetwork:
         if masks is not None:
             multiply(d.reshape(-1), masks[0].reshape(-1), d.reshape(-1))
         scatter_add_rows(d.reshape(T * B, -1), pos.reshape(-1), self.g["embed"])
-        if self.output.written_norm2 is not None and not self.config.tie:  # the output rows' norm
-            self._norm_parts = (self.output.written_norm2, rest)
+        if not self.config.tie:  # the output layer may know its rows' norm: see grad_norm
+            self._norm_parts = (self.output, rest)
         return float(loss), n_tokens, new_state
 
     def apply_deferred(self, rate):
@@ -333,8 +333,10 @@ class RecurrentNetwork:
         after ``forward_backward`` the output rows' share is the one the output layer took (a class
         softmax as it wrote them; both when deferring)."""
         if self._norm_parts is not None:
-            written, rest = self._norm_parts
-            return math.sqrt(written + squared_norm_spans(self.grad, rest))
+            output, rest = self._norm_parts
+            written = output.written_norm2  # None where the output layer leaves it to us
+            if written is not None:
+                return math.sqrt(written + squared_norm_spans(self.grad, rest))
         if self.grad_support is None:
             return math.sqrt(squared_norm(self.grad))
         return math.sqrt(squared_norm_spans(self.grad, self.grad_support))

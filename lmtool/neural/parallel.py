@@ -6,9 +6,9 @@ order into the main network's gradient, for one optimiser step. Dropout masks ar
 whole batch from the one generator, exactly as a single thread draws them, and sliced per shard;
 the state carried between segments stays per column. So the arithmetic is the single-threaded
 one up to the order of float sums, and a seed and a thread count fix the result. Deferred output
-weight gradients (``RecurrentNetwork.forward_backward(defer_output=True)``) are joined (a class
-softmax's factors class by class, a full softmax's transposed gradients summed), then normed and
-applied by the threads, each a share of the rows.
+weight gradients (``RecurrentNetwork.forward_backward(defer_output=True)``) are joined and normed in
+one pass (a class softmax's factors class by class, a full softmax's transposed gradients summed),
+then applied, by the threads, each a share of the rows.
 """
 
 import math
@@ -76,8 +76,9 @@ class DataParallel:
         norm2 = sum(self.pool.map(self._sum_gradients, split_spans(support, len(self.nets))))
         self.net.grad_written(support)
         if self.net.deferred is not None:
-            deferred = type(self.net.deferred).join([n.deferred for n in self.nets], self.pool.map)
-            norm2 += sum(self.pool.map(deferred.squared_norm, deferred.split(len(self.nets))))
+            deferred, deferred_norm2 = type(self.net.deferred).join_normed(
+                [n.deferred for n in self.nets], self.pool.map, len(self.nets))
+            norm2 += deferred_norm2
             for n in self.nets:
                 n.deferred = None
             self.net.deferred = deferred
