@@ -80,6 +80,34 @@ def test_same_seed_same_bytes(tmp_path):
     assert (tmp_path / "a.lm").read_bytes() != (tmp_path / "c.lm").read_bytes()
 
 
+@pytest.mark.parametrize("model", [["--cell", "lstm", "--softmax", "class", "--classes", "6"],
+                                   ["--cell", "gru", "--softmax", "full"]], ids=["lstm-class", "gru-full"])
+def test_the_run_that_compiles_the_kernels_gives_the_bytes_of_later_runs(model, tmp_path):
+    """The first run after installing compiles the kernels, later runs load them from Numba's cache:
+    both must train the same bytes and score the same (a fresh, empty cache folder makes the first
+    run compile). Kernels used to link fast-math helpers that the cache held optimised another way."""
+    import json
+    import os
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+    outputs = []
+    for name in ("compiling.lm", "cached.lm"):
+        out = tmp_path / name
+        train = [sys.executable, "-m", "lmtool.cli", "train", TINY, "-o", str(out), "--hidden", "16", "--embed", "16",
+                 "--layers", "2", "--dropout", "0.1", "--epochs", "1", "--batch", "8", "--bptt", "12", "--seed", "3",
+                 "-q", *model]
+        done = subprocess.run(train, capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stderr
+        assert any((tmp_path / "numba-cache").iterdir())  # the first run filled the cache
+        ppl = subprocess.run([sys.executable, "-m", "lmtool.cli", "perplexity", str(out), TINY_TEST, "--json"],
+                             capture_output=True, text=True, env=env)
+        assert ppl.returncode == 0, ppl.stderr
+        scores = json.loads(ppl.stdout)
+        del scores["model"]
+        outputs.append((out.read_bytes(), scores))
+    assert outputs[0] == outputs[1]
+
+
 def test_resume_reproduces_the_run(tmp_path, monkeypatch):
     run_training(options(tmp_path, "full.lm", epochs=3, dropout=0.1, optimizer="adam"))
     step = Trainer._step

@@ -31,6 +31,15 @@ from numba.extending import get_cython_function_address, intrinsic, overload
 
 KERNEL = dict(cache=True, fastmath=True, error_model="numpy", nogil=True)
 """Options every float kernel is compiled with (nogil: callers may run kernels in threads)."""
+HELPER = dict(KERNEL, inline="always")
+"""Options of a float function that kernels call and LLVM may not inline (a loop over rows, a
+softmax block): Numba inlines it into each caller. Otherwise Numba links a copy of it into the
+caller's module, where it is optimised again and fast math may sum or fuse in another order; the
+process that compiles the caller calls the callee's own code, later processes load the caller's
+copy from the cache, and the first run of a command after installing gave other floats (and model
+bytes) than the next ones with the same seed (``tests/test_train.py``). The cells' small row
+functions stay as they are: LLVM inlines them either way, and Numba's inlining stops their loops
+from vectorising (the LSTM's forward pass was 1.6x slower)."""
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _I32, _I64, _PTR = types.int32, types.int64, types.voidptr

@@ -4,9 +4,10 @@ import numpy as np
 from numba import njit
 
 FAST = {"cache": True, "fastmath": True, "error_model": "numpy", "nogil": True}
+HELPER = dict(FAST, inline="always")  # also called by kernels: see kernels.dense.HELPER
 
 
-@njit(**FAST)
+@njit(**HELPER)
 def squared_norm(g):
     """sum(g**2), accumulated in float64; g: float32[P]."""
     total = 0.0
@@ -16,7 +17,7 @@ def squared_norm(g):
     return total
 
 
-@njit(**FAST)
+@njit(**HELPER)
 def sgd_step(params, grad, lr):
     """params -= lr * grad (params, grad: float32[P]); plain SGD as in Zaremba et al. and RNNLM.
 
@@ -71,7 +72,7 @@ def sgd_step_spans(params, grad, lr, spans, clear=False):
             sgd_step(params[a:b], grad[a:b], lr)
 
 
-@njit(**FAST)
+@njit(**HELPER)
 def _sgd_step_clear(params, grad, lr):
     for i in range(params.shape[0]):
         params[i] -= lr * grad[i]
@@ -95,7 +96,7 @@ def add_spans(total, part, spans):
     return norm
 
 
-@njit(**FAST)
+@njit(**HELPER)
 def _add(out, x):
     norm = 0.0
     for i in range(out.shape[0]):

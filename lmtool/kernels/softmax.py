@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit
 
 from ..threads import even_ranges
-from .dense import KERNEL, check, exp, fmax, gemm
+from .dense import HELPER, KERNEL, check, exp, fmax, gemm
 from .optim import add_spans, sgd_step, squared_norm
 
 BLOCK_ELEMENTS = 1 << 24
@@ -40,7 +40,7 @@ CLASS_BUDGET = 1 << 16
 """Logits per class-softmax chunk (rows x class size), 256 KB in float32: stays in L2."""
 
 
-@njit(**KERNEL)
+@njit(**HELPER)
 def _exp_row(zi, b, t):
     """zi <- exp(zi + b - max) in place; returns (log softmax at t as float64, sum of the exps).
 
@@ -61,7 +61,7 @@ def _exp_row(zi, b, t):
     return np.float64(zt) - np.float64(mx) - math.log(np.float64(s)), s
 
 
-@njit(**KERNEL)
+@njit(**HELPER)
 def _gradient_row(zi, f, db):
     """zi <- zi * f (exps to scaled probabilities); db += zi. zi, db: float[m]."""
     for j in range(zi.shape[0]):
@@ -70,7 +70,7 @@ def _gradient_row(zi, f, db):
         db[j] += v
 
 
-@njit(**KERNEL)
+@njit(**HELPER)
 def _block(hb, W, b, tgt, scale, z, grad, dhb, dW, db, logp):
     """Softmax cross-entropy of n rows over m outputs, and its gradients.
 
@@ -93,7 +93,7 @@ def _block(hb, W, b, tgt, scale, z, grad, dhb, dW, db, logp):
         gemm(True, False, 1.0, z, hb, 1.0, dW)
 
 
-@njit(**KERNEL)
+@njit(**HELPER)
 def full_softmax(hs, W, b, y, scale, block, grad, dhs, dW, db, logp, z, hb, dhb, rows, tgt, dWT):
     """Full-softmax cross-entropy of N tokens; returns the loss sum (float64).
 
@@ -227,7 +227,7 @@ def class_softmax(hs, Wc, bc, W, b, start, word_class, y, scale, budget, grad, d
     return total, written
 
 
-@njit(**KERNEL)
+@njit(**HELPER)
 def _product_norm(a, b, scratch):
     """Squared Frobenius norm (float64) of a' b for a: float[k, m], b: float[k, H], written out in
     scratch: float[>= m * H] when k is large, else from dot products: ||a' b||^2 = sum over i, j of
@@ -246,7 +246,7 @@ def _product_norm(a, b, scratch):
     return total
 
 
-@njit(**KERNEL)
+@njit(**HELPER)
 def _dot(u, v):
     s = u.dtype.type(0.0)
     for i in range(u.shape[0]):
@@ -330,14 +330,14 @@ def join_factors(factors, factors_at, hb, tokens_at, out_factors, out_factors_at
                 row += 1
 
 
-@njit(**KERNEL)
+@njit(**HELPER)
 def _normalise_rows(z, lo, hi, weight):
     """z[:, lo:hi] = softmax(z[:, lo:hi]) * weight[:] (in place). z: float[n, m]; weight: float[n]."""
     for i in range(z.shape[0]):
         _normalise_row(z[i, lo:hi], weight[i])
 
 
-@njit(**KERNEL)
+@njit(**HELPER)
 def _normalise_row(zi, weight):
     """zi <- softmax(zi) * weight in place. zi: float[m]."""
     mx = zi[0]
@@ -353,7 +353,7 @@ def _normalise_row(zi, weight):
         zi[j] *= f
 
 
-@njit(**KERNEL)
+@njit(**HELPER)
 def full_distribution(hs, W, b, out):
     """out = softmax(hs W' + b) row by row. hs: float[n, H]; W: float[V, H]; b: float[V]; out: float[n, V]."""
     gemm(False, True, 1.0, hs, W, 0.0, out)
