@@ -81,7 +81,9 @@ def test_same_seed_same_bytes(tmp_path):
 
 
 @pytest.mark.parametrize("model", [["--cell", "lstm", "--softmax", "class", "--classes", "6"],
-                                   ["--cell", "gru", "--softmax", "full"]], ids=["lstm-class", "gru-full"])
+                                   ["--cell", "gru", "--softmax", "full"],
+                                   ["--cell", "rnn", "--softmax", "class", "--optimizer", "adam", "--threads", "2"]],
+                         ids=["lstm-class", "gru-full", "rnn-class-adam-threads"])
 def test_the_run_that_compiles_the_kernels_gives_the_bytes_of_later_runs(model, tmp_path):
     """The first run after installing compiles the kernels, later runs load them from Numba's cache:
     both must train the same bytes and score the same (a fresh, empty cache folder makes the first
