@@ -288,8 +288,8 @@ def test_deferred_gradients_of_shards_join_into_their_sum(kind, shares, classes)
 
     out = [FullSoftmax(V, 40, block_rows=4), ClassSoftmax(V, 40, classes, budget=7)][kind]
     written = {k: np.zeros(s) for k, s in out.param_shapes().items()}
-    parts, outputs = [], [type(out)(V, 40, block_rows=4) if kind == 0 else out for _ in range(3)]
-    for seed, layer in zip((3, 4, 5), outputs):  # a full softmax's deferred gradient lives in its scratch
+    parts, layers = [], [type(out)(V, 40, block_rows=4) if kind == 0 else out for _ in range(3)]
+    for seed, layer in zip((3, 4, 5), layers):  # a full softmax's deferred gradient lives in its scratch
         p, hs, y = softmax_case(out, np.float64, seed=3)
         hs = np.random.default_rng(seed).normal(size=hs.shape)
         y = np.random.default_rng(seed).integers(0, V, N).astype(np.int32)
