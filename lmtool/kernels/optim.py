@@ -3,8 +3,7 @@
 import numpy as np
 from numba import njit
 
-FAST = {"cache": True, "fastmath": True, "error_model": "numpy", "nogil": True}
-HELPER = dict(FAST, inline="always")  # also called by kernels: see kernels.dense.HELPER
+from .dense import HELPER, KERNEL
 
 
 @njit(**HELPER)
@@ -27,7 +26,7 @@ def sgd_step(params, grad, lr):
         params[i] -= lr * grad[i]
 
 
-@njit(**FAST)
+@njit(**KERNEL)
 def adam_step(params, grad, scale, m, v, lr, beta1, beta2, eps, step):
     """One Adam update (Kingma & Ba 2015, Algorithm 1) on the gradient ``scale * grad`` (clipping),
     with bias correction at ``step`` (1-based). params, grad, m, v: float32[P]; m and v (the moment
@@ -51,7 +50,7 @@ def adam_step(params, grad, scale, m, v, lr, beta1, beta2, eps, step):
 # Over spans: int64[k, 2] rows [a, b) of the flat vector (``neural.support``), values elsewhere zero.
 # Each span is handed to the whole-vector kernel as a 1-D slice, so the inner loop still vectorises.
 
-@njit(**FAST)
+@njit(**KERNEL)
 def squared_norm_spans(g, spans):
     """``squared_norm`` of g where it is nonzero only inside ``spans``."""
     total = 0.0
@@ -60,7 +59,7 @@ def squared_norm_spans(g, spans):
     return total
 
 
-@njit(**FAST)
+@njit(**KERNEL)
 def sgd_step_spans(params, grad, lr, spans, clear=False):
     """``sgd_step`` where grad is nonzero only inside ``spans``; with ``clear``, grad is zeroed there
     in the same pass (the next step then has nothing to clear)."""
@@ -79,14 +78,14 @@ def _sgd_step_clear(params, grad, lr):
         grad[i] = 0.0
 
 
-@njit(**FAST)
+@njit(**KERNEL)
 def zero_spans(g, spans):
     """g[a:b] = 0 for each span."""
     for k in range(spans.shape[0]):
         g[spans[k, 0]:spans[k, 1]] = 0.0
 
 
-@njit(**FAST)
+@njit(**KERNEL)
 def add_spans(total, part, spans):
     """total[a:b] += part[a:b] for each span; returns ``squared_norm`` of the sums there, taken in
     the same pass."""
