@@ -50,6 +50,32 @@ def _check_writable(path):
         raise LmtoolError(f"cannot write: no permission in {folder}", path)
 
 
+def _check_outputs(outputs, inputs=()):
+    """``_check_writable`` for each output, and refuse an output that is also an input (it would be
+    overwritten before it is read, or after) or that is named twice, before any work is done."""
+    seen = {}
+    for path in outputs:
+        if not path:
+            continue
+        _check_writable(path)
+        real = os.path.realpath(path)
+        if real in seen:
+            also = "" if seen[real] == path else f" (also as {seen[real]})"
+            raise LmtoolError(f"named twice as an output{also}; give each output its own name", path)
+        seen[real] = path
+        for source in inputs:
+            if source and source != "-" and _same_file(source, path):
+                raise LmtoolError(f"is also an input ({source}); choose another output name", path)
+
+
+def _same_file(a, b):
+    """Whether paths ``a`` and ``b`` name one file (through links too)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist (yet)
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
 def _load(path):
     import lmtool
 
@@ -114,9 +140,7 @@ def count(corpus, output, order, smoothing, add_k, arpa, level, vocab_file, min_
     if arpa and level == "char":
         raise LmtoolError("a character-level model cannot be written as ARPA (its tokens include the space); "
                           "drop --arpa", arpa)
-    for path in (output, arpa):
-        if path:
-            _check_writable(path)
+    _check_outputs((output, arpa), (*corpus, vocab_file))
     keep = read_vocab_file(vocab_file) if vocab_file else None
     options = {"k": add_k} if smoothing == "add-k" else {}
     stats = {}
@@ -155,8 +179,8 @@ def _duration(text):
 @click.option("-o", "--output", required=True, metavar="MODEL", help="Model file to write (the best on --valid).")
 @click.option("--valid", "valid_file", metavar="FILE", help="Validation text: drives learning-rate decay and early stopping.")
 @click.option("--cell", type=click.Choice(("rnn", "lstm", "gru")), default="lstm", show_default=True)
-@click.option("--activation", type=click.Choice(("tanh", "relu", "sigmoid")), default="tanh", show_default=True,
-              help="Nonlinearity of --cell rnn.")
+@click.option("--activation", type=click.Choice(("tanh", "relu", "sigmoid")),
+              help="Nonlinearity of --cell rnn  [default: tanh]")
 @click.option("--init", type=click.Choice(("default", "identity")), default="default", show_default=True,
               help="identity: recurrent weights start as the identity (IRNN; use with --activation relu).")
 @click.option("--embed", type=int, help="Embedding size (default: --hidden).")
@@ -203,18 +227,18 @@ def train(corpus, output, valid_file, cell, activation, init, embed, hidden, lay
     """
     from .neural.session import TrainOptions, run_training
 
+    if activation is not None and cell != "rnn":
+        raise LmtoolError(f"--activation applies to --cell rnn only; {cell.upper()} cells have their own gates")
     options = TrainOptions(
-        corpus=list(corpus), output=output, valid=valid_file, cell=cell, activation=activation, init=init,
-        embed=embed or hidden, hidden=hidden, layers=layers, dropout=dropout, tie=tie, softmax=softmax,
+        corpus=list(corpus), output=output, valid=valid_file, cell=cell, activation=activation or "tanh", init=init,
+        embed=hidden if embed is None else embed, hidden=hidden, layers=layers, dropout=dropout, tie=tie, softmax=softmax,
         n_classes=n_classes, class_method=class_method, level=level, vocab_file=vocab_file, min_count=min_count,
         max_vocab=max_vocab,
         batch=batch, bptt=bptt, optimizer=optimizer, lr=lr, clip=clip, decay=decay, min_improvement=min_improvement,
         patience=patience,
         epochs=epochs, max_time=_duration(max_time), seed=seed, threads=threads, resume=resume,
         log_file=log_file, plot_file=plot_file)
-    for path in (output, log_file, plot_file):
-        if path:
-            _check_writable(path)
+    _check_outputs((output, log_file, plot_file), (*corpus, valid_file, vocab_file))
     model = run_training(options, progress=_tqdm_factory(quiet), echo=None if quiet else
                          (lambda text: click.echo(text, err=True)))
     if not quiet:
@@ -319,7 +343,7 @@ def convert(source, target, quiet):
     from . import modelfile
     from .ngram.arpa import read_arpa, write_arpa
 
-    _check_writable(target)
+    _check_outputs((target,), (source,))
     progress = _tqdm_factory(quiet)
     if modelfile.is_model_file(source):
         lm = _load(source)
@@ -404,13 +428,23 @@ def _run(argv):
         print("lmtool: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _drop_stdout()
+        return 1
+    except OSError as err:  # not a file of ours (those become LmtoolError): results to stdout, e.g. a full disk
+        print(f"lmtool: error: {err.filename or 'stdout'}: cannot write: {err.strerror or err}", file=sys.stderr)
+        if err.filename is None:
+            _drop_stdout()
         return 1
     except MemoryError:
         print("lmtool: error: out of memory; try a smaller --order, --max-vocab or corpus", file=sys.stderr)
         return 1
     return 0
+
+
+def _drop_stdout():
+    """Point stdout at /dev/null, so that Python's last flush at exit does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

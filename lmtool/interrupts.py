@@ -47,7 +47,7 @@ def _send_again():
 
 @contextmanager
 def catching():
-    """Record SIGINT while the block runs (in the main thread, unless SIGINT is ignored; elsewhere it
+    """Record SIGINT (and SIGTERM) while the block runs (in the main thread, unless SIGINT is ignored; elsewhere it
     changes nothing). The record ends with the block, so later work in the process is not refused."""
     _received.clear()
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # ignored on purpose (nohup, a background job)
@@ -58,11 +58,17 @@ def catching():
     except ValueError:  # not the main thread: signals cannot be handled here
         yield
         return
+    # SIGTERM (kill, timeout, a cancelled CI job) stops the command the same way, cleaning up after it
+    terminate = signal.getsignal(signal.SIGTERM)
+    if terminate is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _handler)
     hook, sys.unraisablehook = sys.unraisablehook, _quiet_about_interrupts(sys.unraisablehook)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        if terminate is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, terminate)
         sys.unraisablehook = hook
         _received.clear()
 

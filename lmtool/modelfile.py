@@ -18,8 +18,13 @@ beside the target and renamed into place, so a failed write leaves nothing behin
 import json
 import mmap
 import os
+import shutil
+import signal
+import stat
 import struct
+import threading
 import zlib
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -180,16 +185,37 @@ class staged_outputs:
     def __exit__(self, kind, value, tb):
         if kind is not None:
             self._discard()
+            named = self._naming_the_output(value)
+            if named is not None:
+                raise named from None
             return False
-        for tmp, path in zip(self.tmps, self.paths):
-            if tmp is None:
-                continue
-            try:
-                _rename_into_place(tmp, path)
-            except LmtoolError:
-                self._discard()
-                raise
+        from .interrupts import check
+
+        outputs = [(tmp, path) for tmp, path in zip(self.tmps, self.paths) if tmp is not None]
+        special = [(tmp, path) for tmp, path in outputs if _is_special(os.path.realpath(path))]
+        try:
+            check()  # once, before any output is put in place: then all of them are
+            for tmp, path in special:  # may wait for a FIFO's reader, so not with signals held
+                _put_in_place(tmp, path)
+            with _signals_held():
+                for tmp, path in outputs:
+                    if (tmp, path) not in special:
+                        _put_in_place(tmp, path)
+        except BaseException:
+            self._discard()
+            raise
         return False
+
+    def _naming_the_output(self, error):
+        """``error`` about a temporary file retold about the output the user named (which is what a
+        full disk is about), or None for any other error."""
+        outputs = {tmp: path for tmp, path in zip(self.tmps, self.paths) if tmp is not None}
+        if isinstance(error, LmtoolError) and error.path in outputs:  # from an atomic_output inside
+            return type(error)(str(error)[len(error.path) + 2:], outputs[error.path])
+        name = error.filename if isinstance(error, OSError) else None
+        if isinstance(name, (str, os.PathLike)) and os.fspath(name) in outputs:
+            return LmtoolError(f"cannot write: {error.strerror or error}", outputs[os.fspath(name)])
+        return None
 
 
 # Temporary files not yet renamed or removed. A Ctrl-C can land between creating one and the code
@@ -198,8 +224,11 @@ _PENDING = set()
 
 
 def _temporary_beside(path):
-    """Create a fresh ``.lmtool-*.tmp`` file in ``path``'s folder; returns (fd, name), recorded in _PENDING."""
-    folder = os.path.dirname(os.path.abspath(path))
+    """Create a fresh ``.lmtool-*.tmp`` file in the folder of ``path``'s real target (a symlink's, not
+    the link's, so the rename keeps the link); returns (fd, name), recorded in _PENDING."""
+    if path == "-":  # would otherwise be a file named "-"
+        raise LmtoolError("cannot write this output to stdout: give a file name", path)
+    folder = os.path.dirname(os.path.realpath(path))
     if not os.path.isdir(folder):
         raise LmtoolError("cannot write: the folder does not exist", path)
     for _ in range(100):
@@ -221,12 +250,56 @@ def _rename_into_place(tmp, path):
     from .interrupts import check
 
     check()
+    _put_in_place(tmp, path)
+
+
+def _put_in_place(tmp, path):
+    """Rename a finished temporary file over ``path``'s real target, or copy it into a device, FIFO or
+    socket there, which a rename would swap for a plain file."""
+    target = os.path.realpath(path)
     try:
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, path)
+        if _is_special(target):
+            with open(tmp, "rb") as source, open(target, "wb") as sink:
+                shutil.copyfileobj(source, sink)
+            os.unlink(tmp)
+        else:
+            os.chmod(tmp, 0o644 & ~_umask())
+            os.replace(tmp, target)
     except OSError as err:
-        raise LmtoolError(f"cannot write: {err.strerror}", path) from None
+        raise LmtoolError(f"cannot write: {err.strerror or err}", path) from None
     _PENDING.discard(tmp)
+
+
+def _is_special(path):
+    """Whether ``path`` exists and is neither a regular file nor a folder."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+@contextmanager
+def _signals_held():
+    """Hold SIGINT and SIGTERM until the block is done, then deliver them, so that renames meant to go
+    together are never cut short. Python handlers stand in for the real ones meanwhile, because
+    a per-thread signal mask would not do: the kernel hands the signal to another thread (OpenBLAS
+    starts one), and Python still runs the handler on the main thread. Only the main thread can
+    do this; elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held, previous = [], {}
+    for signum in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+        if signum is not None and signal.getsignal(signum) not in (signal.SIG_IGN, None):
+            previous[signum] = signal.signal(signum, lambda number, frame: held.append(number))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(held):
+            signal.raise_signal(signum)
 
 
 def _remove(name):

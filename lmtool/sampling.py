@@ -29,6 +29,10 @@ def shape_distribution(probs, temperature=1.0, top_k=0):
     return p / total
 
 
+MAX_SENTENCES = 10 ** 7
+"""All sentences are sampled side by side, each holding a model state and ``--max-tokens`` ids."""
+
+
 def check_options(temperature, top_k, max_tokens, n, seed=0):
     if not 0 <= seed < 2 ** 64:
         raise LmtoolError(f"--seed must be an integer from 0 to 2**64-1, got {seed}")
@@ -40,6 +44,8 @@ def check_options(temperature, top_k, max_tokens, n, seed=0):
         raise LmtoolError(f"--max-tokens must be at least 1, got {max_tokens}")
     if n < 1:
         raise LmtoolError(f"-n must be at least 1, got {n}")
+    if n > MAX_SENTENCES:
+        raise LmtoolError(f"-n {n} is absurdly large (at most {MAX_SENTENCES:,} sentences per command)")
 
 
 def generate(model, prefix_ids, n=1, seed=0, temperature=1.0, top_k=0, max_tokens=100):

@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 
 from .errors import LmtoolError
 
@@ -21,6 +22,7 @@ class ScratchFolder:
     def __init__(self, parent):
         self.parent = os.path.abspath(parent)
         self.path = None
+        self._removals = []
 
     def __enter__(self):
         if not os.path.isdir(self.parent):
@@ -33,6 +35,8 @@ class ScratchFolder:
         return self
 
     def __exit__(self, kind, value, tb):
+        for removal in self._removals:
+            removal.join()
         shutil.rmtree(self.path, ignore_errors=True)
         if kind is not None and issubclass(kind, OSError) and value.errno in _FULL:
             raise LmtoolError("no space left for temporary files; free some or point --tmp at a larger disk",
@@ -42,6 +46,15 @@ class ScratchFolder:
     def join(self, name):
         """A path inside the folder."""
         return os.path.join(self.path, name)
+
+    def remove_soon(self, *folders):
+        """Delete ``folders`` (inside this one) on a thread of their own, while the work goes on:
+        unlinking files of a few hundred MB waits on the disk for a second or more. Leaving the
+        context waits for it."""
+        removal = threading.Thread(target=lambda: [shutil.rmtree(f, ignore_errors=True) for f in folders],
+                                   name="lmtool-scratch-removal", daemon=True)
+        removal.start()
+        self._removals.append(removal)
 
 
 class SpooledPath(os.PathLike):

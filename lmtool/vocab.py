@@ -311,6 +311,10 @@ def rank_vocabulary(provisional, counts, level="word", min_count=1, max_vocab=No
             if -c >= min_count and (keep is None or token in keep)]
     if max_vocab is not None:
         kept = kept[:max(0, max_vocab - len(SPECIALS))]
+    if words and not kept:  # every token would be <unk>: a model of nothing, refused before any work
+        why = (f"--min-count {min_count}: no token occurs that often" if keep is None or min_count > -words[0][0]
+               else "--vocab: the file lists none of the corpus's tokens")
+        raise LmtoolError(f"{why}, so the vocabulary would be empty")
     remap = np.full(len(provisional), UNK, np.int32)
     remap[[BOS, EOS]] = [BOS, EOS]
     tokens = list(SPECIALS)

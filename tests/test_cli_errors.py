@@ -169,6 +169,42 @@ CASES.update({
     "convert-empty": Case("convert -q {empty} {out}/m.lm", names=("{empty}",), outputs=("{out}/m.lm",)),
 })
 
+# An output that is also an input, or named twice: refused before anything is read or written.
+CASES.update({
+    "count-output-is-the-corpus": Case("count -q {out}/c.txt -o {out}/c.txt", names=("{out}/c.txt", "input"),
+                                       existing=("{out}/c.txt",)),
+    "count-output-is-the-corpus-by-another-name": Case("count -q {out}/c.txt -o {out}/./c.txt",
+                                                       names=("{out}/./c.txt", "input"), existing=("{out}/c.txt",)),
+    "count-arpa-is-the-vocab-file": Case("count -q {corpus} --vocab {out}/v.txt -o {out}/m.lm --arpa {out}/v.txt",
+                                         names=("{out}/v.txt", "input"), existing=("{out}/v.txt",),
+                                         outputs=("{out}/m.lm",)),
+    "count-arpa-is-the-model": Case("count -q {corpus} -o {out}/m.lm --arpa {out}/m.lm", names=("{out}/m.lm", "twice"),
+                                    outputs=("{out}/m.lm",)),
+    "train-output-is-the-corpus": Case("train -q {out}/c.txt -o {out}/c.txt", names=("{out}/c.txt", "input"),
+                                       existing=("{out}/c.txt",)),
+    "train-log-is-the-valid-file": Case("train -q {corpus} --valid {out}/v.txt --log {out}/v.txt -o {out}/m.lm",
+                                        names=("{out}/v.txt", "input"), existing=("{out}/v.txt",),
+                                        outputs=("{out}/m.lm",)),
+    "train-plot-is-the-model": Case("train -q {corpus} -o {out}/m.lm --plot {out}/m.lm", names=("{out}/m.lm", "twice"),
+                                    existing=("{out}/m.lm",)),
+    "convert-target-is-the-source": Case("convert -q {out}/m.arpa {out}/m.arpa", names=("{out}/m.arpa", "input"),
+                                         existing=("{out}/m.arpa",)),
+})
+
+# Options that say nothing unless something else is asked for, and values out of range.
+CASES.update({
+    "train-classes-without-class-softmax": Case("train -q {corpus} -o {out}/m.lm --classes 5", names=("--classes",),
+                                                outputs=("{out}/m.lm",)),
+    "train-activation-of-an-lstm": Case("train -q {corpus} -o {out}/m.lm --cell lstm --activation relu",
+                                        names=("--activation",), outputs=("{out}/m.lm",)),
+    "train-embed-0": Case("train -q {corpus} -o {out}/m.lm --embed 0", names=("--embed",), outputs=("{out}/m.lm",)),
+    "train-seed-negative": Case("train -q {corpus} -o {out}/m.lm --seed -1", names=("--seed",),
+                                outputs=("{out}/m.lm",)),
+    "generate-n-absurd": Case("generate -q {lm} -n 99999999999999999999", names=("-n",)),
+    "count-min-count-leaves-no-word": Case("count -q {corpus} --min-count 1000000000 -o {out}/m.lm",
+                                           names=("--min-count", "empty"), outputs=("{out}/m.lm",)),
+})
+
 # Model files that are missing, damaged, newer or not lmtool's: every kind given to perplexity, and a
 # selection to the other commands that read a model (score and generate load it as perplexity does;
 # convert takes what is not an lmtool model for ARPA; info reads the header only, by design, so it
@@ -508,8 +544,8 @@ def _as_in_a_terminal():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _interrupt_count(tmp_path, when, extra=()):
-    """Start ``lmtool count`` on the KJV training text, send SIGINT as soon as ``when(proc, out)`` holds."""
+def _interrupt_count(tmp_path, when, extra=(), sig=signal.SIGINT):
+    """Start ``lmtool count`` on the KJV training text, send ``sig`` as soon as ``when(proc, out)`` holds."""
     out = tmp_path / "out"
     out.mkdir()
     command = [sys.executable, "-m", "lmtool.cli", "count", "-q", *map(str, extra), "-o", str(out / "kjv.lm"),
@@ -526,13 +562,13 @@ def _interrupt_count(tmp_path, when, extra=()):
             pytest.fail(f"lmtool count finished (exit {proc.returncode}) before it could be interrupted; "
                         "use a larger input")
         seen = sorted(os.listdir(out))
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return Outcome(["lmtool", *command[3:], f"# SIGINT when {seen} were in the folder"],
+    return Outcome(["lmtool", *command[3:], f"# {sig.name} when {seen} were in the folder"],
                    subprocess.CompletedProcess(command, proc.returncode, stdout, stderr), out,
                    {"names": [], "outputs": [out / "kjv.lm", out / "kjv.arpa"], "existing": {}, "dirs": [],
                     "code": None})
@@ -549,6 +585,23 @@ def test_interrupt_while_writing_leaves_no_temporary_file(tmp_path):
     outcome = _interrupt_count(tmp_path, lambda proc, out: any(n.startswith(TMP_PREFIX) for n in os.listdir(out)),
                                extra=(KJV_TRAIN, "--order", 3))
     assert_failed_cleanly(outcome, prefix="lmtool: interrupted")
+
+
+def test_sigterm_while_writing_leaves_no_temporary_file(tmp_path):
+    """``kill``, ``timeout`` and a cancelled CI job send SIGTERM: the same clean end as Ctrl-C."""
+    outcome = _interrupt_count(tmp_path, lambda proc, out: any(n.startswith(TMP_PREFIX) for n in os.listdir(out)),
+                               extra=(KJV_TRAIN, "--order", 3), sig=signal.SIGTERM)
+    assert_failed_cleanly(outcome, prefix="lmtool: interrupted")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_stdout_is_one_line(paths, tmp_path):
+    with open("/dev/full", "wb") as full:
+        r = subprocess.run([sys.executable, "-m", "lmtool.cli", "score", "-q", str(paths["lm"]), str(paths["text"])],
+                           stdout=full, stderr=subprocess.PIPE, cwd=tmp_path)
+    err = r.stderr.decode()
+    assert r.returncode == 1 and err.count("\n") == 1, err
+    assert err.startswith("lmtool: error: stdout: cannot write: No space left on device"), err
 
 
 def _arpa_half_written(proc, out):

@@ -10,6 +10,7 @@ import gzip
 import io
 import re
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -296,6 +297,31 @@ def test_temporary_files_go_after_ctrl_c(capsys, tmp_path, texts, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scratch"]
 
 
+def test_spent_runs_go_while_the_model_is_written_and_the_rest_after_ctrl_c(capsys, tmp_path, texts, monkeypatch):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    left = []
+
+    def interrupted_writer(*args):
+        """Wait (10 s at most) for the spilled runs and the merged one to go, note what is left, then Ctrl-C."""
+        (folder,) = scratch.iterdir()
+        deadline = time.monotonic() + 10
+        while sorted(p.name for p in folder.iterdir()) != ["model"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        left.extend(p.name for p in folder.iterdir())
+        raise KeyboardInterrupt
+
+    spilled = []
+    real_write_run = runs.write_run
+    monkeypatch.setattr(runs, "write_run", lambda *args: spilled.append(args[1]) or real_write_run(*args))
+    monkeypatch.setattr("lmtool.ngram.build.write_model_file", interrupted_writer)
+    lmtool(capsys, "count", texts["a"], "-o", tmp_path / "m.lm", "--order", "4", "-S", "128K", "-T", scratch, code=130)
+    assert len(spilled) >= 3
+    assert left == ["model"]
+    assert list(scratch.iterdir()) == []
+    assert not (tmp_path / "m.lm").exists()
+
+
 def full_disk_when_merging(run, n, step):
     raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -312,6 +338,20 @@ def test_full_disk_is_one_line_naming_the_folder(capsys, tmp_path, texts, monkey
                  code=1)
     assert err.count("\n") == 1 and err.startswith(f"lmtool: error: {scratch}: no space left"), err
     assert "--tmp" in err
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_short_write_while_spilling_is_a_full_disk(capsys, tmp_path, texts, monkeypatch):
+    """NumPy reports a short write without an errno ("N requested and M written"): still one line."""
+    def short_save(file, array):
+        raise OSError(f"{array.nbytes} requested and {array.nbytes // 2} written")
+
+    monkeypatch.setattr(runs.np, "save", short_save)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    err = lmtool(capsys, "count", texts["a"], "-o", tmp_path / "m.lm", "--order", "4", "-S", "128K", "-T", scratch,
+                 code=1)
+    assert err.count("\n") == 1 and err.startswith(f"lmtool: error: {scratch}: no space left"), err
     assert list(scratch.iterdir()) == []
 
 

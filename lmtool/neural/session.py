@@ -77,6 +77,10 @@ class TrainOptions:
             raise LmtoolError("--init identity is for --cell rnn (the IRNN); LSTM and GRU use the default")
         if self.n_classes is not None and self.n_classes < 1:
             raise LmtoolError(f"--classes must be positive, got {self.n_classes}")
+        if self.n_classes is not None and self.softmax != "class":
+            raise LmtoolError(f"--classes applies to --softmax class only, not to {self.softmax}")
+        if not 0 <= self.seed < 2 ** 64:
+            raise LmtoolError(f"--seed must be an integer from 0 to 2**64-1, got {self.seed}")
         if self.class_method not in ("frequency", "exchange"):
             raise LmtoolError(f"--class-method must be frequency or exchange, got {self.class_method!r}")
 

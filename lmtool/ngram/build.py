@@ -14,6 +14,7 @@ from ..vocab import check_limits
 from .counts import chunk_tokens_for, count_ngrams
 from .assemble import model_arrays
 from .model import NgramModel, write_model_file
+from .runs import Run
 from .smoothing import DEFAULT_METHOD, METHODS, Estimation
 
 MAX_ORDER = 16
@@ -117,6 +118,8 @@ def _build(paths, output, order, smoothing, level, min_count, max_vocab, keep, p
         arrays = model_arrays(len(vocab), estimation, folder=folder, progress=progress, threads=threads)
         meta = _meta(smoothing, options, limits, training, estimation)
         if folder:
+            if isinstance(counts, Run):  # spent: its files go while the model file is written
+                scratch.remove_soon(counts.folder)
             write_model_file(output, vocab, estimation.sizes, meta, arrays)
             return None
     children = (arrays["children"], arrays["children_big_at"], arrays["children_big"])

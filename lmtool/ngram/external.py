@@ -70,8 +70,7 @@ def count_external(paths, order, memory, scratch, level="word", min_count=1, max
             counts = spill.merge_runs(runs, new_name(), progress=bar.update, threads=threads)
         finally:
             bar.close()
-        for run in runs:
-            run.remove()
+        scratch.remove_soon(*(run.folder for run in runs))
         release_free_memory()
     return vocab, counts, training, stats
 

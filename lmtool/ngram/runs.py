@@ -7,8 +7,8 @@ map from one run's nodes to the merged ones while that run's next level is trans
 threads: N slices of 1/N the rows, and N runs' maps).
 """
 
+import errno
 import os
-import shutil
 
 import numpy as np
 
@@ -51,9 +51,6 @@ class Run:
         fields = [[np.load(self.file(f, n)) for n in range(1, self.order + 1)] for f in FIELDS]
         return NgramCounts(*fields, vocab_size=self.vocab_size)
 
-    def remove(self):
-        shutil.rmtree(self.folder, ignore_errors=True)
-
 
 def write_run(levels, folder, vocab_size):
     """Write ``levels`` (``(parent, word, count, suffix)`` per order, unigrams first) into a new
@@ -63,7 +60,13 @@ def write_run(levels, folder, vocab_size):
     for order, arrays in enumerate(levels, 1):
         for field, array in zip(FIELDS, arrays):
             with open(os.path.join(folder, f"{field}{order}.npy"), "wb") as out:
-                np.save(out, np.ascontiguousarray(array, DTYPES[field]))
+                try:
+                    np.save(out, np.ascontiguousarray(array, DTYPES[field]))
+                except OSError as err:
+                    if err.errno is not None:
+                        raise
+                    # NumPy's "N requested and M written": a short write, which on a local disk means a full one
+                    raise OSError(errno.ENOSPC, f"No space left on device ({err})", out.name) from None
             total += array.nbytes
     return Run(folder, order, vocab_size, total)
 
