@@ -55,8 +55,10 @@ def _check_outputs(outputs, inputs=()):
     overwritten before it is read, or after) or that is named twice, before any work is done."""
     seen = {}
     for path in outputs:
-        if not path:
+        if path is None:
             continue
+        if not path.strip():
+            raise LmtoolError(f"an output file name cannot be empty, got {path!r}")
         _check_writable(path)
         real = os.path.realpath(path)
         if real in seen:
@@ -74,6 +76,13 @@ def _same_file(a, b):
         return os.path.samefile(a, b)
     except OSError:  # one does not exist (yet)
         return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _given_on_the_command_line():
+    """Names of the current command's parameters set on its command line (not left at their default)."""
+    ctx = click.get_current_context()
+    return frozenset(name for name in ctx.params
+                     if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE)
 
 
 def _load(path):
@@ -237,7 +246,7 @@ def train(corpus, output, valid_file, cell, activation, init, embed, hidden, lay
         batch=batch, bptt=bptt, optimizer=optimizer, lr=lr, clip=clip, decay=decay, min_improvement=min_improvement,
         patience=patience,
         epochs=epochs, max_time=_duration(max_time), seed=seed, threads=threads, resume=resume,
-        log_file=log_file, plot_file=plot_file)
+        log_file=log_file, plot_file=plot_file, given=_given_on_the_command_line())
     _check_outputs((output, log_file, plot_file), (*corpus, valid_file, vocab_file))
     model = run_training(options, progress=_tqdm_factory(quiet), echo=None if quiet else
                          (lambda text: click.echo(text, err=True)))
@@ -318,13 +327,13 @@ def score(model, files, as_json, per_token, threads, quiet):
 def generate(model, prefix, count_, seed, temperature, top_k, max_tokens, quiet):
     """Generate sentences from MODEL by sampling, one per line; a sentence stops at </s>."""
     from .corpus import line_tokens
-    from .sampling import check_options, generate as sample
+    from .sampling import check_options, sentences
 
     check_options(temperature, top_k, max_tokens, count_, seed)
     lm = _load(model)
     tokens = line_tokens(prefix, lm.vocab.level)
-    samples = sample(lm, lm.vocab.encode(tokens), n=count_, seed=seed, temperature=temperature, top_k=top_k,
-                     max_tokens=max_tokens)
+    samples = sentences(lm, lm.vocab.encode(tokens), n=count_, seed=seed, temperature=temperature, top_k=top_k,
+                        max_tokens=max_tokens)
     glue = "" if lm.vocab.level == "char" else " "
     for ids in samples:
         click.echo(glue.join(tokens + lm.vocab.decode(ids)))
@@ -338,10 +347,10 @@ def convert(source, target, quiet):
     """Convert between ARPA and lmtool model files.
 
     An ARPA SOURCE (from KenLM, SRILM or lmtool) becomes an lmtool model; an lmtool n-gram model
-    becomes ARPA when TARGET ends in .arpa.
+    becomes ARPA when TARGET ends in .arpa, gzipped when it ends in .arpa.gz.
     """
     from . import modelfile
-    from .ngram.arpa import read_arpa, write_arpa
+    from .ngram.arpa import is_arpa_name, read_arpa, write_arpa
 
     _check_outputs((target,), (source,))
     progress = _tqdm_factory(quiet)
@@ -355,7 +364,7 @@ def convert(source, target, quiet):
             lm = read_arpa(source, progress=bar.update)
         finally:
             bar.close()
-    if target.endswith(".arpa"):
+    if is_arpa_name(target):
         write_arpa(lm, target)
     else:
         lm.save(target)

@@ -350,6 +350,8 @@ def read(path, verify=True):
     if version > FORMAT_VERSION:
         raise LmtoolError(f"model format version {version} is newer than this lmtool {__version__} reads "
                           f"(up to {FORMAT_VERSION}); upgrade lmtool", path)
+    if version < 1:
+        raise LmtoolError(f"corrupt model file (format version {version}, which no lmtool writes); rebuild it", path)
     start = _PREFIX.size + header_len
     if size < start:
         raise LmtoolError(f"truncated model file ({size:,} bytes, its header alone needs {start:,}); "
@@ -361,6 +363,8 @@ def read(path, verify=True):
     expected = start + header["data_size"]
     if size < expected:
         raise LmtoolError(f"truncated model file ({size:,} bytes, expected {expected:,}); rebuild it", path)
+    if size > expected:
+        raise LmtoolError(f"damaged model file ({size - expected:,} bytes after its end); rebuild it", path)
     if verify and zlib.crc32(memoryview(buffer)[start:expected]) != header["data_crc32"]:
         raise LmtoolError("corrupt model file (data checksum mismatch); rebuild it", path)
     arrays = {}

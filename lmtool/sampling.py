@@ -29,8 +29,10 @@ def shape_distribution(probs, temperature=1.0, top_k=0):
     return p / total
 
 
-MAX_SENTENCES = 10 ** 7
-"""All sentences are sampled side by side, each holding a model state and ``--max-tokens`` ids."""
+MAX_SENTENCES = 10 ** 9
+"""More sentences than any command could print in a day: -n beyond this is a slip."""
+BATCH_SENTENCES = 256
+"""Sentences sampled side by side: a step holds each one's next-token distribution (batch x V floats)."""
 
 
 def check_options(temperature, top_k, max_tokens, n, seed=0):
@@ -54,9 +56,21 @@ def generate(model, prefix_ids, n=1, seed=0, temperature=1.0, top_k=0, max_token
     Returns a list of n int32 arrays: the generated tokens (without the prefix), each ending before
     ``</s>`` or after ``max_tokens`` tokens.
     """
+    return list(sentences(model, prefix_ids, n, seed, temperature, top_k, max_tokens))
+
+
+def sentences(model, prefix_ids, n=1, seed=0, temperature=1.0, top_k=0, max_tokens=100, batch=BATCH_SENTENCES):
+    """``generate``'s sentences one by one as they are sampled, ``batch`` at a time, so the first come
+    at once and memory stays flat however large ``n`` is. The same seed gives the same sentences."""
     check_options(temperature, top_k, max_tokens, n)
     rng = np.random.Generator(np.random.PCG64(seed))
     prefix_ids = np.asarray(prefix_ids, np.int32)
+    for start in range(0, n, batch):
+        yield from _sample_batch(model, prefix_ids, min(batch, n - start), rng, temperature, top_k, max_tokens)
+
+
+def _sample_batch(model, prefix_ids, n, rng, temperature, top_k, max_tokens):
+    """``n`` sentences sampled side by side, step by step, drawing from ``rng``."""
     state = model.begin([prefix_ids] * n)
     out = np.full((n, max_tokens), -1, np.int32)
     alive = np.ones(n, bool)

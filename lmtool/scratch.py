@@ -16,6 +16,13 @@ from .errors import LmtoolError
 _FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
+def check_parent(folder):
+    """Refuse a ``--tmp`` that is missing or is not a folder, in one line naming it."""
+    if not os.path.isdir(folder):
+        what = "not a folder" if os.path.exists(folder) else "no such folder"
+        raise LmtoolError(f"--tmp: {what}; create it or choose another", folder)
+
+
 class ScratchFolder:
     """Context manager: a new folder inside ``parent``, deleted on success, on error and on Ctrl-C."""
 
@@ -25,8 +32,7 @@ class ScratchFolder:
         self._removals = []
 
     def __enter__(self):
-        if not os.path.isdir(self.parent):
-            raise LmtoolError("--tmp: no such folder; create it or choose another", self.parent)
+        check_parent(self.parent)
         try:
             self.path = tempfile.mkdtemp(prefix="lmtool-count-", dir=self.parent)
         except OSError as err:

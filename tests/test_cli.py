@@ -452,6 +452,18 @@ def test_convert_model_to_arpa_is_what_count_wrote(tiny_model, tmp_path):
     assert_same_ngrams(read_arpa(out), read_arpa(tiny_model.arpa), tol=0.0)
 
 
+@pytest.mark.parametrize("name", ["again.ARPA", "again.arpa.gz", "again.Arpa.GZ"])
+def test_convert_writes_arpa_whatever_the_case_and_gzipped_for_gz(tiny_model, tmp_path, name):
+    import gzip
+
+    out = tmp_path / name
+    lmtool("convert", "-q", tiny_model.lm, out)
+    data = out.read_bytes()
+    if name.lower().endswith(".gz"):
+        data = gzip.decompress(data)
+    assert data == tiny_model.arpa.read_bytes()
+
+
 # --- info ----------------------------------------------------------------------------------------
 
 def test_info_json(tiny_model):

@@ -82,6 +82,20 @@ def test_memory_budget_spills_and_gives_the_same_file(capsys, tmp_path, texts, i
     assert list(scratch.iterdir()) == []
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_runs_spilled_on_threads_give_the_same_file(capsys, tmp_path, texts, threads):
+    paths = [texts["a"], texts["b"]]
+    plain = build(capsys, tmp_path / "plain.lm", paths, "--order", "4")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    out = tmp_path / "bounded.lm"
+    err = lmtool(capsys, "count", *paths, "-o", out, "--order", "4", "--memory", "128K", "--tmp", scratch,
+                 "--threads", threads)
+    assert spills(err) >= 4, err
+    assert out.read_bytes() == plain
+    assert list(scratch.iterdir()) == []
+
+
 def test_memory_budget_writes_the_same_arpa(capsys, tmp_path, texts):
     files = []
     for name, options in (("plain", ()), ("bounded", ("--memory", "128K", "--tmp", tmp_path))):
@@ -363,12 +377,16 @@ def test_a_short_write_while_spilling_is_a_full_disk(capsys, tmp_path, texts, mo
     (("--memory", "0%"), "a percentage of physical RAM must be in (0, 100]"),
     (("--memory", "10K"), "below the smallest budget, 64K"),
     (("--memory", "1G", "--tmp", "/no/such/folder"), "/no/such/folder: --tmp: no such folder"),
+    (("--memory", "1G", "--tmp", "{a}"), "{a}: --tmp: not a folder"),
+    (("--tmp", "."), "--tmp holds the temporary files of --memory; give --memory too"),
+    (("--arpa", ""), "an output file name cannot be empty"),
     (("--dask", "local:2", "--memory", "1G"), "--dask counts on the cluster's workers"),
     (("--dask", "local:2", "--threads", "2"), "--dask counts on the cluster's workers"),
 ])
 def test_absurd_options_are_refused_in_one_line(capsys, tmp_path, texts, options, message):
+    options = [str(o).format(a=texts["a"]) for o in options]
     err = lmtool(capsys, "count", texts["a"], "-o", tmp_path / "m.lm", *options, code=1)
-    assert err.count("\n") == 1 and message in err, err
+    assert err.count("\n") == 1 and message.format(a=texts["a"]) in err, err
 
 
 def test_memory_sizes_read_like_lmplz():

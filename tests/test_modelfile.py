@@ -58,6 +58,24 @@ def test_flipped_byte_is_caught(tmp_path):
         modelfile.read(path)
 
 
+def test_bytes_after_the_end_are_damage(tmp_path):
+    path = tmp_path / "m.lm"
+    write_sample(path)
+    path.write_bytes(path.read_bytes() + b"garbage\n")
+    with pytest.raises(LmtoolError, match=r"damaged model file \(8 bytes after its end\)"):
+        modelfile.read(path, verify=False)
+
+
+def test_version_zero_is_corruption_not_a_newer_format(tmp_path):
+    path = tmp_path / "m.lm"
+    write_sample(path)
+    data = bytearray(path.read_bytes())
+    data[8:12] = struct.pack("<I", 0)
+    path.write_bytes(bytes(data))
+    with pytest.raises(LmtoolError, match="corrupt model file \\(format version 0"):
+        modelfile.read(path)
+
+
 def test_newer_version_names_both(tmp_path):
     path = tmp_path / "m.lm"
     write_sample(path)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lmtool.errors import LmtoolError
-from lmtool.sampling import generate, shape_distribution
+from lmtool.sampling import generate, sentences, shape_distribution
 from lmtool.vocab import BOS, UNK
 from tests.helpers import model_from_text
 
@@ -51,3 +51,29 @@ def test_shaping():
 def test_absurd_options(model, kw):
     with pytest.raises(LmtoolError):
         generate(model, [], **kw)
+
+
+def test_sentences_come_a_batch_at_a_time(model):
+    """The first sentence is out before the rest are sampled (``lmtool generate -n 1000000 | head``),
+    and a batch's sentences are those ``generate`` gives for the same seed."""
+    begun = []
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(model, name)
+
+        def begin(self, prefixes):
+            begun.append(len(prefixes))
+            return model.begin(prefixes)
+
+    stream = sentences(Counting(), [], n=1000, seed=4, batch=64)
+    first = [next(stream) for _ in range(64)]
+    assert begun == [64]
+    next(stream)
+    assert begun == [64, 64]
+    assert all((a == b).all() for a, b in zip(first, generate(model, [], n=64, seed=4)))
+
+
+def test_absurd_sentence_count(model):
+    with pytest.raises(LmtoolError, match="absurdly large"):
+        generate(model, [], n=10 ** 20)

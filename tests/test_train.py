@@ -128,9 +128,32 @@ def test_resume_reproduces_the_run(tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "_step", step)
     ckpt = tmp_path / "cut.lm.ckpt"
     assert ckpt.exists()
+    with pytest.raises(LmtoolError, match=r"these differ: --hidden 32 \(checkpoint: 16\), --dropout 0.2 "
+                                          r"\(checkpoint: 0.1\); drop them"):
+        run_training(options(tmp_path, "cut.lm", epochs=3, dropout=0.2, hidden=32, optimizer="adam", resume=str(ckpt)))
     run_training(options(tmp_path, "cut.lm", epochs=3, dropout=0.1, optimizer="adam", resume=str(ckpt)))
     assert not ckpt.exists()
     assert (tmp_path / "full.lm").read_bytes() == (tmp_path / "cut.lm").read_bytes()
+
+
+def test_a_resumed_run_takes_a_new_budget_and_the_checkpoint_settings_given_again():
+    from types import SimpleNamespace
+
+    from lmtool.neural.config import NetworkConfig
+    from lmtool.neural.session import _resumed_config
+    from lmtool.neural.train import TrainConfig
+
+    model = SimpleNamespace(config=NetworkConfig(vocab_size=10, hidden=16, embed=16), vocab=SimpleNamespace(level="word"))
+    saved = TrainConfig(optimizer="adam", epochs=3, seed=3)
+    again = dict(corpus=[TINY], output="m.lm", hidden=16, embed=16, optimizer="adam", seed=3, resume="m.lm.ckpt")
+    config = _resumed_config(TrainOptions(**again, epochs=5, max_time=60.0,
+                                          given=frozenset({"hidden", "optimizer", "seed", "epochs", "max_time"})),
+                             model, saved)
+    assert (config.epochs, config.max_time, config.optimizer, config.lr) == (5, 60.0, "adam", saved.lr)
+    same_values = _resumed_config(TrainOptions(**again, given=frozenset()), model, saved)
+    assert same_values == saved
+    with pytest.raises(LmtoolError, match=r"these differ: --optimizer sgd \(checkpoint: adam\); drop them"):
+        _resumed_config(TrainOptions(**dict(again, optimizer="sgd"), given=frozenset({"optimizer"})), model, saved)
 
 
 def test_divergence_stops_with_one_line_and_keeps_the_model(tmp_path):

@@ -3,7 +3,7 @@
 import csv
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 from .. import __version__
 from ..errors import Interrupted, LmtoolError
@@ -47,6 +47,13 @@ class TrainOptions:
     resume: str = None
     log_file: str = None
     plot_file: str = None
+    given: frozenset = None  # the options set on purpose (the command line knows); None: those off their default
+
+    def set_on_purpose(self):
+        """Names of the fields given on purpose: ``given``, or where that is unknown, those not at their default."""
+        if self.given is not None:
+            return self.given
+        return frozenset(f.name for f in fields(self) if f.name != "given" and getattr(self, f.name) != f.default)
 
     def check(self):
         """Refuse absurd values with one line that names the option."""
@@ -131,8 +138,9 @@ def run_training(options, progress=silent, echo=None):
 
     if opened is not None:
         model = RecurrentModel.from_file(opened, writable=True)
-        saved = opened.meta["training"]["train_config"]
-        config = TrainConfig(**saved)
+        config = _resumed_config(options, model, TrainConfig(**opened.meta["training"]["train_config"]))
+        if options.valid:
+            model.meta["training"] = dict(model.meta.get("training", {}), valid=options.valid)
     else:
         classes = None
         n_classes = 0
@@ -181,6 +189,35 @@ def run_training(options, progress=silent, echo=None):
     if options.plot_file:
         plot_history(trainer.history.epochs, options.plot_file)
     return model
+
+
+# What a resumed run takes from its checkpoint: given again, these options must say the same.
+KEPT_ON_RESUME = {"cell": "--cell", "activation": "--activation", "init": "--init", "embed": "--embed",
+                  "hidden": "--hidden", "layers": "--layers", "dropout": "--dropout", "tie": "--tie",
+                  "softmax": "--softmax", "n_classes": "--classes", "level": "--level", "batch": "--batch",
+                  "bptt": "--bptt", "optimizer": "--optimizer", "lr": "--lr", "clip": "--clip", "decay": "--decay",
+                  "min_improvement": "--min-improvement", "patience": "--patience", "seed": "--seed"}
+BUDGET = ("epochs", "max_time")
+"""Given on resume, ``--epochs`` and ``--max-time`` replace the checkpoint's: a run can be given longer."""
+
+
+def _resumed_config(options, model, saved):
+    """The checkpoint's ``TrainConfig`` with the budget options given now; refuses, naming each, the
+    options given with another value than the checkpoint's (its network and schedule go on as they were)."""
+    given = options.set_on_purpose()
+    net = model.config
+    recorded = {**{k: getattr(net, k) for k in ("cell", "activation", "init", "embed", "hidden", "layers", "dropout",
+                                                "tie", "softmax")},
+                "n_classes": net.n_classes if net.softmax == "class" else None, "level": model.vocab.level,
+                **{k: getattr(saved, k) for k in ("batch", "bptt", "optimizer", "lr", "clip", "decay", "min_improvement",
+                                                  "patience", "seed")}}
+    differing = [f"{flag} {getattr(options, name)} (checkpoint: {recorded[name]})"
+                 for name, flag in KEPT_ON_RESUME.items()
+                 if name in given and getattr(options, name) != recorded[name]]
+    if differing:
+        raise LmtoolError(f"a resumed run goes on with its checkpoint's settings, and these differ: "
+                          f"{', '.join(differing)}; drop them, or start a new run without --resume", options.resume)
+    return replace(saved, **{name: getattr(options, name) for name in BUDGET if name in given})
 
 
 def word_classes(data, vocab_size, options, progress=silent, echo=None):

@@ -6,8 +6,11 @@ added as "blank" entries whose probability is what backing off gives and whose b
 as KenLM does, so the model scores exactly as the file says.
 """
 
+import gzip
+import os
 import re
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -35,7 +38,7 @@ def write_arpa(model, path):
                           "which the ARPA format cannot represent", path)
     pool, offsets = token_pool(tokens)
     token_bytes = np.diff(offsets)
-    with atomic_output(path, "wb") as out:
+    with atomic_output(path, "wb") as file, _compressed_if_named(file, path) as out:
         out.write(b"\\data\\\n")
         for n, size in enumerate(model.sizes, 1):
             out.write(f"ngram {n}={size}\n".encode())
@@ -52,6 +55,21 @@ def write_arpa(model, path):
                                     n < model.order, pool, offsets, buffer)
                 out.write(memoryview(buffer[:used]))
         out.write(b"\n\\end\\\n")
+
+
+def is_arpa_name(path):
+    """Whether ``path`` names an ARPA file: ``.arpa``, or ``.arpa.gz`` (written gzipped), any case."""
+    return os.fspath(path).lower().endswith((".arpa", ".arpa.gz"))
+
+
+@contextmanager
+def _compressed_if_named(file, path):
+    """``file`` itself, or a gzip stream into it (no timestamp: the same model, the same bytes) for ``.gz``."""
+    if not os.fspath(path).lower().endswith(".gz"):
+        yield file
+        return
+    with gzip.GzipFile(fileobj=file, mode="wb", mtime=0, filename="") as out:
+        yield out
 
 
 def read_arpa(path, progress=None):

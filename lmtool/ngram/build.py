@@ -43,10 +43,13 @@ def counting_plan(memory=None, tmp=None, threads=1, dask=None, output=None):
                               "--memory and --threads and size the cluster instead")
         return {"dask": dask}
     if memory is None:
+        if tmp is not None:
+            raise LmtoolError("--tmp holds the temporary files of --memory; give --memory too, or drop --tmp")
         return {"threads": threads}
+    from ..scratch import check_parent
+
     tmp = tmp or os.environ.get("TMPDIR") or os.path.dirname(os.path.abspath(output or "."))
-    if not os.path.isdir(tmp):
-        raise LmtoolError("--tmp: no such folder; create it or choose another", tmp)
+    check_parent(tmp)
     return {"memory": parse_memory(memory), "tmp": tmp, "threads": threads}
 
 
