@@ -128,6 +128,9 @@ def _decompressing(raw):
     return buffered
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def read_chunks(paths, *, chunk_bytes=CHUNK_BYTES, max_line=MAX_LINE_BYTES, progress=None, hasher=None):
     """Yield ``Chunk``s of decoded lines from each path in turn.
 
@@ -232,6 +235,8 @@ def _read_one(path, chunk_bytes, max_line, progress, hasher):
                 continue
         text, pending = data[:cut], data[cut:]
         _check(text, name, offset, line_no, max_line)
+        if offset == 0 and text.startswith(UTF8_BOM):  # Windows tools write one; it is not part of a word
+            text = text[len(UTF8_BOM):]
         offset += cut
         if b"\r" in text:
             text = text.replace(b"\r\n", b"\n")

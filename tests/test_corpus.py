@@ -57,6 +57,17 @@ def test_tokens_split_like_kenlm(tmp_path):
     assert corpus.line_tokens("a\u00a0b c\x0cd  e") == ["a\u00a0b", "c\x0cd", "e"]
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_word(tmp_path):
+    with_bom, plain = tmp_path / "bom.txt", tmp_path / "plain.txt"
+    with_bom.write_bytes(corpus.UTF8_BOM + "and god said\nand it was so\n".encode())
+    plain.write_bytes(b"and god said\nand it was so\n")
+    a, b = read_corpus([with_bom, plain]), read_corpus([plain, plain])
+    assert a.vocab.tokens == b.vocab.tokens and (a.ids == b.ids).all()
+    inner = tmp_path / "inner.txt"
+    inner.write_bytes(b"and god said\n" + corpus.UTF8_BOM + b"and\n")  # only at the start of a file
+    assert "\ufeffand" in read_corpus([inner]).vocab.tokens
+
+
 def test_word_level_ids_and_vocab_order(tmp_path):
     path = tmp_path / "c.txt"
     path.write_text(TEXT, encoding="utf-8")

@@ -143,6 +143,37 @@ def test_slices_cut_between_contexts_and_cover_every_row(tmp_path, texts):
             assert s.c_lo <= parent.min() and parent.max() < s.c_hi
 
 
+def test_run_files_are_opened_by_one_thread_at_a_time(tmp_path, monkeypatch):
+    """NumPy parses a .npy header with ast, which CPython 3.11 cannot do on two threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+    import threading
+
+    from lmtool.ngram.counts import count_chunk
+
+    lengths = np.full(50, 6, np.int32)
+    run = runs.write_run(runs.levels(count_chunk(np.arange(300, dtype=np.int32) % 20 + 3, lengths, 3, 30)),
+                         tmp_path / "run", 30)
+    inside, most, lock = [0], [0], threading.Lock()
+    real_load = np.load
+
+    def watched_load(*args, **kwargs):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.002)  # room for another thread to come in
+        try:
+            return real_load(*args, **kwargs)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(runs.np, "load", watched_load)
+    with ThreadPoolExecutor(4) as pool:
+        rows = list(pool.map(lambda k: run.rows("count", 1 + k % 3), range(40)))
+    assert most[0] == 1
+    assert all(np.array_equal(r, rows[k % 3]) for k, r in enumerate(rows))
+
+
 @pytest.mark.parametrize("rows, threads", [(100, 1), (1000, 1), (1 << 20, 1), (100, 3), (1000, 2)])
 def test_merged_runs_equal_counts_merged_in_memory(tmp_path, rows, threads):
     from lmtool.ngram.counts import count_chunk, merge_counts
@@ -227,6 +258,23 @@ def test_dask_local_cluster_says_nothing_of_a_taken_port(capsys, tmp_path, texts
             pass  # already held by something else: the same situation
         err = lmtool(capsys, "count", texts["b"], "-o", tmp_path / "m.lm", "--order", "2", "--dask", "local:1")
     assert "in use" not in err and "UserWarning" not in err, err
+
+
+def test_dask_address_of_something_else_is_one_line_in_bounded_time(capsys, tmp_path, texts, monkeypatch):
+    """A peer that accepts and never answers (a web server waits for a request) used to hang forever."""
+    import socket
+
+    pytest.importorskip("distributed")
+    monkeypatch.setattr("lmtool.ngram.distributed.CONNECT_SECONDS", 1)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = "tcp://127.0.0.1:%d" % silent.getsockname()[1]
+        started = time.monotonic()
+        err = lmtool(capsys, "count", texts["b"], "-o", tmp_path / "m.lm", "--dask", address, code=1)
+    assert time.monotonic() - started < 30
+    assert err.count("\n") == 1 and "is not a Dask scheduler" in err and address in err, err
+    assert not (tmp_path / "m.lm").exists()
 
 
 def test_dask_worker_errors_are_one_line(capsys, tmp_path, texts):

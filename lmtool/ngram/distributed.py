@@ -18,6 +18,7 @@ import glob
 import logging
 import os
 import re
+import threading
 
 from .. import corpus
 from ..dataset import check_not_empty, training_record
@@ -30,6 +31,7 @@ from .passes import count_shard, tally_tokens
 MISSING = "--dask needs dask.distributed: pip install 'lmtool[dask]'"
 SHARD_BYTES_VARIABLE = "LMTOOL_DASK_SHARD_BYTES"
 MIN_SHARD_BYTES = 1 << 20
+CONNECT_SECONDS = 20
 
 
 def _distributed():
@@ -80,7 +82,7 @@ class connect:
                                                                           "dashboard_address": ":0"})
                 self.client = distributed.Client(self.cluster)
             elif re.fullmatch(r"(tcp|tls|ucx|inproc)://\S+", self.address):
-                self.client = distributed.Client(self.address, timeout="20s")
+                self.client = _connect(distributed, self.address, CONNECT_SECONDS)
             else:
                 raise LmtoolError(f"--dask: expected tcp://HOST:PORT or local:N, got {self.address!r}")
         except OSError as err:
@@ -94,6 +96,30 @@ class connect:
         if self.cluster is not None:
             self.cluster.close()
         return False
+
+
+def _connect(distributed, address, seconds):
+    """``distributed.Client(address)``, given up after ``seconds`` (plus a margin) even when what
+    answers there is not a Dask scheduler: the client's own timeout covers reaching the address, not
+    a handshake that never ends (a web server waits for a request), and such a peer's bytes read
+    as Dask's can ask for any amount of memory."""
+    box = {}
+
+    def attempt():
+        try:
+            box["client"] = distributed.Client(address, timeout=f"{seconds}s")
+        except BaseException as err:  # raised again on the calling thread
+            box["error"] = err
+
+    thread = threading.Thread(target=attempt, name="lmtool-dask-connect", daemon=True)
+    thread.start()
+    thread.join(seconds + 5)
+    if isinstance(box.get("error"), MemoryError) or "error" not in box and "client" not in box:
+        raise LmtoolError(f"--dask: what answers at {address} is not a Dask scheduler (it did not greet "
+                          f"as one within {seconds} s); give the scheduler's address")
+    if "error" in box:
+        raise box["error"]
+    return box["client"]
 
 
 def shard_bytes_setting():

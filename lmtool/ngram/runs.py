@@ -9,6 +9,7 @@ threads: N slices of 1/N the rows, and N runs' maps).
 
 import errno
 import os
+import threading
 
 import numpy as np
 
@@ -18,6 +19,18 @@ FIELDS = ("parent", "word", "count", "suffix")
 DTYPES = {"parent": np.int32, "word": np.int32, "count": np.int64, "suffix": np.int32,
           "key": np.int64, "merged_suffix": np.int32}  # the last two: a run's level translated for merging
 MERGE_ROWS = 1 << 21  # rows of all runs together merged per slice
+
+
+_HEADER_LOCK = threading.Lock()
+"""NumPy reads a ``.npy`` header with ``ast.literal_eval``, and CPython 3.11's parser can fail when two
+threads parse at once ("SystemError: AST constructor recursion depth mismatch", seen once in CI);
+``--threads`` reads runs on several threads, so their files are opened one at a time."""
+
+
+def _mapped(path):
+    """``np.load(path, mmap_mode="r")``, opened under ``_HEADER_LOCK``."""
+    with _HEADER_LOCK:
+        return np.load(path, mmap_mode="r")
 
 
 class Run:
@@ -34,21 +47,21 @@ class Run:
 
     def rows(self, field, n, lo=0, hi=None):
         """A copy of ``field`` for the n-grams ``lo:hi`` of order n, read through a map dropped at once."""
-        mapped = np.load(self.file(field, n), mmap_mode="r")
+        mapped = _mapped(self.file(field, n))
         return np.array(mapped[lo:hi])
 
     def first_child(self, n, node):
         """The first row of order n whose parent is ``node`` or later (a binary search on disk)."""
-        parents = np.load(self.file("parent", n), mmap_mode="r")
+        parents = _mapped(self.file("parent", n))
         return int(np.searchsorted(parents, parents.dtype.type(node), "left"))  # a Python int would copy them
 
     def sizes(self):
         """Number of distinct n-grams of each order (read from the files' headers)."""
-        return [np.load(self.file("word", n), mmap_mode="r").shape[0] for n in range(1, self.order + 1)]
+        return [_mapped(self.file("word", n)).shape[0] for n in range(1, self.order + 1)]
 
     def load(self):
         """The whole run in memory, as ``NgramCounts``."""
-        fields = [[np.load(self.file(f, n)) for n in range(1, self.order + 1)] for f in FIELDS]
+        fields = [[np.array(_mapped(self.file(f, n))) for n in range(1, self.order + 1)] for f in FIELDS]
         return NgramCounts(*fields, vocab_size=self.vocab_size)
 
 
