@@ -239,8 +239,9 @@ def train(corpus, output, valid_file, cell, activation, init, embed, hidden, lay
     if activation is not None and cell != "rnn":
         raise LmtoolError(f"--activation applies to --cell rnn only; {cell.upper()} cells have their own gates")
     options = TrainOptions(
-        corpus=list(corpus), output=output, valid=valid_file, cell=cell, activation=activation or "tanh", init=init,
-        embed=hidden if embed is None else embed, hidden=hidden, layers=layers, dropout=dropout, tie=tie, softmax=softmax,
+        corpus=list(corpus), output=output, valid=valid_file, cell=cell, activation=activation or "tanh",
+        init=init, embed=hidden if embed is None else embed, hidden=hidden, layers=layers, dropout=dropout, tie=tie,
+        softmax=softmax,
         n_classes=n_classes, class_method=class_method, level=level, vocab_file=vocab_file, min_count=min_count,
         max_vocab=max_vocab,
         batch=batch, bptt=bptt, optimizer=optimizer, lr=lr, clip=clip, decay=decay, min_improvement=min_improvement,
@@ -439,10 +440,12 @@ def _run(argv):
     except BrokenPipeError:
         _drop_stdout()
         return 1
-    except OSError as err:  # not a file of ours (those become LmtoolError): results to stdout, e.g. a full disk
-        print(f"lmtool: error: {err.filename or 'stdout'}: cannot write: {err.strerror or err}", file=sys.stderr)
+    except OSError as err:  # files of ours become LmtoolError: this is mostly stdout (a full disk, say)
         if err.filename is None:
+            print(f"lmtool: error: stdout: cannot write: {err.strerror or err}", file=sys.stderr)
             _drop_stdout()
+        else:
+            print(f"lmtool: error: {err.filename}: {err.strerror or err}", file=sys.stderr)
         return 1
     except MemoryError:
         print("lmtool: error: out of memory; try a smaller --order, --max-vocab or corpus", file=sys.stderr)

@@ -47,8 +47,9 @@ def _send_again():
 
 @contextmanager
 def catching():
-    """Record SIGINT (and SIGTERM) while the block runs (in the main thread, unless SIGINT is ignored; elsewhere it
-    changes nothing). The record ends with the block, so later work in the process is not refused."""
+    """Record SIGINT (and SIGTERM) while the block runs (in the main thread, unless SIGINT is ignored;
+    elsewhere it changes nothing). The record ends with the block, so later work in the process is
+    not refused."""
     _received.clear()
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # ignored on purpose (nohup, a background job)
         yield

@@ -206,11 +206,10 @@ def _resumed_config(options, model, saved):
     options given with another value than the checkpoint's (its network and schedule go on as they were)."""
     given = options.set_on_purpose()
     net = model.config
-    recorded = {**{k: getattr(net, k) for k in ("cell", "activation", "init", "embed", "hidden", "layers", "dropout",
-                                                "tie", "softmax")},
-                "n_classes": net.n_classes if net.softmax == "class" else None, "level": model.vocab.level,
-                **{k: getattr(saved, k) for k in ("batch", "bptt", "optimizer", "lr", "clip", "decay", "min_improvement",
-                                                  "patience", "seed")}}
+    network = ("cell", "activation", "init", "embed", "hidden", "layers", "dropout", "tie", "softmax")
+    schedule = ("batch", "bptt", "optimizer", "lr", "clip", "decay", "min_improvement", "patience", "seed")
+    recorded = {**{k: getattr(net, k) for k in network}, **{k: getattr(saved, k) for k in schedule},
+                "n_classes": net.n_classes if net.softmax == "class" else None, "level": model.vocab.level}
     differing = [f"{flag} {getattr(options, name)} (checkpoint: {recorded[name]})"
                  for name, flag in KEPT_ON_RESUME.items()
                  if name in given and getattr(options, name) != recorded[name]]
