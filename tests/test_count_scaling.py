@@ -8,6 +8,7 @@ already forces many spills. Commands run in-process through ``lmtool.cli.main``.
 import errno
 import gzip
 import io
+import os
 import re
 import sys
 import time
@@ -275,6 +276,45 @@ def test_dask_address_of_something_else_is_one_line_in_bounded_time(capsys, tmp_
     assert time.monotonic() - started < 30
     assert err.count("\n") == 1 and "is not a Dask scheduler" in err and address in err, err
     assert not (tmp_path / "m.lm").exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs /proc to see the worker processes")
+@pytest.mark.parametrize("wait", [0.2, 1.5])  # the workers starting; then at work
+def test_ctrl_c_at_a_terminal_stops_a_local_cluster_in_one_line(tmp_path, wait):
+    """A terminal's Ctrl-C reaches the whole process group, the cluster's worker processes too."""
+    import signal
+    import subprocess
+
+    pytest.importorskip("distributed")
+    from .conftest import KJV_TRAIN
+
+    command = [sys.executable, "-m", "lmtool.cli", "count", "-q", KJV_TRAIN, KJV_TRAIN, KJV_TRAIN, "--order", "5",
+               "-o", tmp_path / "m.lm", "--dask", "local:1"]
+    proc = subprocess.Popen([str(c) for c in command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_children(proc.pid)) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # the worker and multiprocessing's resource tracker
+        time.sleep(wait)
+        assert proc.poll() is None, proc.communicate()
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130 and err.decode().split() == ["lmtool:", "interrupted"], err.decode()[-3000:]
+    assert list(tmp_path.iterdir()) == []
+
+
+def _children(pid):
+    """Process ids of ``pid``'s children (Linux)."""
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            found += f.read().split()
+    return found
 
 
 def test_dask_worker_errors_are_one_line(capsys, tmp_path, texts):

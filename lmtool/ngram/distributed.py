@@ -14,11 +14,14 @@ digests. The model file is the one the local path writes, byte for byte. Workers
 same paths and run the same lmtool.
 """
 
+import atexit
 import glob
 import logging
 import os
 import re
+import sys
 import threading
+from contextlib import contextmanager
 
 from .. import corpus
 from ..dataset import check_not_empty, training_record
@@ -76,10 +79,11 @@ class connect:
                     raise LmtoolError(f"--dask local:N needs 1 <= N <= 1024, got {self.address}")
                 # no dashboard, and the scheduler's HTTP server on a free port: the default 8787 may be
                 # taken (by another local cluster), which distributed warns about on stderr
-                self.cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                        dashboard_address=None, silence_logs=logging.CRITICAL,
-                                                        scheduler_kwargs={"dashboard": False,
-                                                                          "dashboard_address": ":0"})
+                with _workers_writing_to_nothing():
+                    self.cluster = distributed.LocalCluster(
+                        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                        silence_logs=logging.CRITICAL,
+                        scheduler_kwargs={"dashboard": False, "dashboard_address": ":0"})
                 self.client = distributed.Client(self.cluster)
             elif re.fullmatch(r"(tcp|tls|ucx|inproc)://\S+", self.address):
                 self.client = _connect(distributed, self.address, CONNECT_SECONDS)
@@ -96,6 +100,31 @@ class connect:
         if self.cluster is not None:
             self.cluster.close()
         return False
+
+
+@contextmanager
+def _workers_writing_to_nothing():
+    """Standard error pointed at /dev/null while the local cluster's worker processes start, so that
+    they inherit it. A terminal's Ctrl-C reaches every process of the job, and each worker would
+    print its own tracebacks under the command's one line; what a worker has to say about the work
+    comes back through Dask. This process writes nothing meanwhile, and has its stderr back after.
+    A Ctrl-C while the cluster starts leaves it half made: distributed's own clean-up at exit would
+    then fail with a traceback, so that is dropped (the worker processes end with this one)."""
+    sys.stderr.flush()
+    saved, nothing = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(nothing, 2)
+    try:
+        yield
+    except KeyboardInterrupt:
+        from distributed.deploy import spec
+
+        atexit.unregister(spec.close_clusters)
+        raise
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(nothing)
 
 
 def _connect(distributed, address, seconds):
