@@ -5,7 +5,7 @@ import pytest
 
 from lmtool.errors import LmtoolError
 from lmtool.sampling import generate, sentences, shape_distribution
-from lmtool.vocab import BOS, UNK
+from lmtool.vocab import BOS, EOS, UNK
 from tests.helpers import model_from_text
 
 
@@ -66,12 +66,26 @@ def test_sentences_come_a_batch_at_a_time(model):
             begun.append(len(prefixes))
             return model.begin(prefixes)
 
-    stream = sentences(Counting(), [], n=1000, seed=4, batch=64)
+    stream = sentences(Counting(), [], n=1000, seed=4, temperature=0.9, batch=64)
     first = [next(stream) for _ in range(64)]
     assert begun == [64]
     next(stream)
     assert begun == [64, 64]
-    assert all((a == b).all() for a, b in zip(first, generate(model, [], n=64, seed=4)))
+    assert all((a == b).all() for a, b in zip(first, generate(model, [], n=64, seed=4, temperature=0.9)))
+
+
+def test_plain_ngram_samples_come_from_the_kernel_with_the_same_distribution(model):
+    """No prefix, temperature 1, no top-k: ``ngram.sampler``'s kernel draws them; their first words
+    follow the model's distribution after ``<s>`` (``<unk>`` left out), as the step-by-step sampler's do."""
+    n = 40000
+    fast = generate(model, [], n=n, seed=5, max_tokens=1)
+    assert all(len(s) <= 1 for s in fast)
+    exact = shape_distribution(model.distribution(model.begin([np.zeros(0, np.int32)])))[0]
+    seen = np.bincount([s[0] if len(s) else EOS for s in fast], minlength=len(exact)) / n  # EOS: an empty one
+    assert seen[UNK] == 0 and seen[BOS] == 0
+    top = np.argsort(-exact)[:30]
+    sigma = np.sqrt(exact[top] * (1 - exact[top]) / n)
+    assert (np.abs(seen[top] - exact[top]) < 5 * sigma).all(), (seen[top], exact[top])
 
 
 def test_absurd_sentence_count(model):
