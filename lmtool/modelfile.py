@@ -211,7 +211,7 @@ class staged_outputs:
         full disk is about), or None for any other error."""
         outputs = {tmp: path for tmp, path in zip(self.tmps, self.paths) if tmp is not None}
         if isinstance(error, LmtoolError) and error.path in outputs:  # from an atomic_output inside
-            return type(error)(str(error)[len(error.path) + 2:], outputs[error.path])
+            return type(error)(error.message, outputs[error.path])
         name = error.filename if isinstance(error, OSError) else None
         if isinstance(name, (str, os.PathLike)) and os.fspath(name) in outputs:
             return LmtoolError(f"cannot write: {error.strerror or error}", outputs[os.fspath(name)])
