@@ -52,6 +52,9 @@ class NgramCounts:
 
 CHUNK_TOKENS = 1 << 20
 MAX_CHUNK_SPLIT = 8
+RANGES_PER_THREAD = 4
+"""Key ranges per thread in a merge by key ranges: the threads take the ranges as they come free,
+so a core that runs slower for a while (a shared host's cores do) holds up less than its share."""
 
 
 def count_ngrams(ids, lengths, order, vocab_size, progress=None, chunk_tokens=None, threads=1):
@@ -197,8 +200,8 @@ def _merge_level_by_key_ranges(parts, n, below, threads):
 
 def _merge_by_key_ranges(keys, counts, threads, extra=None, V=None):
     """Merge sorted arrays of distinct keys (adding the counts of equal keys) on ``threads`` threads:
-    the key space is cut at quantiles of the largest part, and each range is merged on its own by
-    a stable sort of its parts side by side. Returns (keys, counts, each part's map to the merged
+    the key space is cut at quantiles of the largest part (``RANGES_PER_THREAD`` ranges a thread),
+    and each range is merged on its own by a stable sort of its parts side by side. Returns (keys, counts, each part's map to the merged
     positions), the same as the pairwise merge gives.
 
     With ``extra(i, lo, hi)`` (int32 values of part i's rows lo:hi, equal for equal keys) and the
@@ -208,7 +211,8 @@ def _merge_by_key_ranges(keys, counts, threads, extra=None, V=None):
     from ..threads import ordered_map
 
     largest = max(keys, key=len)
-    splitters = largest[[len(largest) * j // threads for j in range(1, threads)]] if len(largest) else []
+    ranges = threads * RANGES_PER_THREAD
+    splitters = np.unique(largest[[len(largest) * j // ranges for j in range(1, ranges)]]) if len(largest) else []
     cuts = [np.concatenate([[0], np.searchsorted(k, splitters, "left"), [len(k)]]) for k in keys]
 
     def merge_range(j):
