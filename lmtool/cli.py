@@ -352,10 +352,11 @@ def convert(source, target, quiet):
     """
     from . import modelfile
     from .ngram.arpa import is_arpa_name, read_arpa, write_arpa
+    from .scratch import is_pipe
 
     _check_outputs((target,), (source,))
     progress = _tqdm_factory(quiet)
-    if modelfile.is_model_file(source):
+    if not is_pipe(source) and modelfile.is_model_file(source):  # a pipe is read once: as ARPA
         lm = _load(source)
         if lm.kind != "ngram":
             raise LmtoolError(f"a {lm.kind} model has no ARPA form; only n-gram models convert", source)

@@ -3,10 +3,10 @@
 Python raises ``KeyboardInterrupt`` wherever the main thread happens to be. When that is a weakref
 callback or a ``__del__`` (importlib runs one on every module lock while Numba's many modules load),
 the exception is printed as "ignored" and lost, and the command would go on to write its outputs.
-``catching`` records every SIGINT as well as raising it, and sends a swallowed one again (from
-``sys.unraisablehook``), so that it is raised in ordinary code; should that fail too, ``check``
-raises before an output file is renamed into place, and the command line reports the interrupt
-when the command returns.
+``catching`` records every SIGINT (and SIGTERM, SIGHUP) as well as raising it, and sends a
+swallowed one again (from ``sys.unraisablehook``), so that it is raised in ordinary code; should
+that fail too, ``check`` raises before an output file is renamed into place, and the command line
+reports the interrupt when the command returns.
 """
 
 import _thread
@@ -17,15 +17,19 @@ import time
 from contextlib import contextmanager
 
 _received = threading.Event()
+STOPPING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+"""Signals that end a command as Ctrl-C does, when their default action (death) is in force."""
+_last_signal = [signal.SIGINT]  # the one to send again when its exception is swallowed
 
 
 def _handler(signum, frame):
     _received.set()
+    _last_signal[0] = signum
     raise KeyboardInterrupt
 
 
 def _quiet_about_interrupts(hook):
-    """An ``sys.unraisablehook`` that sends a swallowed interrupt's SIGINT again, to be raised where
+    """An ``sys.unraisablehook`` that sends a swallowed interrupt's signal again, to be raised where
     it can stop the command (and printed as the one line a Ctrl-C gives, not as a traceback), and
     passes everything else to ``hook``."""
     def unraisable(info):
@@ -40,46 +44,45 @@ def _quiet_about_interrupts(hook):
 
 
 def _send_again():
-    """SIGINT for the main thread once it is out of the hook (run on a thread of its own)."""
+    """The signal again, for the main thread once it is out of the hook (run on a thread of its own)."""
     time.sleep(0.001)
-    _thread.interrupt_main(signal.SIGINT)
+    _thread.interrupt_main(_last_signal[0])
 
 
 @contextmanager
 def catching():
-    """Record SIGINT (and SIGTERM) while the block runs (in the main thread, unless SIGINT is ignored;
-    elsewhere it changes nothing). The record ends with the block, so later work in the process is
-    not refused."""
+    """Record SIGINT, SIGTERM and SIGHUP while the block runs, in the main thread (elsewhere this
+    changes nothing). A SIGINT ignored on purpose (nohup, a shell's background job) stays ignored;
+    SIGTERM (kill, timeout, a cancelled CI job) and SIGHUP (a closed terminal) stop the command as
+    Ctrl-C does, cleaning up after it, unless the process ignores them or has a handler of its own.
+    The record ends with the block, so later work in the process is not refused."""
     _received.clear()
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # ignored on purpose (nohup, a background job)
-        yield
-        return
+    wanted = [signal.SIGINT] if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else []
+    wanted += [signum for signum in STOPPING if signal.getsignal(signum) is signal.SIG_DFL]
+    previous = {}
     try:
-        previous = signal.signal(signal.SIGINT, _handler)
+        for signum in wanted:
+            previous[signum] = signal.signal(signum, _handler)
     except ValueError:  # not the main thread: signals cannot be handled here
-        yield
-        return
-    # SIGTERM (kill, timeout, a cancelled CI job) stops the command the same way, cleaning up after it
-    terminate = signal.getsignal(signal.SIGTERM)
-    if terminate is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _handler)
-    hook, sys.unraisablehook = sys.unraisablehook, _quiet_about_interrupts(sys.unraisablehook)
+        pass
+    hook = sys.unraisablehook
+    if previous:
+        sys.unraisablehook = _quiet_about_interrupts(hook)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if terminate is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, terminate)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         sys.unraisablehook = hook
         _received.clear()
 
 
 def received():
-    """Whether a SIGINT came while ``catching``, whether or not its exception got through."""
+    """Whether a SIGINT, SIGTERM or SIGHUP came while ``catching``, whether or not its exception got through."""
     return _received.is_set()
 
 
 def check():
-    """Raise ``KeyboardInterrupt`` if a SIGINT came (one that was swallowed, too)."""
+    """Raise ``KeyboardInterrupt`` if a SIGINT, SIGTERM or SIGHUP came (one that was swallowed, too)."""
     if _received.is_set():
         raise KeyboardInterrupt

@@ -281,8 +281,8 @@ def _is_special(path):
 
 @contextmanager
 def _signals_held():
-    """Hold SIGINT and SIGTERM until the block is done, then deliver them, so that renames meant to go
-    together are never cut short. Python handlers stand in for the real ones meanwhile, because
+    """Hold SIGINT, SIGTERM and SIGHUP until the block is done, then deliver them, so that renames meant
+    to go together are never cut short. Python handlers stand in for the real ones meanwhile, because
     a per-thread signal mask would not do: the kernel hands the signal to another thread (OpenBLAS
     starts one), and Python still runs the handler on the main thread. Only the main thread can
     do this; elsewhere the block runs as it is."""
@@ -290,7 +290,7 @@ def _signals_held():
         yield
         return
     held, previous = [], {}
-    for signum in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+    for signum in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)):
         if signum is not None and signal.getsignal(signum) not in (signal.SIG_IGN, None):
             previous[signum] = signal.signal(signum, lambda number, frame: held.append(number))
     try:
@@ -326,9 +326,15 @@ def read(path, verify=True):
     """Open a model file; arrays are memory-mapped read-only views. Raises ``LmtoolError`` for a
     missing, foreign, truncated, corrupt or newer-version file, with what to do about it."""
     path = os.fspath(path)
+    if path == "-":
+        raise LmtoolError("stdin cannot hold a model: models are memory-mapped, give the file itself", path)
     try:
         with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise LmtoolError("a pipe or device, not a model file: models are memory-mapped, give the "
+                                  "file itself", path)
+            size = st.st_size
             head = f.read(_PREFIX.size)
             if size == 0:
                 raise LmtoolError("empty file, expected an lmtool model", path)

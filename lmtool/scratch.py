@@ -7,6 +7,7 @@ A full disk while writing there becomes one line naming the folder, instead of a
 import errno
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import threading
@@ -77,9 +78,34 @@ class SpooledPath(os.PathLike):
         return self.shown
 
 
-def spool_stdin(scratch, stream=None):
-    """Copy stdin (raw bytes, compressed or not) into ``scratch``; returns a path shown as ``<stdin>``."""
-    path = scratch.join("stdin")
+def is_pipe(path):
+    """Whether ``path`` gives its bytes once: a pipe (``<(zcat x.gz)``, ``/dev/stdin``) or a character
+    device. False for a missing or unreadable path (the reading says what is wrong, naming it)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+def readable_twice(scratch, path, number=0):
+    """``path`` itself when it can be read twice, else (``is_pipe``) a copy of it in ``scratch``;
+    stdin's (``-``) is ``spool_stdin``'s."""
+    if str(path) == "-":
+        return spool_stdin(scratch)
+    if not is_pipe(path):
+        return path
+    try:
+        with open(path, "rb") as stream:
+            return spool_stdin(scratch, stream, name=f"input{number}", shown=str(path))
+    except PermissionError:
+        return path
+
+
+def spool_stdin(scratch, stream=None, name="stdin", shown="<stdin>"):
+    """Copy stdin (raw bytes, compressed or not), or ``stream``, into ``scratch`` as ``name``; returns
+    a path shown as ``shown``."""
+    path = scratch.join(name)
     with open(path, "wb") as out:
         shutil.copyfileobj(stream or sys.stdin.buffer, out, 1 << 20)
-    return SpooledPath(path, "<stdin>")
+    return SpooledPath(path, shown)

@@ -12,12 +12,13 @@ import lzma
 import traceback
 from collections import Counter
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from lmtool.cli import cli
 
-from .conftest import KENLM_DATA, TINY_TEST, TINY_TRAIN
+from .conftest import KENLM_DATA, TINY_TEST, TINY_TRAIN, run_lmtool
 
 SUBCOMMANDS = ("count", "perplexity", "score", "generate", "convert", "info")
 SMOOTHING = ("modified-kneser-ney", "kneser-ney", "witten-bell", "add-k", "stupid-backoff")
@@ -462,6 +463,20 @@ def test_convert_writes_arpa_whatever_the_case_and_gzipped_for_gz(tiny_model, tm
     if name.lower().endswith(".gz"):
         data = gzip.decompress(data)
     assert data == tiny_model.arpa.read_bytes()
+
+
+def test_convert_reads_an_arpa_file_through_a_pipe(tiny_model, tmp_path):
+    """``lmtool convert <(zcat m.arpa.gz) m.lm``: a pipe gives its bytes once, so it is read as ARPA
+    without a look at its start first (which would eat that start)."""
+    from lmtool import modelfile
+
+    piped, direct = tmp_path / "piped.lm", tmp_path / "direct.lm"
+    done = run_lmtool("convert", "-q", "/dev/stdin", piped, stdin=tiny_model.arpa.read_bytes())  # stdin: a pipe
+    assert done.returncode == 0, done.stderr
+    lmtool("convert", "-q", tiny_model.arpa, direct)
+    a, b = modelfile.read(piped), modelfile.read(direct)
+    assert a.arrays.keys() == b.arrays.keys()
+    assert all(np.array_equal(a.arrays[k], b.arrays[k]) for k in a.arrays)
 
 
 # --- info ----------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import KJV_TRAIN, TINY_TEST, TINY_TRAIN, run_lmtool
+from .helpers import as_a_background_job, as_in_a_terminal
 
 SENTINEL = b"pre-existing output: lmtool must leave these bytes alone\n"
 TMP_PREFIX = ".lmtool-"
@@ -236,6 +237,9 @@ CASES.update({
                                                 existing=("{out}/m.arpa",)),
     "perplexity-stupid-backoff": Case("perplexity -q {sb} {text}", names=("{sb}", "stupid-backoff", "score")),
     "perplexity-json-stupid-backoff": Case("perplexity -q --json {sb} {text}", names=("{sb}", "stupid-backoff")),
+    # a model through a pipe (``<(cat m.lm)``; here stdin, a pipe): models are memory-mapped
+    "score-model-through-a-pipe": Case("score -q /dev/stdin {text}", names=("/dev/stdin", "pipe"), stdin="{lm}"),
+    "score-model-from-stdin": Case("score -q - {text}", names=("-", "stdin", "memory-mapped"), stdin="{lm}"),
 })
 
 # Broken ARPA files (and compressed ones) given to convert.
@@ -536,22 +540,15 @@ def _opened(pid, path):
     return False
 
 
-def _as_in_a_terminal():
-    """In the child, before exec: SIGINT handled by default and not blocked, as a shell's foreground
-    job has it. A test runner's worker may have it otherwise (a pytest-xdist worker on a fresh
-    checkout had SIGINT not reaching Python at all), and the child would inherit that."""
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _interrupt_count(tmp_path, when, extra=(), sig=signal.SIGINT):
-    """Start ``lmtool count`` on the KJV training text, send ``sig`` as soon as ``when(proc, out)`` holds."""
+def _interrupt_count(tmp_path, when, extra=(), sig=signal.SIGINT, start=as_in_a_terminal):
+    """Start ``lmtool count`` on the KJV training text (``start`` run in the child before exec),
+    send ``sig`` as soon as ``when(proc, out)`` holds."""
     out = tmp_path / "out"
     out.mkdir()
     command = [sys.executable, "-m", "lmtool.cli", "count", "-q", *map(str, extra), "-o", str(out / "kjv.lm"),
                "--arpa", str(out / "kjv.arpa")]
     proc = subprocess.Popen(command, cwd=out, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=_as_in_a_terminal)
+                            preexec_fn=start)
     deadline = time.monotonic() + 120
     try:
         while proc.poll() is None and not when(proc, out):
@@ -591,6 +588,15 @@ def test_sigterm_while_writing_leaves_no_temporary_file(tmp_path):
     """``kill``, ``timeout`` and a cancelled CI job send SIGTERM: the same clean end as Ctrl-C."""
     outcome = _interrupt_count(tmp_path, lambda proc, out: any(n.startswith(TMP_PREFIX) for n in os.listdir(out)),
                                extra=(KJV_TRAIN, "--order", 3), sig=signal.SIGTERM)
+    assert_failed_cleanly(outcome, prefix="lmtool: interrupted")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_background_job_stopped_leaves_no_temporary_file(tmp_path, sig):
+    """A shell's background job (``lmtool count ... &`` in a script, then ``kill``) has SIGINT ignored:
+    SIGTERM still ends it cleanly, and so does SIGHUP (its terminal closed)."""
+    outcome = _interrupt_count(tmp_path, lambda proc, out: any(n.startswith(TMP_PREFIX) for n in os.listdir(out)),
+                               extra=(KJV_TRAIN, "--order", 3), sig=sig, start=as_a_background_job)
     assert_failed_cleanly(outcome, prefix="lmtool: interrupted")
 
 
@@ -661,7 +667,7 @@ def test_a_swallowed_ctrl_c_still_stops_count(tmp_path):
     """What happens when Ctrl-C lands in importlib's module-lock callback while Numba loads."""
     result = subprocess.run([sys.executable, "-c", _SWALLOWED, "count", "-q", str(TINY_TRAIN), "-o",
                              str(tmp_path / "m.lm"), "--arpa", str(tmp_path / "m.arpa")],
-                            capture_output=True, timeout=120, preexec_fn=_as_in_a_terminal)
+                            capture_output=True, timeout=120, preexec_fn=as_in_a_terminal)
     err = result.stderr.decode()
     assert result.returncode == 130, err
     assert [line for line in err.splitlines() if line.strip()] == ["lmtool: interrupted"]

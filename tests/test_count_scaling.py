@@ -11,6 +11,7 @@ import io
 import os
 import re
 import sys
+import threading
 import time
 
 import numpy as np
@@ -206,6 +207,51 @@ def test_memory_budget_reads_stdin_twice_through_a_spool(capsys, tmp_path, texts
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m0.lm", "m1.lm"]
 
 
+def _feed(fd, data):
+    """Write ``data`` into the pipe ``fd`` and close it (on a thread: a pipe holds 64 KB at most)."""
+    try:
+        with os.fdopen(fd, "wb") as pipe:
+            pipe.write(data)
+    except BrokenPipeError:  # the reader gave up: the test says why
+        pass
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/fd"), reason="needs /dev/fd")
+def test_memory_budget_reads_a_pipe_twice_through_a_spool(capsys, tmp_path, texts):
+    """``count <(zcat x.gz) --memory ...`` reads its input in two passes: a pipe (opened again, it
+    is at its end) is copied into the scratch folder first. The model is the one counted in memory."""
+    data = texts["gz"].read_bytes()
+    outputs = []
+    for options in ((), ("--memory", "128K", "--tmp", tmp_path)):
+        read_end, write_end = os.pipe()
+        fixed = os.dup2(read_end, 200)  # the same name both times: the model records it
+        os.close(read_end)
+        feeder = threading.Thread(target=_feed, args=(write_end, data))
+        feeder.start()
+        try:
+            outputs.append(build(capsys, tmp_path / f"m{len(outputs)}.lm", [f"/dev/fd/{fixed}"], "--order", "4",
+                                 *options))
+        finally:
+            os.close(fixed)
+            feeder.join()
+    assert outputs[0] == outputs[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m0.lm", "m1.lm"]
+
+
+def test_dask_refuses_a_pipe_in_one_line():
+    """Dask's workers open the files themselves: a pipe of this process is nothing to them."""
+    from lmtool.errors import LmtoolError
+    from lmtool.ngram.distributed import expand_paths
+
+    read_end, write_end = os.pipe()
+    try:
+        with pytest.raises(LmtoolError, match=f"/dev/fd/{read_end}: --dask: workers read files, not a pipe"):
+            expand_paths([f"/dev/fd/{read_end}"])
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
 def test_large_budget_spills_nothing(capsys, tmp_path, texts):
     plain = build(capsys, tmp_path / "plain.lm", [texts["a"]], "--order", "3")
     err = lmtool(capsys, "count", texts["a"], "-o", tmp_path / "m.lm", "--order", "3", "-S", "1G", "-T", tmp_path)
@@ -287,11 +333,12 @@ def test_ctrl_c_at_a_terminal_stops_a_local_cluster_in_one_line(tmp_path, wait):
 
     pytest.importorskip("distributed")
     from .conftest import KJV_TRAIN
+    from .helpers import as_in_a_terminal
 
     command = [sys.executable, "-m", "lmtool.cli", "count", "-q", KJV_TRAIN, KJV_TRAIN, KJV_TRAIN, "--order", "5",
                "-o", tmp_path / "m.lm", "--dask", "local:1"]
     proc = subprocess.Popen([str(c) for c in command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True, cwd=tmp_path)
+                            start_new_session=True, cwd=tmp_path, preexec_fn=as_in_a_terminal)
     try:
         deadline = time.monotonic() + 120
         while len(_children(proc.pid)) < 2 and proc.poll() is None and time.monotonic() < deadline:

@@ -27,6 +27,7 @@ from .. import corpus
 from ..dataset import check_not_empty, training_record
 from ..errors import LmtoolError
 from ..progress import silent
+from ..scratch import is_pipe
 from ..vocab import SPECIALS, rank_vocabulary
 from .counts import merge_counts
 from .passes import count_shard, tally_tokens
@@ -46,11 +47,13 @@ def _distributed():
 
 
 def expand_paths(paths):
-    """Glob patterns expanded (sorted) on this machine; other paths as given. Stdin is refused."""
+    """Glob patterns expanded (sorted) on this machine; other paths as given. Stdin and pipes are refused."""
     files = []
     for path in paths:
         if str(path) == "-":
             raise LmtoolError("--dask: workers read files, not stdin; save the text to a file they can see")
+        if is_pipe(path):
+            raise LmtoolError("--dask: workers read files, not a pipe; save the text to a file they can see", path)
         if glob.has_magic(str(path)):
             matches = sorted(glob.glob(str(path)))
             if not matches:

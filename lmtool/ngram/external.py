@@ -1,8 +1,8 @@
 """Counting within a memory budget (``count --memory``): chunk counts are merged and spilled to
 disk as runs when they pass a share of the budget, and the runs are merged on disk at the end.
 
-Pass 1 builds the vocabulary (and the data's fingerprint); stdin is spooled into the scratch
-folder first so that it can be read twice. Pass 2 counts chunks sized so that the chunks in
+Pass 1 builds the vocabulary (and the data's fingerprint); stdin and other pipes are spooled
+into the scratch folder first so that they can be read twice. Pass 2 counts chunks sized so that the chunks in
 flight fit the budget. The result is the same counts as in memory (merging is exact and
 order-free), as a ``runs.Run`` that the smoothing reads slice by slice, so the model file is the
 same byte for byte.
@@ -14,7 +14,7 @@ from .. import corpus
 from ..dataset import check_not_empty, training_record
 from ..memory import release_free_memory
 from ..progress import silent
-from ..scratch import spool_stdin
+from ..scratch import readable_twice
 from . import runs as spill
 from .counts import merge_counts, merge_levels
 from .passes import chunk_counts, nbytes, tally_tokens
@@ -43,7 +43,7 @@ def count_external(paths, order, memory, scratch, level="word", min_count=1, max
     ``training`` is what the model records about its data, ``stats`` says how many chunks were
     counted and runs spilled.
     """
-    readable = [spool_stdin(scratch) if str(p) == "-" else p for p in paths]
+    readable = [readable_twice(scratch, p, k) for k, p in enumerate(paths)]
     hasher = corpus.data_hasher()
     bar = progress("reading", total=corpus.input_size(readable), unit="B")
     try:
