@@ -5,6 +5,7 @@ Results go to stdout, progress bars and messages to stderr. Bad input ends with 
 renamed into place, so a failure never leaves a partial file.
 """
 
+import errno
 import json
 import os
 import sys
@@ -41,6 +42,12 @@ def quiet_option(command):
 
 def _check_writable(path):
     """Fail before long work if ``path`` cannot be written (missing folder, a directory, no permission)."""
+    from .scratch import is_pipe
+
+    if is_pipe(path):  # written through (``--arpa /dev/stdout``, ``>(gzip > x.gz)``): its folder does not matter
+        if not os.access(path, os.W_OK):
+            raise LmtoolError("cannot write: no permission", path)
+        return
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise LmtoolError("is a directory, expected an output file name", path)
@@ -248,13 +255,17 @@ def train(corpus, output, valid_file, cell, activation, init, embed, hidden, lay
         patience=patience,
         epochs=epochs, max_time=_duration(max_time), seed=seed, threads=threads, resume=resume,
         log_file=log_file, plot_file=plot_file, given=_given_on_the_command_line())
-    _check_outputs((output, log_file, plot_file), (*corpus, valid_file, vocab_file))
+    from .neural.train import checkpoint_path
+
+    _check_outputs((output, checkpoint_path(output), log_file, plot_file), (*corpus, valid_file, vocab_file))
     model = run_training(options, progress=_tqdm_factory(quiet), echo=None if quiet else
                          (lambda text: click.echo(text, err=True)))
     if not quiet:
         best = model.meta.get("training", {}).get("best")
-        click.echo(f"{output}: {cell} {layers}x{hidden}, vocabulary {len(model.vocab):,}"
-                   + (f", best valid perplexity {best:.2f}" if best else ""), err=True)
+        net = model.config  # the checkpoint's, on --resume
+        click.echo(f"{output}: {net.cell} {net.layers}x{net.hidden}, vocabulary {len(model.vocab):,}"
+                   + (f", best {'valid' if valid_file else 'training'} perplexity {best:.2f}" if best else ""),
+                   err=True)
 
 
 @cli.command()
@@ -375,7 +386,8 @@ def convert(source, target, quiet):
 @cli.command()
 @click.argument("model")
 @click.option("--json", "as_json", is_flag=True, help="Print the model's header as JSON.")
-def info(model, as_json):
+@quiet_option
+def info(model, as_json, quiet):
     """Describe MODEL: kind, order, vocabulary, n-gram counts, options, training data, size."""
     from . import modelfile
 
@@ -401,6 +413,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def main(argv=None):
     """Entry point: run the command, turning every expected failure into one line on stderr."""
+    _fill_closed_standard_streams()
     warnings.showwarning = _one_line_warning
     if not (sys.argv[1:] if argv is None else argv):
         print(f"lmtool: error: missing command, one of: {', '.join(cli.commands)} (see 'lmtool --help')",
@@ -442,7 +455,7 @@ def _run(argv):
         _drop_stdout()
         return 1
     except OSError as err:  # files of ours become LmtoolError: this is mostly stdout (a full disk, say)
-        if err.filename is None:
+        if err.filename is None or err.filename == "<stdout>":
             print(f"lmtool: error: stdout: cannot write: {err.strerror or err}", file=sys.stderr)
             _drop_stdout()
         else:
@@ -452,6 +465,46 @@ def _run(argv):
         print("lmtool: error: out of memory; try a smaller --order, --max-vocab or corpus", file=sys.stderr)
         return 1
     return 0
+
+
+class _ClosedStream:
+    """Stands in for a standard stream that was closed (``<&-``, ``>&-``): using it is an error
+    naming it, where Python would fail with a traceback or print results to nowhere."""
+
+    def __init__(self, name, fd):
+        self.name, self.fd = name, fd
+
+    def fileno(self):
+        return self.fd  # /dev/null now holds the number
+
+    def _closed(self, *args, **kwargs):
+        raise OSError(errno.EBADF, "it is closed", f"<{self.name}>")
+
+    write = read = readline = __iter__ = _closed
+    buffer = property(_closed)
+
+    def isatty(self):
+        return False
+
+    def flush(self):
+        pass
+
+
+def _fill_closed_standard_streams():
+    """Put /dev/null on each standard file descriptor that is closed, so that no file opened later
+    takes its number (a model opened as fd 2 would receive error messages); a closed stdin or stdout
+    then fails when used, naming it, and a closed stderr is /dev/null."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        devnull = os.open(os.devnull, os.O_RDWR)
+        if devnull != fd:
+            os.dup2(devnull, fd)
+            os.close(devnull)
+        setattr(sys, name, open(os.devnull, "w") if name == "stderr" else _ClosedStream(name, fd))
 
 
 def _drop_stdout():

@@ -10,6 +10,7 @@ reports the interrupt when the command returns.
 """
 
 import _thread
+import os
 import signal
 import sys
 import threading
@@ -22,9 +23,18 @@ STOPPING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasa
 _last_signal = [signal.SIGINT]  # the one to send again when its exception is swallowed
 
 
+_NUMBA = os.sep + "numba" + os.sep
+
+
 def _handler(signum, frame):
     _received.set()
     _last_signal[0] = signum
+    if frame is not None and _NUMBA in frame.f_code.co_filename:
+        # Compiled Numba code called back into Python here (to unpickle a constant on a kernel's first
+        # call, say): an exception raised now is lost in its C code (a SystemError, or a crash). So
+        # the signal is sent again a moment later, when the main thread should be back in our code.
+        _thread.start_new_thread(_send_again, ())
+        return
     raise KeyboardInterrupt
 
 

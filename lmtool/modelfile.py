@@ -22,6 +22,7 @@ import shutil
 import signal
 import stat
 import struct
+import tempfile
 import threading
 import zlib
 from contextlib import contextmanager
@@ -192,7 +193,7 @@ class staged_outputs:
         from .interrupts import check
 
         outputs = [(tmp, path) for tmp, path in zip(self.tmps, self.paths) if tmp is not None]
-        special = [(tmp, path) for tmp, path in outputs if _is_special(os.path.realpath(path))]
+        special = [(tmp, path) for tmp, path in outputs if _is_special(path)]
         try:
             check()  # once, before any output is put in place: then all of them are
             for tmp, path in special:  # may wait for a FIFO's reader, so not with signals held
@@ -225,10 +226,11 @@ _PENDING = set()
 
 def _temporary_beside(path):
     """Create a fresh ``.lmtool-*.tmp`` file in the folder of ``path``'s real target (a symlink's, not
-    the link's, so the rename keeps the link); returns (fd, name), recorded in _PENDING."""
+    the link's, so the rename keeps the link), or in the temporary folder for a device, FIFO or socket
+    (copied into it, not renamed); returns (fd, name), recorded in _PENDING."""
     if path == "-":  # would otherwise be a file named "-"
         raise LmtoolError("cannot write this output to stdout: give a file name", path)
-    folder = os.path.dirname(os.path.realpath(path))
+    folder = tempfile.gettempdir() if _is_special(path) else os.path.dirname(os.path.realpath(path))
     if not os.path.isdir(folder):
         raise LmtoolError("cannot write: the folder does not exist", path)
     for _ in range(100):
@@ -255,10 +257,13 @@ def _rename_into_place(tmp, path):
 
 def _put_in_place(tmp, path):
     """Rename a finished temporary file over ``path``'s real target, or copy it into a device, FIFO or
-    socket there, which a rename would swap for a plain file."""
-    target = os.path.realpath(path)
+    socket there, which a rename would swap for a plain file. Those are opened by the name given:
+    the real path of ``/dev/stdout`` on a pipe, or of ``>(gzip > x.gz)``, is ``/proc/N/fd/pipe:[M]``,
+    which cannot be opened."""
+    special = _is_special(path)
+    target = path if special else os.path.realpath(path)
     try:
-        if _is_special(target):
+        if special:
             with open(tmp, "rb") as source, open(target, "wb") as sink:
                 shutil.copyfileobj(source, sink)
             os.unlink(tmp)

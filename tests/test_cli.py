@@ -479,6 +479,16 @@ def test_convert_reads_an_arpa_file_through_a_pipe(tiny_model, tmp_path):
     assert all(np.array_equal(a.arrays[k], b.arrays[k]) for k in a.arrays)
 
 
+def test_count_writes_through_dev_stdout_on_a_pipe(tiny_model, tmp_path):
+    """``--arpa /dev/stdout | gzip`` and ``>(...)``: the real path of /dev/stdout on a pipe is
+    /proc/N/fd/pipe:[M], which cannot be opened (it said "No such file or directory")."""
+    done = run_lmtool("count", "-q", TINY_TRAIN, "--order", 3, "-o", tmp_path / "m.lm", "--arpa", "/dev/stdout",
+                      cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == tiny_model.arpa.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.lm"]
+
+
 # --- info ----------------------------------------------------------------------------------------
 
 def test_info_json(tiny_model):
@@ -497,6 +507,7 @@ def test_info_text(tiny_model):
     assert fields["kind"] == "ngram"
     assert fields["order"] == "3"
     assert json.loads(fields["sizes"]) == info(tiny_model.lm)["sizes"]
+    assert lmtool("info", "-q", tiny_model.lm) == lmtool("info", tiny_model.lm)  # every command takes --quiet
 
 
 @pytest.mark.parametrize("smoothing", ["modified-kneser-ney", "kneser-ney"])

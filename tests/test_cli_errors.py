@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from .conftest import KJV_TRAIN, TINY_TEST, TINY_TRAIN, run_lmtool
@@ -239,6 +240,9 @@ CASES.update({
     "perplexity-json-stupid-backoff": Case("perplexity -q --json {sb} {text}", names=("{sb}", "stupid-backoff")),
     # a model through a pipe (``<(cat m.lm)``; here stdin, a pipe): models are memory-mapped
     "score-model-through-a-pipe": Case("score -q /dev/stdin {text}", names=("/dev/stdin", "pipe"), stdin="{lm}"),
+    "train-checkpoint-is-an-input": Case("train -q {out}/c.ckpt -o {out}/c --hidden 8 --epochs 1",
+                                         names=("{out}/c.ckpt", "input"), existing=("{out}/c.ckpt",),
+                                         outputs=("{out}/c",)),
     "score-model-from-stdin": Case("score -q - {text}", names=("-", "stdin", "memory-mapped"), stdin="{lm}"),
 })
 
@@ -672,3 +676,74 @@ def test_a_swallowed_ctrl_c_still_stops_count(tmp_path):
     assert result.returncode == 130, err
     assert [line for line in err.splitlines() if line.strip()] == ["lmtool: interrupted"]
     assert os.listdir(tmp_path) == []  # neither output, no temporary file
+
+
+def test_a_signal_while_numba_calls_back_into_python_is_raised_after():
+    """Compiled Numba code calls back into Python now and then (to unpickle a constant on a kernel's
+    first call); a KeyboardInterrupt raised there was lost in its C code, a SystemError or a crash
+    (``count`` interrupted 0.8-0.9 s in). The handler sends the signal again instead."""
+    from types import SimpleNamespace
+
+    from lmtool import interrupts
+
+    inside = SimpleNamespace(f_code=SimpleNamespace(co_filename=os.path.join(os.sep, "lib", "numba", "core",
+                                                                              "serialize.py")))
+    outside = SimpleNamespace(f_code=SimpleNamespace(co_filename=__file__))
+    previous = signal.signal(signal.SIGINT, interrupts._handler)
+    steps = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            interrupts._handler(signal.SIGINT, outside)
+        try:
+            interrupts._handler(signal.SIGINT, inside)
+            steps.append("returned")
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                time.sleep(0.001)
+            steps.append("never raised")
+        except KeyboardInterrupt:
+            steps.append("raised after")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert steps == ["returned", "raised after"]
+
+
+def _closing(fd):
+    def close():
+        as_in_a_terminal()
+        os.close(fd)
+    return close
+
+
+@pytest.mark.parametrize("command, closed, message", [
+    ("score", 1, "lmtool: error: stdout: cannot write: it is closed"),
+    ("perplexity", 1, "lmtool: error: stdout: cannot write: it is closed"),
+    ("score-stdin", 0, "lmtool: error: <stdin>: it is closed"),
+])
+def test_a_closed_standard_stream_is_one_line(tiny_model, tmp_path, command, closed, message):
+    """``>&-`` and ``<&-``: results that cannot go anywhere are an error, not a success printing
+    nothing (or a traceback)."""
+    name = "perplexity" if command == "perplexity" else "score"
+    text = "-" if command == "score-stdin" else TINY_TEST
+    done = subprocess.run([sys.executable, "-m", "lmtool.cli", name, "-q", str(tiny_model.lm), str(text)],
+                          stdout=None if closed == 1 else subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          preexec_fn=_closing(closed), timeout=120, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.decode().strip() == message
+
+
+def test_a_closed_stderr_leaves_the_model_as_it_should_be(tiny_model, tmp_path):
+    """``2>&-``: the output's temporary file used to take descriptor 2, so that anything written to
+    stderr (a progress bar, a warning) went into the model; and the progress bar failed the run."""
+    out = tmp_path / "m.lm"
+    done = subprocess.run([sys.executable, "-m", "lmtool.cli", "count", TINY_TRAIN, "--order", "3", "-o", str(out)],
+                          stdout=subprocess.PIPE, preexec_fn=_closing(2), timeout=120, cwd=tmp_path)
+    assert done.returncode == 0
+    assert _same_arrays(out, tiny_model.lm)
+
+
+def _same_arrays(a, b):
+    from lmtool import modelfile
+
+    x, y = modelfile.read(a), modelfile.read(b)
+    return x.arrays.keys() == y.arrays.keys() and all(np.array_equal(x.arrays[k], y.arrays[k]) for k in x.arrays)

@@ -252,6 +252,15 @@ def test_dask_refuses_a_pipe_in_one_line():
         os.close(write_end)
 
 
+def test_dask_takes_a_file_whose_name_looks_like_a_pattern(tmp_path):
+    from lmtool.ngram.distributed import expand_paths
+
+    (tmp_path / "part[1].txt").write_text("a b\n")
+    (tmp_path / "part1.txt").write_text("c d\n")
+    assert expand_paths([str(tmp_path / "part[1].txt")]) == [str(tmp_path / "part[1].txt")]  # the file itself
+    assert expand_paths([str(tmp_path / "part[0-9].txt")]) == [str(tmp_path / "part1.txt")]  # a pattern
+
+
 def test_large_budget_spills_nothing(capsys, tmp_path, texts):
     plain = build(capsys, tmp_path / "plain.lm", [texts["a"]], "--order", "3")
     err = lmtool(capsys, "count", texts["a"], "-o", tmp_path / "m.lm", "--order", "3", "-S", "1G", "-T", tmp_path)

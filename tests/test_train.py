@@ -143,7 +143,9 @@ def test_a_resumed_run_takes_a_new_budget_and_the_checkpoint_settings_given_agai
     from lmtool.neural.session import _resumed_config
     from lmtool.neural.train import TrainConfig
 
-    model = SimpleNamespace(config=NetworkConfig(vocab_size=10, hidden=16, embed=16), vocab=SimpleNamespace(level="word"))
+    vocabulary = {"min_count": 2, "max_vocab": None, "vocab_file": None}
+    model = SimpleNamespace(config=NetworkConfig(vocab_size=10, hidden=16, embed=16), vocab=SimpleNamespace(level="word"),
+                            meta={"training": {"vocabulary": vocabulary}})
     saved = TrainConfig(optimizer="adam", epochs=3, seed=3)
     again = dict(corpus=[TINY], output="m.lm", hidden=16, embed=16, optimizer="adam", seed=3, resume="m.lm.ckpt")
     config = _resumed_config(TrainOptions(**again, epochs=5, max_time=60.0,
@@ -154,6 +156,16 @@ def test_a_resumed_run_takes_a_new_budget_and_the_checkpoint_settings_given_agai
     assert same_values == saved
     with pytest.raises(LmtoolError, match=r"these differ: --optimizer sgd \(checkpoint: adam\); drop them"):
         _resumed_config(TrainOptions(**dict(again, optimizer="sgd"), given=frozenset({"optimizer"})), model, saved)
+    # the vocabulary is the checkpoint's: its options given again must say the same (they were ignored)
+    assert _resumed_config(TrainOptions(**again, min_count=2, given=frozenset({"min_count"})), model, saved) == saved
+    with pytest.raises(LmtoolError, match=r"these differ: --max-vocab 50 \(checkpoint: None\); drop them"):
+        _resumed_config(TrainOptions(**again, min_count=2, max_vocab=50, given=frozenset({"min_count", "max_vocab"})),
+                        model, saved)
+    with pytest.raises(LmtoolError, match=r"--class-method frequency \(checkpoint: None\)"):
+        _resumed_config(TrainOptions(**again, class_method="frequency", given=frozenset({"class_method"})), model, saved)
+    del vocabulary["min_count"]  # a checkpoint from before lmtool recorded it
+    with pytest.raises(LmtoolError, match=r"--min-count 2 \(checkpoint: not recorded\)"):
+        _resumed_config(TrainOptions(**again, min_count=2, given=frozenset({"min_count"})), model, saved)
 
 
 def test_divergence_stops_with_one_line_and_keeps_the_model(tmp_path):
@@ -242,3 +254,37 @@ def test_info_shows_config_parameters_and_history(tmp_path):
     assert info["kind"] == "recurrent" and info["config"]["hidden"] == 16
     assert info["parameters"] == model.network.params.size
     assert [row["epoch"] for row in info["history"]] == [1, 2]
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_sigterm_during_training_saves_the_checkpoint_it_names(tmp_path, sig):
+    """``kill`` (or a closed terminal) stops ``lmtool train`` as Ctrl-C does: after the step, with a
+    checkpoint that ``--resume`` takes (it used to say so and leave none)."""
+    import signal
+    import time
+
+    from .conftest import TINY_TRAIN, run_lmtool
+    from .helpers import as_in_a_terminal
+
+    out, log = tmp_path / "m.lm", tmp_path / "log.tsv"
+    common = ["train", "-q", TINY_TRAIN, "-o", out, "--hidden", "16", "--embed", "16"]
+    proc = subprocess.Popen([sys.executable, "-m", "lmtool.cli", *map(str, common), "--epochs", "500", "--log", str(log)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=as_in_a_terminal)
+    try:
+        deadline = time.monotonic() + 120
+        while not (log.exists() and log.stat().st_size) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # an epoch has ended: training is under way
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    ckpt = tmp_path / "m.lm.ckpt"
+    assert proc.returncode == 130, err
+    assert err.decode().strip() == f"lmtool: interrupted: checkpoint saved; continue with: lmtool train ... --resume {ckpt}"
+    assert ckpt.exists()
+    done = run_lmtool(*common, "--epochs", "1", "--resume", ckpt)  # the budget is spent: it finishes at once
+    assert done.returncode == 0, done.stderr
+    assert not ckpt.exists() and lmtool.load(out).meta["history"]

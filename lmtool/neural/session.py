@@ -154,7 +154,9 @@ def run_training(options, progress=silent, echo=None):
                                        softmax=options.softmax, n_classes=n_classes)
         except ValueError as err:
             raise LmtoolError(str(err)) from None
-        meta = {"training": dict(data.describe(), valid=options.valid), "lmtool_version": __version__}
+        meta = {"training": dict(data.describe(), valid=options.valid,
+                                 vocabulary={k: getattr(options, k) for k in VOCABULARY_OPTIONS}),
+                "lmtool_version": __version__}
         if classes is not None:
             meta["training"]["class_method"] = options.class_method
         model = RecurrentModel.create(vocab, net_config, classes, seed=options.seed, meta=meta)
@@ -183,6 +185,8 @@ def run_training(options, progress=silent, echo=None):
     try:
         trainer.run(checkpoint_path=ckpt)
     except KeyboardInterrupt:
+        if not os.path.exists(ckpt):  # stopped before the checkpoint could be written
+            raise Interrupted("no checkpoint was written") from None
         raise Interrupted(f"checkpoint saved; continue with: lmtool train ... --resume {ckpt}") from None
     if os.path.exists(ckpt):
         os.unlink(ckpt)
@@ -196,7 +200,11 @@ KEPT_ON_RESUME = {"cell": "--cell", "activation": "--activation", "init": "--ini
                   "hidden": "--hidden", "layers": "--layers", "dropout": "--dropout", "tie": "--tie",
                   "softmax": "--softmax", "n_classes": "--classes", "level": "--level", "batch": "--batch",
                   "bptt": "--bptt", "optimizer": "--optimizer", "lr": "--lr", "clip": "--clip", "decay": "--decay",
-                  "min_improvement": "--min-improvement", "patience": "--patience", "seed": "--seed"}
+                  "min_improvement": "--min-improvement", "patience": "--patience", "seed": "--seed",
+                  "min_count": "--min-count", "max_vocab": "--max-vocab", "vocab_file": "--vocab",
+                  "class_method": "--class-method"}
+VOCABULARY_OPTIONS = ("min_count", "max_vocab", "vocab_file")
+"""Recorded in the model (``meta["training"]["vocabulary"]``): a resumed run's vocabulary is its checkpoint's."""
 BUDGET = ("epochs", "max_time")
 """Given on resume, ``--epochs`` and ``--max-time`` replace the checkpoint's: a run can be given longer."""
 
@@ -208,8 +216,11 @@ def _resumed_config(options, model, saved):
     net = model.config
     network = ("cell", "activation", "init", "embed", "hidden", "layers", "dropout", "tie", "softmax")
     schedule = ("batch", "bptt", "optimizer", "lr", "clip", "decay", "min_improvement", "patience", "seed")
+    training = model.meta.get("training", {})
     recorded = {**{k: getattr(net, k) for k in network}, **{k: getattr(saved, k) for k in schedule},
-                "n_classes": net.n_classes if net.softmax == "class" else None, "level": model.vocab.level}
+                "n_classes": net.n_classes if net.softmax == "class" else None, "level": model.vocab.level,
+                "class_method": training.get("class_method"),
+                **{k: training.get("vocabulary", {}).get(k, "not recorded") for k in VOCABULARY_OPTIONS}}
     differing = [f"{flag} {getattr(options, name)} (checkpoint: {recorded[name]})"
                  for name, flag in KEPT_ON_RESUME.items()
                  if name in given and getattr(options, name) != recorded[name]]

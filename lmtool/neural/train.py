@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import modelfile
 from ..errors import LmtoolError
+from ..interrupts import STOPPING
 from ..progress import silent
 from .batches import columns, sentence_stream
 from .optim import DEFAULT_LR, Optimizer, scale_for_norm
@@ -116,20 +117,23 @@ class Trainer:
     def run(self, checkpoint_path=None):
         """Train until the epoch budget, the time budget or early stopping ends it.
 
-        Ctrl-C (SIGINT) is deferred to the end of the current step: the checkpoint is written from a
-        consistent state, then ``KeyboardInterrupt`` is raised.
+        Ctrl-C (SIGINT), and SIGTERM or SIGHUP where Python handles them (``lmtool train`` does), are
+        deferred to the end of the current step: the checkpoint is written from a consistent state,
+        then ``KeyboardInterrupt`` is raised.
         """
         self.stop_requested = False
-        previous = None
+        previous = {}
         if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGINT, lambda *_: self.request_stop())
+            for signum in (signal.SIGINT, *STOPPING):
+                if callable(signal.getsignal(signum)):
+                    previous[signum] = signal.signal(signum, lambda *_: self.request_stop())
         try:
             return self._run(checkpoint_path)
         finally:
             if self.parallel is not None:
                 self.parallel.close()
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def _run(self, checkpoint_path):
         cfg = self.config

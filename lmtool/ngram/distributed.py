@@ -54,7 +54,7 @@ def expand_paths(paths):
             raise LmtoolError("--dask: workers read files, not stdin; save the text to a file they can see")
         if is_pipe(path):
             raise LmtoolError("--dask: workers read files, not a pipe; save the text to a file they can see", path)
-        if glob.has_magic(str(path)):
+        if glob.has_magic(str(path)) and not os.path.exists(path):  # a file named "x[1].txt" is itself
             matches = sorted(glob.glob(str(path)))
             if not matches:
                 raise LmtoolError("--dask: no file matches this pattern", path)
