@@ -23,6 +23,10 @@ from .model import NgramModel
 
 _NGRAM_COUNT = re.compile(r"ngram\s+(\d+)\s*=\s*(\d+)$")
 _WHITESPACE = re.compile(r"\s")
+_LEADING = re.compile(rb"(?:\s*#[^\n]*(?:\n|$))*\s*")
+UNNORMALIZED = b"# lmtool: unnormalized scores (stupid backoff), not probabilities"
+"""The first line of the ARPA file of a model whose scores are not probabilities: ARPA has no field
+for it, and a model read back from it must not pass for one (perplexity refuses such models)."""
 
 
 ROWS_PER_BATCH = 1 << 18
@@ -39,6 +43,8 @@ def write_arpa(model, path):
     pool, offsets = token_pool(tokens)
     token_bytes = np.diff(offsets)
     with atomic_output(path, "wb") as file, _compressed_if_named(file, path) as out:
+        if not model.normalized:  # a comment KenLM skips too; read_arpa takes the model back as it was
+            out.write(UNNORMALIZED + b"\n")
         out.write(b"\\data\\\n")
         for n, size in enumerate(model.sizes, 1):
             out.write(f"ngram {n}={size}\n".encode())
@@ -80,7 +86,8 @@ def read_arpa(path, progress=None):
         line = data.count(b"\n", 0, pos) + 1
         raise LmtoolError(f"broken ARPA file, line {line}: {message}", path)
 
-    start = len(data) - len(data.lstrip())
+    start = _LEADING.match(data).end()  # blank lines and '#' comments may come first (KenLM's rule)
+    unnormalized = UNNORMALIZED in data[:start]
     if not data.startswith(b"\\data\\", start):
         fail(start, "expected '\\data\\' at the start of an ARPA file")
     body_at = data.find(b"\n\\1-grams:", start)
@@ -123,7 +130,7 @@ def read_arpa(path, progress=None):
             progress(1)
     if data[at + len(b"\\end\\"):].strip():
         fail(at + len(b"\\end\\"), "text after '\\end\\'")
-    return _build(sections, path)
+    return _build(sections, path, normalized=not unnormalized)
 
 
 def _parse_unigrams(data, start, end, expected, with_backoff, fail):
@@ -189,7 +196,7 @@ def _checked(prob, backoff, n, start, fail):
     return prob, backoff
 
 
-def _build(sections, path):
+def _build(sections, path, normalized=True):
     """Turn parsed sections into a closed trie (adding blank n-grams) and an ``NgramModel``."""
     unigrams, uni_prob, uni_backoff = sections[0]
     tokens = list(SPECIALS) + [w for w in unigrams if w not in SPECIALS]
@@ -238,7 +245,8 @@ def _build(sections, path):
     backoff = (np.concatenate(backs[:-1]) if order > 1 else np.zeros(0)).astype(np.float32)
     children = (np.concatenate([np.bincount(parent_of[n - 1], minlength=sizes[n - 2]) for n in range(2, order + 1)])
                 if order > 1 else np.zeros(0, np.int64))
-    meta = {"order": order, "sizes": sizes, "smoothing": "arpa", "normalized": True,
+    meta = {"order": order, "sizes": sizes, "smoothing": "arpa" if normalized else "stupid-backoff",
+            "normalized": normalized,
             "source": str(path), "missing_specials": [t for t, m in zip(SPECIALS, missing[:3]) if m],
             "blank_ngrams": blanks}
     return NgramModel(vocab, sizes, word, prob, backoff, children.astype(np.int64), meta)
