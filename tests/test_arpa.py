@@ -78,7 +78,9 @@ def test_pruned_file_missing_prefix(tmp_path):
     (lambda t: t.replace("\\end\\", ""), "missing"),
     (lambda t: t.replace("\\3-grams:", "\\4-grams:"), "missing '\\\\3-grams:'"),
     (lambda t: t.replace("-0.1\t<s> a b", "-0.1\t<s> a"), "expected a log10 probability, 3 words"),
-    (lambda t: t.replace("-0.2\ta b", "0.5\ta b"), "above 0"),
+    (lambda t: t.replace("-0.2\ta b", "0.5\ta b"), "line 16: a 2-gram has a log10 probability above 0"),
+    (lambda t: t.replace("-0.7\tb\t-0.1", "-0.7\ta\t-0.1"), "line 12: the unigram 'a' is listed twice"),
+    (lambda t: t.replace("-0.7\tb\t-0.1", "inf\tb\t-0.1"), "line 12: a 1-gram probability or backoff is not finite"),
 ])
 def test_broken_files_name_the_problem(tmp_path, mutate, message):
     path = tmp_path / "broken.arpa"

@@ -154,8 +154,10 @@ def _parse_unigrams(data, start, end, expected, with_backoff, fail):
     if len(tokens) != expected:
         fail(start, f"the header announces {expected:,} 1-grams, the section has {len(tokens):,}")
     if len(set(tokens)) != len(tokens):
-        fail(start, "a unigram is listed twice")
-    prob, backoff = _checked(np.array(probs), np.array(backs), 1, start, fail)
+        seen = set()
+        twice = next(k for k, t in enumerate(tokens) if t in seen or seen.add(t))
+        fail(_line_of_entry(data, start, end, twice), f"the unigram '{tokens[twice]}' is listed twice")
+    prob, backoff = _checked(np.array(probs), np.array(backs), 1, data, start, end, fail)
     return tokens, prob, backoff
 
 
@@ -184,16 +186,34 @@ def _parse_section(data, start, end, n, expected, with_backoff, table, fail):
                   f"found '{text}'")
     if got != expected:
         fail(start, f"the header announces {expected:,} {n}-grams, the section has {got:,}")
-    prob, backoff = _checked(prob, backoff, n, start, fail)
+    prob, backoff = _checked(prob, backoff, n, data, start, end, fail)
     return rows, prob, backoff
 
 
-def _checked(prob, backoff, n, start, fail):
-    if not (np.isfinite(prob).all() and np.isfinite(backoff).all()):
-        fail(start, f"a {n}-gram probability or backoff is not finite")
-    if (prob > 1e-6).any():
-        fail(start, f"a {n}-gram has a log10 probability above 0")
+def _checked(prob, backoff, n, data, start, end, fail):
+    """prob and backoff, unless a value is not finite or a probability is above 1: then the line of
+    the first such n-gram is named (the k-th entry of the section is its k-th line with text)."""
+    bad = ~(np.isfinite(prob) & np.isfinite(backoff))
+    if bad.any():
+        fail(_line_of_entry(data, start, end, int(np.argmax(bad))), f"a {n}-gram probability or backoff is not finite")
+    above = prob > 1e-6
+    if above.any():
+        fail(_line_of_entry(data, start, end, int(np.argmax(above))), f"a {n}-gram has a log10 probability above 0")
     return prob, backoff
+
+
+def _line_of_entry(data, start, end, k):
+    """Where the k-th line with text in data[start:end] begins (start itself if there are fewer)."""
+    pos = start
+    while pos < end:
+        stop = data.find(b"\n", pos, end)
+        stop = end if stop < 0 else stop
+        if data[pos:stop].strip():
+            if k == 0:
+                return pos
+            k -= 1
+        pos = stop + 1
+    return start
 
 
 def _build(sections, path, normalized=True):
