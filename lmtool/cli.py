@@ -415,6 +415,12 @@ def main(argv=None):
     """Entry point: run the command, turning every expected failure into one line on stderr."""
     _fill_closed_standard_streams()
     warnings.showwarning = _one_line_warning
+    try:
+        os.getcwd()
+    except FileNotFoundError:  # relative paths mean nothing now, and every later failure would say less
+        print("lmtool: error: the current folder no longer exists (it was removed); cd into one that does",
+              file=sys.stderr)
+        return 1
     if not (sys.argv[1:] if argv is None else argv):
         print(f"lmtool: error: missing command, one of: {', '.join(cli.commands)} (see 'lmtool --help')",
               file=sys.stderr)

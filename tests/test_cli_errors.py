@@ -747,3 +747,22 @@ def _same_arrays(a, b):
 
     x, y = modelfile.read(a), modelfile.read(b)
     return x.arrays.keys() == y.arrays.keys() and all(np.array_equal(x.arrays[k], y.arrays[k]) for k in x.arrays)
+
+
+def test_a_removed_current_folder_is_one_line(tmp_path):
+    """A shell left in a folder that was removed: relative paths mean nothing (it said "stdout:
+    cannot write: No such file or directory")."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+
+    def start():
+        as_in_a_terminal()
+        os.chdir(gone)
+        os.rmdir(gone)
+
+    done = subprocess.run([sys.executable, "-c", "import sys; from lmtool.cli import main; sys.exit(main())",
+                           "count", "-q", str(TINY_TRAIN), "-o", "rel.lm"], capture_output=True, preexec_fn=start,
+                          timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.decode() == ("lmtool: error: the current folder no longer exists (it was removed); "
+                                    "cd into one that does\n")

@@ -405,6 +405,9 @@ def test_dask_names_the_byte_range_of_a_bad_line(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("LMTOOL_DASK_SHARD_BYTES", "lots")
     err = lmtool(capsys, "count", bad, "-o", tmp_path / "m.lm", "--dask", "local:2", code=1)
     assert err.count("\n") == 1 and "LMTOOL_DASK_SHARD_BYTES must be a positive number of bytes" in err, err
+    monkeypatch.setenv("LMTOOL_DASK_SHARD_BYTES", "1")  # 1,000 shards: refused rather than scheduled
+    err = lmtool(capsys, "count", bad, "-o", tmp_path / "m.lm", "--dask", "local:2", code=1)
+    assert err.count("\n") == 1 and "LMTOOL_DASK_SHARD_BYTES must be at least 256 bytes, got 1" in err, err
     monkeypatch.setenv("LMTOOL_DASK_SHARD_BYTES", str(bad.stat().st_size // 3 + 1))
     err = lmtool(capsys, "count", bad, "-o", tmp_path / "m.lm", "--dask", "local:2", code=1)
     # line 31 of the file is line 11 of the range starting at byte 320; 0xff is at byte 484 of the file

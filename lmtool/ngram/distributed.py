@@ -35,6 +35,8 @@ from .passes import count_shard, tally_tokens
 MISSING = "--dask needs dask.distributed: pip install 'lmtool[dask]'"
 SHARD_BYTES_VARIABLE = "LMTOOL_DASK_SHARD_BYTES"
 MIN_SHARD_BYTES = 1 << 20
+SMALLEST_SHARD_BYTES = 256
+"""The least ``LMTOOL_DASK_SHARD_BYTES`` may ask for (tests cut small files into a few shards)."""
 CONNECT_SECONDS = 20
 
 
@@ -161,6 +163,8 @@ def shard_bytes_setting():
         return None
     if not text.isdigit() or int(text) == 0:
         raise LmtoolError(f"{SHARD_BYTES_VARIABLE} must be a positive number of bytes, got {text!r}")
+    if int(text) < SMALLEST_SHARD_BYTES:  # a task per few bytes: hours of scheduling for nothing
+        raise LmtoolError(f"{SHARD_BYTES_VARIABLE} must be at least {SMALLEST_SHARD_BYTES} bytes, got {text}")
     return int(text)
 
 
