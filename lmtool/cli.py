@@ -441,7 +441,10 @@ def main(argv=None):
 
 def _run(argv):
     try:
-        cli.main(args=argv, prog_name="lmtool", standalone_mode=False)
+        # click's own main() would print an empty line on Ctrl-C (for the terminal's "^C"): here the
+        # KeyboardInterrupt comes through, and the one line below says what happened
+        with cli.make_context("lmtool", list(sys.argv[1:] if argv is None else argv)) as ctx:
+            cli.invoke(ctx)
     except click.exceptions.Exit as done:
         return done.exit_code
     except click.ClickException as err:
@@ -455,7 +458,8 @@ def _run(argv):
         print(f"lmtool: {kind}: {err}", file=sys.stderr)
         return err.exit_code
     except (KeyboardInterrupt, click.exceptions.Abort):
-        print("lmtool: interrupted", file=sys.stderr)
+        after_echo = "\n" if sys.stderr.isatty() else ""  # a terminal shows "^C" where the cursor was
+        print(f"{after_echo}lmtool: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         _drop_stdout()

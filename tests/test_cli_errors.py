@@ -586,6 +586,7 @@ def test_interrupt_while_writing_leaves_no_temporary_file(tmp_path):
     outcome = _interrupt_count(tmp_path, lambda proc, out: any(n.startswith(TMP_PREFIX) for n in os.listdir(out)),
                                extra=(KJV_TRAIN, "--order", 3))
     assert_failed_cleanly(outcome, prefix="lmtool: interrupted")
+    assert outcome.result.stderr == b"lmtool: interrupted\n"  # one line: no blank one before it (click's)
 
 
 def test_sigterm_while_writing_leaves_no_temporary_file(tmp_path):
