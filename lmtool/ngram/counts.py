@@ -201,8 +201,8 @@ def _merge_level_by_key_ranges(parts, n, below, threads):
 def _merge_by_key_ranges(keys, counts, threads, extra=None, V=None):
     """Merge sorted arrays of distinct keys (adding the counts of equal keys) on ``threads`` threads:
     the key space is cut at quantiles of the largest part (``RANGES_PER_THREAD`` ranges a thread),
-    and each range is merged on its own by a stable sort of its parts side by side. Returns (keys, counts, each part's map to the merged
-    positions), the same as the pairwise merge gives.
+    and each range is merged on its own by a stable sort of its parts side by side. Returns (keys,
+    counts, each part's map to the merged positions), the same as the pairwise merge gives.
 
     With ``extra(i, lo, hi)`` (int32 values of part i's rows lo:hi, equal for equal keys) and the
     vocabulary size ``V``, returns instead the list of ranges, each ``(keys, counts, maps, (parent,

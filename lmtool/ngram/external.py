@@ -2,8 +2,8 @@
 disk as runs when they pass a share of the budget, and the runs are merged on disk at the end.
 
 Pass 1 builds the vocabulary (and the data's fingerprint); stdin and other pipes are spooled
-into the scratch folder first so that they can be read twice. Pass 2 counts chunks sized so that the chunks in
-flight fit the budget. The result is the same counts as in memory (merging is exact and
+into the scratch folder first so that they can be read twice. Pass 2 counts chunks sized so that
+the chunks in flight fit the budget. The result is the same counts as in memory (merging is exact and
 order-free), as a ``runs.Run`` that the smoothing reads slice by slice, so the model file is the
 same byte for byte.
 """
