@@ -42,9 +42,9 @@ def quiet_option(command):
 
 def _check_writable(path):
     """Fail before long work if ``path`` cannot be written (missing folder, a directory, no permission)."""
-    from .scratch import is_pipe
+    from .modelfile import is_special
 
-    if is_pipe(path):  # written through (``--arpa /dev/stdout``, ``>(gzip > x.gz)``): its folder does not matter
+    if is_special(path):  # written through (``--arpa /dev/stdout``, ``>(gzip > x.gz)``): its folder does not matter
         if not os.access(path, os.W_OK):
             raise LmtoolError("cannot write: no permission", path)
         return

@@ -193,7 +193,7 @@ class staged_outputs:
         from .interrupts import check
 
         outputs = [(tmp, path) for tmp, path in zip(self.tmps, self.paths) if tmp is not None]
-        special = [(tmp, path) for tmp, path in outputs if _is_special(path)]
+        special = [(tmp, path) for tmp, path in outputs if is_special(path)]
         try:
             check()  # once, before any output is put in place: then all of them are
             for tmp, path in special:  # may wait for a FIFO's reader, so not with signals held
@@ -230,7 +230,7 @@ def _temporary_beside(path):
     (copied into it, not renamed); returns (fd, name), recorded in _PENDING."""
     if path == "-":  # would otherwise be a file named "-"
         raise LmtoolError("cannot write this output to stdout: give a file name", path)
-    folder = tempfile.gettempdir() if _is_special(path) else os.path.dirname(os.path.realpath(path))
+    folder = tempfile.gettempdir() if is_special(path) else os.path.dirname(os.path.realpath(path))
     if not os.path.isdir(folder):
         raise LmtoolError("cannot write: the folder does not exist", path)
     for _ in range(100):
@@ -260,7 +260,7 @@ def _put_in_place(tmp, path):
     socket there, which a rename would swap for a plain file. Those are opened by the name given:
     the real path of ``/dev/stdout`` on a pipe, or of ``>(gzip > x.gz)``, is ``/proc/N/fd/pipe:[M]``,
     which cannot be opened."""
-    special = _is_special(path)
+    special = is_special(path)
     target = path if special else os.path.realpath(path)
     try:
         if special:
@@ -275,8 +275,9 @@ def _put_in_place(tmp, path):
     _PENDING.discard(tmp)
 
 
-def _is_special(path):
-    """Whether ``path`` exists and is neither a regular file nor a folder."""
+def is_special(path):
+    """Whether ``path`` exists and is neither a regular file nor a folder (a device, FIFO or socket:
+    an output there is written through, not replaced)."""
     try:
         mode = os.stat(path).st_mode
     except OSError:
@@ -294,9 +295,11 @@ def _signals_held():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    from .interrupts import STOPPING
+
     held, previous = [], {}
-    for signum in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)):
-        if signum is not None and signal.getsignal(signum) not in (signal.SIG_IGN, None):
+    for signum in (signal.SIGINT, *STOPPING):
+        if signal.getsignal(signum) not in (signal.SIG_IGN, None):
             previous[signum] = signal.signal(signum, lambda number, frame: held.append(number))
     try:
         yield
