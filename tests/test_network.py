@@ -110,6 +110,44 @@ def test_float32_log_probs_match_numpy_reference(case):
     assert n == T * B - 1 and loss == pytest.approx(-ref.sum(), rel=1e-5)
 
 
+TABLE_CASES = [dict(cell="lstm", layers=2), dict(cell="gru", layers=2, tie=True), dict(cell="rnn", activation="relu"),
+               dict(cell="lstm", softmax="class", tie=True), dict(cell="gru", softmax="class", embed=4, hidden=6)]
+
+
+@pytest.mark.parametrize("case", TABLE_CASES, ids=[case_id(c) for c in TABLE_CASES])
+def test_the_input_table_gives_the_per_token_loss_state_and_gradient(case, monkeypatch):
+    """Where a segment reads few distinct tokens, layer 0's x U is looked up in a table over them and its
+    gradient summed per token first (``network._input_table``): the same numbers, to float64 rounding."""
+    import lmtool.neural.network as network_module
+
+    x, y, reset = data()
+    results = []
+    for share, used in ((0, True), (10 ** 9, False)):  # the table always, then never
+        monkeypatch.setattr(network_module, "TABLE_SHARE", share)
+        net = network(config(**case))
+        assert (net._input_table(net._positions(x), None) is not None) == used
+        state = net.init_state(B)
+        state.h[:] = np.random.default_rng(9).normal(size=state.h.shape)
+        loss, n, after = net.forward_backward(x, y, state, None, reset)
+        results.append((loss, net.grad.copy(), after.h.copy()))
+    (loss_t, grad_t, h_t), (loss_p, grad_p, h_p) = results
+    assert loss_t == pytest.approx(loss_p, rel=1e-12)
+    np.testing.assert_allclose(grad_t, grad_p, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(h_t, h_p, rtol=1e-12)
+
+
+def test_the_input_table_serves_characters_not_words_nor_dropout():
+    net = network(config(cell="lstm", dtype="float32"))
+    chars = np.random.default_rng(0).integers(0, V, (100, 32)).astype(np.int32)
+    chars[-1, -1] = -1  # padding: a zero input
+    rows, at = net._input_table(chars, None)
+    assert rows.tolist() == list(range(V)) and at[-1] == -1 and (rows[at[:-1]] == chars.reshape(-1)[:-1]).all()
+    words = np.arange(35 * 20, dtype=np.int32).reshape(35, 20) % 400  # hundreds of distinct inputs
+    assert net._input_table(words, None) is None
+    assert net._input_table(chars, net._masks(100, 32, np.random.default_rng(0))) is None  # no dropout masks
+    assert network(config(cell="lstm", dropout=0.3, dtype="float32"))._masks(100, 32, None) is None
+
+
 def test_dropout_masks_are_used_and_reproducible():
     net = network(config(cell="lstm", layers=2, dropout=0.5, dtype="float32"))
     x, y, _ = data()

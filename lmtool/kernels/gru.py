@@ -16,6 +16,7 @@ from .dense import (KERNEL, add_product_unmasked, check_grads, check_segment, ge
 
 GATES = 3
 STATE = ("h",)
+PROJECTION, PROJECTION_GRAD = "gates", "dgi"
 
 
 def param_shapes(I, H):
@@ -89,17 +90,18 @@ def _add_scaled_by_gate(dprev, dht, a):
 
 
 @njit(**KERNEL)
-def gru_forward(x, U, W, b, bn, h, gates, hn, reset, hs, hw):
+def gru_forward(x, U, W, b, bn, h, gates, hn, reset, hs, hw, projected=False):
     """Run the GRU over T steps (equations in the module docstring).
 
     x: float[T, B, I]; U: float[I, 3H]; W: float[H, 3H]; b: float[3H]; bn: float[H];
     h: float[T+1, B, H] (h[0] given, 1..T written); gates: float[T, B, 3H] written with r, z, n;
     hn: float[T, B, H] written with h_{t-1} W_hn + b_hn; reset: bool[T, B];
-    hs: float[B, H], hw: float[B, 3H] scratch.
+    hs: float[B, H], hw: float[B, 3H] scratch. ``projected``: gates holds x U already.
     """
     T, B, I = x.shape
     H = W.shape[0]
-    gemm(False, False, 1.0, x.reshape((T * B, I)), U, 0.0, gates.reshape((T * B, 3 * H)))
+    if not projected:
+        gemm(False, False, 1.0, x.reshape((T * B, I)), U, 0.0, gates.reshape((T * B, 3 * H)))
     for t in range(T):
         hp_all = masked_rows(h[t], reset[t], hs)
         step_product(hp_all, W, 0.0, hw)
@@ -108,13 +110,14 @@ def gru_forward(x, U, W, b, bn, h, gates, hn, reset, hs, hw):
 
 
 @njit(**KERNEL)
-def gru_backward(x, U, W, h, gates, hn, reset, dh, dx, dU, dW, db, dbn, dgi, dgh, tmp):
+def gru_backward(x, U, W, h, gates, hn, reset, dh, dx, dU, dW, db, dbn, dgi, dgh, tmp, projected=False):
     """Backpropagate through the T steps of ``gru_forward``; weight gradients are accumulated.
 
     Inputs as left by gru_forward (h rows entering a reset step are zeroed here, in place).
     dh: float[T, B, H] dloss/dh[t+1] from above; the recurrent part is added in place.
     dx: float[T, B, I] written. dU: [I, 3H], dW: [H, 3H], db: [3H], dbn: [H] (+=).
-    dgi, dgh: float[T, B, 3H] scratch: dloss/d(input-side and hidden-side pre-activations).
+    dgi, dgh: float[T, B, 3H] written: dloss/d(input-side and hidden-side pre-activations). With
+    ``projected``, dU's share from x and dx are left to the caller (from dgi).
         dn = dh (1-z); dz = dh (h_{t-1} - n); da_n = dn (1-n^2); da_r = da_n hn r(1-r);
         da_z = dz z(1-z); dh_{t-1} += dh z + [da_r, da_z, da_n r] W'
     """
@@ -134,20 +137,21 @@ def gru_backward(x, U, W, h, gates, hn, reset, dh, dx, dU, dW, db, dbn, dgi, dgh
             add_product_unmasked(dh[t - 1], dgh[t], Wt, reset[t], tmp)
     gi2 = dgi.reshape((T * B, 3 * H))
     gemm(True, False, 1.0, h.reshape(((T + 1) * B, H))[:T * B], dgh.reshape((T * B, 3 * H)), 1.0, dW)
-    gemm(True, False, 1.0, x.reshape((T * B, I)), gi2, 1.0, dU)
-    gemm(False, True, 1.0, gi2, U, 0.0, dx.reshape((T * B, I)))
+    if not projected:
+        gemm(True, False, 1.0, x.reshape((T * B, I)), gi2, 1.0, dU)
+        gemm(False, True, 1.0, gi2, U, 0.0, dx.reshape((T * B, I)))
 
 
-def forward(x, p, ws, reset, activation=None):
+def forward(x, p, ws, reset, activation=None, projected=False):
     """Fill ws["h"][1:] (and the saved gates) from x and ws["h"][0]."""
     check_segment(x, p, ws, reset, param_shapes)
     gru_forward(x, p["U"], p["W"], p["b"], p["bn"], ws["h"], ws["gates"], ws["hn"], reset, ws["hs"],
-                ws["hw"])
+                ws["hw"], projected)
 
 
-def backward(x, p, ws, reset, dh, dx, g, activation=None):
+def backward(x, p, ws, reset, dh, dx, g, activation=None, projected=False):
     """Accumulate weight gradients into g (same keys as p), write dx; dh is consumed as work."""
     T, B, I, H, dtype = check_segment(x, p, ws, reset, param_shapes)
     check_grads(p, g, dh, dx, T, B, I, H, dtype)
     gru_backward(x, p["U"], p["W"], ws["h"], ws["gates"], ws["hn"], reset, dh, dx, g["U"], g["W"],
-                 g["b"], g["bn"], ws["dgi"], ws["dgh"], ws["tmp"])
+                 g["b"], g["bn"], ws["dgi"], ws["dgh"], ws["tmp"], projected)

@@ -13,6 +13,12 @@ for LSTM), ``forward(x, p, ws, reset, activation)`` and ``backward(x, p, ws, res
 activation)``. Time-major: x: float[T, B, I]; reset: bool[T, B], True where the state entering step t is
 zero for row b (a sentence start) and no gradient flows back through it. ``forward`` zeroes those rows
 of ``c`` in place and ``backward`` those of ``h``: a workspace serves one forward and one backward.
+
+Optionally, a cell names ``PROJECTION`` and ``PROJECTION_GRAD``, workspace arrays float[T, B, G*H]:
+``forward(..., projected=True)`` takes the input-side pre-activations x U as already written into
+``ws[PROJECTION]`` (x is not read), and ``backward(..., projected=True)`` leaves dloss/d(x U) in
+``ws[PROJECTION_GRAD]`` without forming dU's share from x or dx (neither is written). The network uses
+this where the inputs are few distinct embedding rows (characters): x U is then a table lookup.
 """
 
 import numpy as np
@@ -23,6 +29,7 @@ from .dense import (KERNEL, add_product_unmasked, check, check_grads, check_segm
 
 GATES = 4
 STATE = ("h", "c")
+PROJECTION, PROJECTION_GRAD = "gates", "da"
 
 
 def param_shapes(I, H):
@@ -93,17 +100,18 @@ def _backward_row(a, cp, tcn, dht, dcr, d, db, keep):
 
 
 @njit(**KERNEL)
-def lstm_forward(x, U, W, b, h, c, gates, tc, reset, hs):
+def lstm_forward(x, U, W, b, h, c, gates, tc, reset, hs, projected=False):
     """Run the LSTM over T steps (equations in the module docstring).
 
     x: float[T, B, I]; U: float[I, 4H]; W: float[H, 4H]; b: float[4H];
     h, c: float[T+1, B, H] (index 0 given, 1..T written; c[t] rows with reset[t] zeroed in place);
-    gates: float[T, B, 4H] written with i, f, g, o after their nonlinearities;
-    tc: float[T, B, H] written with tanh(c[t+1]); reset: bool[T, B]; hs: float[B, H] scratch.
+    gates: float[T, B, 4H] written with i, f, g, o after their nonlinearities (given as x U when
+    ``projected``); tc: float[T, B, H] written with tanh(c[t+1]); reset: bool[T, B]; hs: float[B, H] scratch.
     """
     T, B, I = x.shape
     H = W.shape[0]
-    gemm(False, False, 1.0, x.reshape((T * B, I)), U, 0.0, gates.reshape((T * B, 4 * H)))
+    if not projected:
+        gemm(False, False, 1.0, x.reshape((T * B, I)), U, 0.0, gates.reshape((T * B, 4 * H)))
     for t in range(T):
         for r in range(B):
             if reset[t, r]:
@@ -114,13 +122,14 @@ def lstm_forward(x, U, W, b, h, c, gates, tc, reset, hs):
 
 
 @njit(**KERNEL)
-def lstm_backward(x, U, W, h, c, gates, tc, reset, dh, dx, dU, dW, db, da, dc, tmp):
+def lstm_backward(x, U, W, h, c, gates, tc, reset, dh, dx, dU, dW, db, da, dc, tmp, projected=False):
     """Backpropagate through the T steps of ``lstm_forward``; weight gradients are accumulated.
 
     Inputs as left by lstm_forward (h rows entering a reset step are zeroed here, in place).
     dh: float[T, B, H] dloss/dh[t+1] from above; the recurrent part is added in place.
     dx: float[T, B, I] written with dloss/dx. dU: float[I, 4H], dW: float[H, 4H], db: float[4H] (+=).
-    da: float[T, B, 4H] scratch (dloss/d pre-activations); dc, tmp: float[B, H] scratch.
+    da: float[T, B, 4H] written with dloss/d pre-activations; dc, tmp: float[B, H] scratch. With
+    ``projected``, dU's share from x and dx are left to the caller (from da).
         dc_t += dh_t o (1 - tanh^2 c_t);  da_i = dc_t g i(1-i);  da_f = dc_t c_{t-1} f(1-f);
         da_g = dc_t i (1-g^2);  da_o = dh_t tanh(c_t) o(1-o);  dc_{t-1} = dc_t f;  dh_{t-1} += da_t W'
     """
@@ -142,20 +151,21 @@ def lstm_backward(x, U, W, h, c, gates, tc, reset, dh, dx, dU, dW, db, da, dc, t
             add_product_unmasked(dh[t - 1], da[t], Wt, reset[t], tmp)
     da2 = da.reshape((T * B, 4 * H))
     gemm(True, False, 1.0, h.reshape(((T + 1) * B, H))[:T * B], da2, 1.0, dW)
-    gemm(True, False, 1.0, x.reshape((T * B, I)), da2, 1.0, dU)
-    gemm(False, True, 1.0, da2, U, 0.0, dx.reshape((T * B, I)))
+    if not projected:
+        gemm(True, False, 1.0, x.reshape((T * B, I)), da2, 1.0, dU)
+        gemm(False, True, 1.0, da2, U, 0.0, dx.reshape((T * B, I)))
 
 
-def forward(x, p, ws, reset, activation=None):
+def forward(x, p, ws, reset, activation=None, projected=False):
     """Fill ws["h"][1:], ws["c"][1:] (and the saved gates) from x and ws["h"][0], ws["c"][0]."""
     T, B, I, H, dtype = check_segment(x, p, ws, reset, param_shapes)
     check("c", ws["c"], (T + 1, B, H), dtype)
-    lstm_forward(x, p["U"], p["W"], p["b"], ws["h"], ws["c"], ws["gates"], ws["tc"], reset, ws["hs"])
+    lstm_forward(x, p["U"], p["W"], p["b"], ws["h"], ws["c"], ws["gates"], ws["tc"], reset, ws["hs"], projected)
 
 
-def backward(x, p, ws, reset, dh, dx, g, activation=None):
+def backward(x, p, ws, reset, dh, dx, g, activation=None, projected=False):
     """Accumulate weight gradients into g (same keys as p), write dx; dh is consumed as work."""
     T, B, I, H, dtype = check_segment(x, p, ws, reset, param_shapes)
     check_grads(p, g, dh, dx, T, B, I, H, dtype)
     lstm_backward(x, p["U"], p["W"], ws["h"], ws["c"], ws["gates"], ws["tc"], reset, dh, dx,
-                  g["U"], g["W"], g["b"], ws["da"], ws["dc"], ws["tmp"])
+                  g["U"], g["W"], g["b"], ws["da"], ws["dc"], ws["tmp"], projected)

@@ -14,6 +14,7 @@ from .dense import (KERNEL, add_product_unmasked, check_grads, check_segment, ge
 
 GATES = 1
 STATE = ("h",)
+PROJECTION, PROJECTION_GRAD = "a", "a"
 ACTIVATIONS = {"tanh": 0, "relu": 1, "sigmoid": 2}
 
 
@@ -63,16 +64,17 @@ def _backward_row(d, hr, dht, db, act):
 
 
 @njit(**KERNEL)
-def rnn_forward(x, U, W, b, h, a, reset, hs, act):
+def rnn_forward(x, U, W, b, h, a, reset, hs, act, projected=False):
     """Run the RNN over T steps: h[t+1] = f(x[t] U + h[t] W + b).
 
     x: float[T, B, I]; U: float[I, H]; W: float[H, H]; b: float[H]; h: float[T+1, B, H] (h[0] given);
     a: float[T, B, H] written with x U + h W (bias excluded); reset: bool[T, B]; hs: float[B, H]
-    scratch; act: 0 tanh, 1 relu, 2 sigmoid.
+    scratch; act: 0 tanh, 1 relu, 2 sigmoid; ``projected``: a holds x U already.
     """
     T, B, I = x.shape
     H = W.shape[0]
-    gemm(False, False, 1.0, x.reshape((T * B, I)), U, 0.0, a.reshape((T * B, H)))
+    if not projected:
+        gemm(False, False, 1.0, x.reshape((T * B, I)), U, 0.0, a.reshape((T * B, H)))
     for t in range(T):
         step_product(masked_rows(h[t], reset[t], hs), W, 1.0, a[t])
         for r in range(B):
@@ -80,12 +82,13 @@ def rnn_forward(x, U, W, b, h, a, reset, hs, act):
 
 
 @njit(**KERNEL)
-def rnn_backward(x, U, W, h, a, reset, dh, dx, dU, dW, db, tmp, act):
+def rnn_backward(x, U, W, h, a, reset, dh, dx, dU, dW, db, tmp, act, projected=False):
     """Backpropagate through the T steps of ``rnn_forward``; weight gradients are accumulated.
 
     Inputs as left by rnn_forward (h rows entering a reset step are zeroed here, in place; a is
     overwritten with dloss/da). dh: float[T, B, H] dloss/dh[t+1] from above, recurrent part added in
     place; dx: float[T, B, I] written; dU: [I, H], dW: [H, H], db: [H] (+=); tmp: float[B, H] scratch.
+    With ``projected``, dU's share from x and dx are left to the caller (from a).
         da_t = dh_t f'(a_t);  dh_{t-1} += da_t W'
     """
     T, B, I = x.shape
@@ -102,8 +105,9 @@ def rnn_backward(x, U, W, h, a, reset, dh, dx, dU, dW, db, tmp, act):
                 h[t, r, :] = 0.0
     a2 = a.reshape((T * B, H))
     gemm(True, False, 1.0, h.reshape(((T + 1) * B, H))[:T * B], a2, 1.0, dW)
-    gemm(True, False, 1.0, x.reshape((T * B, I)), a2, 1.0, dU)
-    gemm(False, True, 1.0, a2, U, 0.0, dx.reshape((T * B, I)))
+    if not projected:
+        gemm(True, False, 1.0, x.reshape((T * B, I)), a2, 1.0, dU)
+        gemm(False, True, 1.0, a2, U, 0.0, dx.reshape((T * B, I)))
 
 
 def _code(activation):
@@ -112,15 +116,15 @@ def _code(activation):
     return ACTIVATIONS[activation]
 
 
-def forward(x, p, ws, reset, activation="tanh"):
+def forward(x, p, ws, reset, activation="tanh", projected=False):
     """Fill ws["h"][1:] from x and ws["h"][0]."""
     check_segment(x, p, ws, reset, param_shapes)
-    rnn_forward(x, p["U"], p["W"], p["b"], ws["h"], ws["a"], reset, ws["hs"], _code(activation))
+    rnn_forward(x, p["U"], p["W"], p["b"], ws["h"], ws["a"], reset, ws["hs"], _code(activation), projected)
 
 
-def backward(x, p, ws, reset, dh, dx, g, activation="tanh"):
+def backward(x, p, ws, reset, dh, dx, g, activation="tanh", projected=False):
     """Accumulate weight gradients into g (same keys as p), write dx; dh is consumed as work."""
     T, B, I, H, dtype = check_segment(x, p, ws, reset, param_shapes)
     check_grads(p, g, dh, dx, T, B, I, H, dtype)
     rnn_backward(x, p["U"], p["W"], ws["h"], ws["a"], reset, dh, dx, g["U"], g["W"], g["b"],
-                 ws["tmp"], _code(activation))
+                 ws["tmp"], _code(activation), projected)
