@@ -145,8 +145,8 @@ def test_a_resumed_run_takes_a_new_budget_and_the_checkpoint_settings_given_agai
     from lmtool.neural.train import TrainConfig
 
     vocabulary = {"min_count": 2, "max_vocab": None, "vocab_file": None}
-    model = SimpleNamespace(config=NetworkConfig(vocab_size=10, hidden=16, embed=16), vocab=SimpleNamespace(level="word"),
-                            meta={"training": {"vocabulary": vocabulary}})
+    model = SimpleNamespace(config=NetworkConfig(vocab_size=10, hidden=16, embed=16),
+                            vocab=SimpleNamespace(level="word"), meta={"training": {"vocabulary": vocabulary}})
     saved = TrainConfig(optimizer="adam", epochs=3, seed=3)
     again = dict(corpus=[TINY], output="m.lm", hidden=16, embed=16, optimizer="adam", seed=3, resume="m.lm.ckpt")
     config = _resumed_config(TrainOptions(**again, epochs=5, max_time=60.0,
@@ -269,8 +269,8 @@ def test_sigterm_during_training_saves_the_checkpoint_it_names(tmp_path, sig):
 
     out, log = tmp_path / "m.lm", tmp_path / "log.tsv"
     common = ["train", "-q", TINY_TRAIN, "-o", out, "--hidden", "16", "--embed", "16"]
-    proc = subprocess.Popen([sys.executable, "-m", "lmtool.cli", *map(str, common), "--epochs", "500", "--log", str(log)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=as_in_a_terminal)
+    proc = subprocess.Popen([sys.executable, "-m", "lmtool.cli", *map(str, common), "--epochs", "500", "--log",
+                             str(log)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=as_in_a_terminal)
     try:
         deadline = time.monotonic() + 120
         while not (log.exists() and log.stat().st_size) and proc.poll() is None and time.monotonic() < deadline:
@@ -284,7 +284,8 @@ def test_sigterm_during_training_saves_the_checkpoint_it_names(tmp_path, sig):
             proc.wait()
     ckpt = tmp_path / "m.lm.ckpt"
     assert proc.returncode == 130, err
-    assert err.decode().strip() == f"lmtool: interrupted: checkpoint saved; continue with: lmtool train ... --resume {ckpt}"
+    assert err.decode().strip() == ("lmtool: interrupted: checkpoint saved; continue with: lmtool train ... "
+                                    f"--resume {ckpt}")
     assert ckpt.exists()
     done = run_lmtool(*common, "--epochs", "1", "--resume", ckpt)  # the budget is spent: it finishes at once
     assert done.returncode == 0, done.stderr
