@@ -129,9 +129,9 @@ def train(quiet, **fields):
     """Train a recurrent language model (RNN, LSTM or GRU) on CORPUS files.
 
     Truncated backpropagation through time over sentences (each starts from a fresh state, as it is
-    scored), SGD or Adam with gradient clipping, the learning rate divided by --decay whenever the
-    validation perplexity stops improving. The best model on --valid is written to MODEL; a
-    checkpoint MODEL.ckpt is kept every few minutes and on Ctrl-C for --resume.
+    scored; with --stream, over running text), SGD or Adam with gradient clipping, the learning rate
+    divided by --decay whenever the validation perplexity stops improving. The best model on --valid
+    is written to MODEL; a checkpoint MODEL.ckpt is kept every few minutes and on Ctrl-C for --resume.
     """
     from .neural.pipeline import run_training
     from .neural.train import checkpoint_path
@@ -207,26 +207,44 @@ def score(model, files, as_json, per_token, threads, quiet):
 
 @cli.command()
 @click.argument("model")
-@click.option("--prefix", default="", help="Start every sentence with these tokens.")
+@click.option("--prefix", default="", help="Start every sentence (with --lines, the text) with these tokens.")
 @click.option("-n", "count_", default=1, show_default=True, type=int, help="Number of sentences.")
+@click.option("--lines", type=int, help="Write this many lines of running text instead (a --stream model).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed: same seed, same text.")
 @click.option("--temperature", default=1.0, show_default=True, type=float,
               help="Below 1 sharpens the distribution, above 1 flattens it.")
 @click.option("--top-k", default=0, show_default=True, type=int, help="Sample among the K likeliest tokens (0: all).")
-@click.option("--max-tokens", default=100, show_default=True, type=int, help="Stop a sentence after this many tokens.")
+@click.option("--top-p", default=1.0, show_default=True, type=float,
+              help="Sample among the fewest likeliest tokens whose probability reaches P (nucleus; 1: all).")
+@click.option("--max-tokens", type=int, help="Stop a sentence (with --lines, the text) after this many tokens.  "
+                                             "[default: 100; 100 per line with --lines]")
 @quiet_option
-def generate(model, prefix, count_, seed, temperature, top_k, max_tokens, quiet):
-    """Generate sentences from MODEL by sampling, one per line; a sentence stops at </s>."""
-    from .corpus import line_tokens
-    from .sampling import check_options, sentences
+def generate(model, prefix, count_, lines, seed, temperature, top_k, top_p, max_tokens, quiet):
+    """Generate sentences from MODEL by sampling, one per line; a sentence stops at </s>.
 
-    check_options(temperature, top_k, max_tokens, count_, seed)
+    With --lines N, a model trained with --stream writes N lines of running text, each line in the
+    context of those before it.
+    """
+    from .corpus import line_tokens
+    from .sampling import MAX_TOKENS, check_options, running_text, sentences
+
+    if lines is not None and _given_on_the_command_line() & {"count_"}:
+        raise LmtoolError("-n and --lines: --lines writes one running text; give one of them")
+    check_options(temperature, top_k, MAX_TOKENS if max_tokens is None else max_tokens, count_, seed, top_p, lines)
     lm = _load(model)
     tokens = line_tokens(prefix, lm.vocab.level)
-    samples = sentences(lm, lm.vocab.encode(tokens), n=count_, seed=seed, temperature=temperature, top_k=top_k,
-                        max_tokens=max_tokens)
     glue = "" if lm.vocab.level == "char" else " "
-    for ids in samples:
+    shaping = dict(seed=seed, temperature=temperature, top_k=top_k, top_p=top_p)
+    if lines is not None:
+        if not lm.stream:
+            raise LmtoolError("--lines needs a model trained with --stream (text that runs on); this one starts "
+                              "afresh at every line: use -n for separate lines", model)
+        for number, ids in enumerate(running_text(lm, lm.vocab.encode(tokens), lines, max_tokens=max_tokens,
+                                                  **shaping)):
+            click.echo(glue.join((tokens if number == 0 else []) + lm.vocab.decode(ids)))
+        return
+    budget = MAX_TOKENS if max_tokens is None else max_tokens
+    for ids in sentences(lm, lm.vocab.encode(tokens), n=count_, max_tokens=budget, **shaping):
         click.echo(glue.join(tokens + lm.vocab.decode(ids)))
 
 

@@ -14,7 +14,8 @@ from .vocab import ThreadTallies, check_limits
 class EncodedCorpus:
     """Sentences as ids: ``ids`` int32[n] back to back, ``lengths`` int32[S] tokens per sentence.
 
-    ``fingerprint`` is a BLAKE2b digest of the bytes read (decompressed), ``files`` the inputs.
+    ``fingerprint`` is a BLAKE2b digest of the bytes read (decompressed), ``files`` the inputs,
+    ``file_starts`` int64[F] the index of each file's first sentence (a stream restarts there).
     """
 
     vocab: object
@@ -22,6 +23,7 @@ class EncodedCorpus:
     lengths: np.ndarray
     fingerprint: str
     files: list
+    file_starts: np.ndarray = None
 
     @property
     def tokens(self):
@@ -67,11 +69,15 @@ def encode_corpus(paths, level="word", vocab=None, min_count=1, max_vocab=None, 
         encode = tallies.add
     else:
         encode = lambda data: (0, *vocab.encode_bytes(data))  # noqa: E731
-    tallied, ids, lengths = [], [], []
+    tallied, ids, lengths, file_starts, lines = [], [], [], [], 0
     with bar(progress, "reading", total=corpus.input_size(paths), unit="B") as shown:
         chunks = corpus.read_chunks(paths, chunk_bytes=chunk_bytes or corpus.CHUNK_BYTES, progress=shown.update,
                                     hasher=hasher)
-        for tally, chunk_ids, chunk_lengths in ordered_map(lambda chunk: encode(chunk.data), chunks, threads):
+        for first_line, tally, chunk_ids, chunk_lengths in ordered_map(
+                lambda chunk: (chunk.first_line, *encode(chunk.data)), chunks, threads):
+            if first_line == 1:
+                file_starts.append(lines)
+            lines += len(chunk_lengths)
             tallied.append(tally)
             ids.append(chunk_ids)
             lengths.append(chunk_lengths)
@@ -83,4 +89,4 @@ def encode_corpus(paths, level="word", vocab=None, min_count=1, max_vocab=None, 
         ids = [final[tally][chunk_ids] for tally, chunk_ids in zip(tallied, ids)]
     ids = np.concatenate(ids) if ids else np.zeros(0, np.int32)
     lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int32)
-    return EncodedCorpus(vocab, ids, lengths, hasher.hexdigest(), list(paths))
+    return EncodedCorpus(vocab, ids, lengths, hasher.hexdigest(), list(paths), np.array(file_starts, np.int64))

@@ -56,10 +56,20 @@ class LanguageModel:
 
     kind = None
     normalized = True
+    stream = False
+    """Whether the model reads a file as one running text (``train --stream``): each line is scored in
+    the context of the lines before it, ``</s>`` standing for the newline."""
 
     def score_ids(self, ids, lengths):
-        """``Scores`` of sentences given as ids (int32[n]) and words per sentence (int32[S])."""
+        """``Scores`` of sentences given as ids (int32[n]) and words per sentence (int32[S]); a stream
+        model scores them as the lines of one text, from its start."""
         raise NotImplementedError
+
+    def score_continuing(self, ids, lengths, context=None):
+        """``(Scores, context)`` of lines that continue a text: ``context`` is what this returned for
+        the lines before, None at a file's start. A model that scores each line on its own ignores
+        it (and returns None)."""
+        return self.score_ids(ids, lengths), None
 
     def begin(self, prefixes):
         """Generation state for a batch: one sentence per prefix (int32 id arrays, may be empty)."""

@@ -41,7 +41,9 @@ def score_chunks(model, paths, progress=silent, chunk_bytes=1 << 20, threads=1, 
     With ``threads`` > 1, chunks are scored on that many threads (each with its own ``worker()``
     copy of the model), a few chunks ahead of the consumer; ``then`` runs there too, so that
     formatting is not left to one thread. A chunk is scored the same way whatever the thread count
-    (BLAS is held to one thread meanwhile), so the results are identical.
+    (BLAS is held to one thread meanwhile), so the results are identical. A stream model
+    (``model.stream``) scores each file as one text, chunk after chunk on one thread, each chunk
+    in the context its file's earlier chunks leave.
     """
     workers = queue.SimpleQueue()
     for _ in range(max(threads, 1)):
@@ -57,10 +59,22 @@ def score_chunks(model, paths, progress=silent, chunk_bytes=1 << 20, threads=1, 
             workers.put(lm)
         return scored if then is None else then(scored)
 
+    context = [None]
+
+    def score_in_context(chunk):
+        """``score`` for a stream model: the chunk continues its file's text (a file starts at line 1)."""
+        ids, lengths = model.vocab.encode_bytes(chunk.data)
+        scores, context[0] = model.score_continuing(ids, lengths, None if chunk.first_line == 1 else context[0])
+        scored = ScoredChunk(chunk, ids, lengths, scores)
+        return scored if then is None else then(scored)
+
     try:
         with bar(progress, "scoring", total=corpus.input_size(paths), unit="B") as shown:
             chunks = corpus.read_chunks(paths, chunk_bytes=chunk_bytes, progress=shown.update)
-            yield from ordered_map(score, chunks, threads)
+            if getattr(model, "stream", False):
+                yield from map(score_in_context, chunks)
+            else:
+                yield from ordered_map(score, chunks, threads)
     finally:
         if blas_threads:
             set_blas_threads(blas_threads)

@@ -1,4 +1,4 @@
-"""Sampling: determinism under a seed, temperature and top-k shaping."""
+"""Sampling: determinism under a seed, temperature, top-k and top-p shaping."""
 
 import numpy as np
 import pytest
@@ -47,7 +47,66 @@ def test_shaping():
     np.testing.assert_allclose(shape_distribution(p, temperature=1.0).sum(), 1.0)
 
 
-@pytest.mark.parametrize("kw", [{"temperature": 0}, {"temperature": -1}, {"top_k": -2}, {"max_tokens": 0}, {"n": 0}])
+def naive_nucleus(row, top_p):
+    """The nucleus by its definition: tokens from the likeliest down (lower id first among equals),
+    taken until their probability reaches ``top_p`` of the row's."""
+    total = sum(row)
+    kept, mass = set(), 0.0
+    for i in sorted(range(len(row)), key=lambda i: (-row[i], i)):
+        if mass >= top_p * total:
+            break
+        kept.add(i)
+        mass += row[i]
+    return kept
+
+
+def test_top_p_keeps_exactly_the_nucleus():
+    # dyadic probabilities: every sum is exact, so "reaches" is tested at its edge
+    p = np.array([[0.0, 0.0, 0.125, 0.5, 0.25, 0.125]])
+    for top_p, nucleus in [(0.5, {3}), (0.75, {3, 4}), (0.7500001, {2, 3, 4}), (0.875, {2, 3, 4}),
+                           (0.9, {2, 3, 4, 5}), (1.0, {2, 3, 4, 5}), (1e-9, {3})]:
+        q = shape_distribution(p, top_p=top_p)
+        assert set(np.flatnonzero(q[0])) == nucleus, top_p
+        np.testing.assert_allclose(q[0, sorted(nucleus)], p[0, sorted(nucleus)] / p[0, sorted(nucleus)].sum())
+    rng = np.random.default_rng(0)
+    rows = rng.dirichlet(np.full(50, 0.3), size=300)
+    rows[:, [BOS, UNK]] = 0.0
+    rows[::7, 10:20] = rows[::7, 10:11]  # ties
+    for row, top_p in zip(rows, rng.uniform(0.05, 1.0, len(rows))):
+        q = shape_distribution(row[None], top_p=top_p)[0]
+        kept = np.flatnonzero(q)
+        assert set(kept) == naive_nucleus(row / row.sum(), top_p)
+        mass = row[kept].sum() / row.sum()
+        assert mass >= top_p - 1e-12 and mass - row[kept].min() / row.sum() < top_p  # reaches it, and is smallest
+        np.testing.assert_allclose(q[kept], row[kept] / row[kept].sum())
+
+
+def test_top_p_after_temperature_and_top_k():
+    p = np.array([[0.0, 0.0, 0.1, 0.2, 0.3, 0.4]])
+    tempered = shape_distribution(p, temperature=0.5)
+    q = shape_distribution(p, temperature=0.5, top_p=0.7)
+    assert set(np.flatnonzero(q[0])) == naive_nucleus(tempered[0], 0.7) == {4, 5}
+    assert set(np.flatnonzero(shape_distribution(p, top_k=3, top_p=0.99))) == {3, 4, 5}
+
+
+def test_top_p_samples_come_from_the_nucleus_and_repeat_under_a_seed(model):
+    prefix = model.vocab.encode(["and"])
+    probs = model.next_token_probs("and")
+    probs[[BOS, UNK]] = 0
+    nucleus = naive_nucleus(probs / probs.sum(), 0.6)
+    firsts = [s[0] for s in generate(model, prefix, n=500, seed=2, top_p=0.6) if len(s)]
+    assert set(firsts) <= nucleus and len(set(firsts)) > 1
+    a = generate(model, [], n=20, seed=8, top_p=0.9)  # no prefix: not the n-gram kernel, which cannot cut
+    b = generate(model, [], n=20, seed=8, top_p=0.9)
+    c = generate(model, [], n=20, seed=9, top_p=0.9)
+    assert all((x == y).all() for x, y in zip(a, b))
+    assert any(len(x) != len(z) or (x != z).any() for x, z in zip(a, c))
+    assert generate(model, prefix, n=3, seed=5, top_p=1e-9)[0].tolist() == \
+        generate(model, prefix, n=3, seed=6, top_k=1)[0].tolist()  # a tiny nucleus is the likeliest token
+
+
+@pytest.mark.parametrize("kw", [{"temperature": 0}, {"temperature": -1}, {"top_k": -2}, {"max_tokens": 0}, {"n": 0},
+                                {"top_p": 0}, {"top_p": -0.5}, {"top_p": 1.01}])
 def test_absurd_options(model, kw):
     with pytest.raises(LmtoolError):
         generate(model, [], **kw)

@@ -1,8 +1,12 @@
 """Sentences laid out for recurrent networks: one token stream cut into B columns.
 
-Each sentence contributes inputs ``<s> w1 .. wk`` and targets ``w1 .. wk </s>``; the state is reset
-where an input is ``<s>``, so every sentence is modelled from a fresh state, exactly as it is
-scored. Columns are contiguous slices of the stream, so a column's sentences follow one another.
+Sentence at a time (``sentence_stream``), each sentence contributes inputs ``<s> w1 .. wk`` and
+targets ``w1 .. wk </s>``; the state is reset where an input is ``<s>``, so every sentence is
+modelled from a fresh state, exactly as it is scored. As running text (``text_stream``, ``train
+--stream``), ``</s>`` is the newline: the targets are the same, but each line's first input is the
+newline that ended the line before, and the state is reset only where a file starts (input
+``<s>``), as char-rnn and PyTorch's word_language_model read text. Columns are contiguous slices of
+the stream, so a column's sentences follow one another.
 """
 
 import numpy as np
@@ -25,6 +29,22 @@ def sentence_stream(ids, lengths):
     is_end[ends] = True
     y[is_end] = EOS
     y[~is_end] = ids
+    return x, y, is_start
+
+
+def text_stream(ids, lengths, file_starts=(0,)):
+    """(x, y: int32[n+S], reset: bool[n+S]) for lines of running text: targets ``w .. </s>`` line after
+    line, each input the token before its target, ``<s>`` (and a reset) at each file's start.
+
+    file_starts: index of the first line of each file (``EncodedCorpus.file_starts``).
+    """
+    x, y, is_start = sentence_stream(ids, lengths)
+    x[1:] = y[:-1]
+    first = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]]).astype(np.int64)
+    is_start[:] = False
+    at = first[np.union1d(np.asarray(file_starts, np.int64), [0])] if len(lengths) else np.zeros(0, np.int64)
+    is_start[at] = True
+    x[at] = BOS
     return x, y, is_start
 
 

@@ -2,7 +2,9 @@
 
 Sentences are scored independently, each from a zero state fed ``<s>``, as they were trained; for
 speed they are packed back to back into the columns of a batch, with the state reset at every
-sentence start, so no time step is wasted on padding.
+sentence start, so no time step is wasted on padding. A stream model (``train --stream``, ``meta
+["stream"]``) reads a file as one text: its lines are scored one after the other by a single
+stream whose state runs on, ``</s>`` being the newline, and its generator writes running text.
 """
 
 import math
@@ -13,12 +15,14 @@ from .. import modelfile
 from ..errors import LmtoolError
 from ..language_model import LanguageModel, Scores, check_batch, check_ids
 from ..vocab import BOS, Vocabulary
-from .batches import packed_sentences, sentence_stream
+from .batches import packed_sentences, sentence_stream, text_stream
 from .config import NetworkConfig
 
 LN10 = math.log(10.0)
 SCORE_BATCH = 64
 SCORE_SEGMENT = 128
+STREAM_SEGMENT = 1024
+"""Steps per call when a stream model scores its single stream."""
 
 
 class RecurrentModel(LanguageModel):
@@ -74,9 +78,16 @@ class RecurrentModel(LanguageModel):
                               f"{config.vocab_size}); rebuild it", model.path)
         return cls(vocab, network, model.meta)
 
+    @property
+    def stream(self):
+        """Whether this model was trained on running text (``train --stream``)."""
+        return bool(self.meta.get("stream", False))
+
     # Scoring
 
     def score_ids(self, ids, lengths, batch=SCORE_BATCH, segment=SCORE_SEGMENT):
+        if self.stream:
+            return self.score_continuing(ids, lengths)[0]
         ids, lengths = check_batch(ids, lengths, len(self.vocab))
         n = len(ids) + len(lengths)
         token = np.zeros(n, np.float32)
@@ -102,6 +113,26 @@ class RecurrentModel(LanguageModel):
         sentence = np.add.reduceat(token.astype(np.float64), np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])) \
             if len(lengths) else np.zeros(0)
         return Scores(sentence, token, None)
+
+    def score_continuing(self, ids, lengths, context=None):
+        """As ``LanguageModel.score_continuing``; a stream model's context is (the state after the lines
+        before, the last token they ended with)."""
+        if not self.stream:
+            return super().score_continuing(ids, lengths, context)
+        ids, lengths = check_batch(ids, lengths, len(self.vocab))
+        if not len(lengths):
+            return Scores(np.zeros(0), np.zeros(0, np.float32), None), context
+        x, y, _ = text_stream(ids, lengths)
+        state = self.network.init_state(1) if context is None else context[0]
+        if context is not None:
+            x[0] = context[1]
+        logp = np.empty(len(y), np.float64)
+        for t in range(0, len(y), STREAM_SEGMENT):
+            part, state = self.network.log_probs(x[t:t + STREAM_SEGMENT, None], y[t:t + STREAM_SEGMENT, None], state)
+            logp[t:t + STREAM_SEGMENT] = part[:, 0]
+        token = (logp / LN10).astype(np.float32)
+        starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
+        return Scores(np.add.reduceat(token.astype(np.float64), starts), token, None), (state, y[-1])
 
     def worker(self):
         from .network import RecurrentNetwork

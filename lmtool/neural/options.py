@@ -58,6 +58,9 @@ class TrainOptions:
                                help="Classes of --softmax class: exchange clustering of word bigrams, or "
                                     "frequency bins (RNNLM's).")
     level: str = option("word", choices=LEVELS, resume=KEPT)
+    stream: bool = option(False, resume=KEPT,
+                          help="Text that runs on: the state carries across lines (the newline a token), a file is "
+                               "scored as one text and generate --lines writes running text.")
     vocab_file: str = option(flags=("--vocab",), metavar="FILE", resume=KEPT,
                              help="Only these tokens; others are <unk>.")
     min_count: int = option(1, resume=KEPT, help="Rarer tokens become <unk>.")

@@ -42,8 +42,8 @@ def run_training(options, progress=silent, echo=None):
         model, config = _new_model(options, data, progress, echo)
     if options.threads > 1:
         model.meta["training"] = dict(model.meta.get("training", {}), threads=options.threads)
-    trainer = Trainer(model, config, (data.ids, data.lengths), valid, output=options.output, progress=progress,
-                      threads=options.threads)
+    trainer = Trainer(model, config, (data.ids, data.lengths, data.file_starts), valid, output=options.output,
+                      progress=progress, threads=options.threads)
     trainer.log = _epoch_log(options, trainer, echo)
     if opened is not None:
         trainer.load_checkpoint(opened)
@@ -122,6 +122,8 @@ def _new_model(options, data, progress, echo):
     meta = {"training": dict(data.describe(), valid=options.valid,
                              vocabulary={k: getattr(options, k) for k in VOCABULARY_OPTIONS}),
             "lmtool_version": __version__}
+    if options.stream:
+        meta["stream"] = True  # recorded only when set: sentence models' files are as before
     if classes is not None:
         meta["training"]["class_method"] = options.class_method
     model = RecurrentModel.create(vocab, net_config, classes, seed=options.seed, meta=meta)
@@ -168,7 +170,7 @@ def _resumed_config(options, model, saved):
     vocabulary = training.get("vocabulary", {})
     recorded = {**_shared_fields(net, type(options)), **_shared_fields(saved, type(options)),
                 "n_classes": net.n_classes if net.softmax == "class" else None, "level": model.vocab.level,
-                "class_method": training.get("class_method"),
+                "class_method": training.get("class_method"), "stream": bool(model.meta.get("stream")),
                 **{k: vocabulary.get(k, "not recorded") for k in VOCABULARY_OPTIONS}}
     differing = [f"{flag} {getattr(options, name)} (checkpoint: {recorded[name]})"
                  for name, flag in KEPT_ON_RESUME.items()
@@ -180,17 +182,19 @@ def _resumed_config(options, model, saved):
 
 
 def word_classes(data, vocab_size, options, progress=silent, echo=None):
-    """The classes of ``--softmax class``: ``--classes`` of them (default sqrt(V)) by ``--class-method``.
+    """The classes of ``--softmax class``: ``--classes`` of them by ``--class-method``.
 
     Counts are of the words as the network predicts them, ``</s>`` included (one per sentence, so
-    usually among the most frequent). Exchange clustering shows a bar, a pass per step (about 0.2 s
-    per pass on KJV, 1.7 s on 10M tokens).
+    usually among the most frequent), after the inputs it reads them from (``--stream``: the
+    running text's). Exchange clustering shows a bar, a pass per step (about 0.2 s per pass on KJV,
+    1.7 s on 10M tokens).
     """
-    from .batches import sentence_stream
+    from .batches import sentence_stream, text_stream
     from .choices import CLASS_METHODS
     from .classes import PASSES
 
-    x, y, _ = sentence_stream(data.ids, data.lengths)
+    x, y, _ = (text_stream(data.ids, data.lengths, data.file_starts) if options.stream
+               else sentence_stream(data.ids, data.lengths))
     last = {}
     with bar(progress, "clustering words", total=PASSES, unit="pass") as passes:
         def log(n, moved, loglik):

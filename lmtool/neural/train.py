@@ -1,5 +1,6 @@
-"""Training a recurrent LM: truncated BPTT over a sentence stream, SGD or Adam, gradient clipping,
-learning-rate decay when validation perplexity stops improving, checkpoints and resume.
+"""Training a recurrent LM: truncated BPTT over a sentence stream (or, for a stream model, over the
+running text, ``batches.text_stream``), SGD or Adam, gradient clipping, learning-rate decay when
+validation perplexity stops improving, checkpoints and resume.
 
 The schedule is Mikolov's RNNLM's and Zaremba et al.'s: after each epoch the model is scored on
 the validation text; if it did not improve, the best weights so far come back and the learning
@@ -23,7 +24,7 @@ from ..errors import LmtoolError
 from ..interrupts import STOPPING
 from ..progress import bar, silent
 from ..options import default
-from .batches import columns, sentence_stream
+from .batches import columns, sentence_stream, text_stream
 from .history import History
 from .choices import DEFAULT_LR
 from .optimizer import Optimizer, scale_for_norm
@@ -59,9 +60,10 @@ class TrainingDiverged(LmtoolError):
 
 
 class Trainer:
-    """Trains ``model`` (a ``RecurrentModel``) on encoded sentences.
+    """Trains ``model`` (a ``RecurrentModel``) on encoded sentences, or on running text if ``model.stream``.
 
-    train: (ids, lengths) of the training text; valid: (ids, lengths) or None; output: model path
+    train: (ids, lengths) of the training text, or (ids, lengths, file_starts) (``EncodedCorpus``'s:
+    where a stream restarts); valid: (ids, lengths) or None, scored as ``model.score_ids`` scores; output: model path
     written whenever validation improves (and at the end); progress: factory as in
     ``lmtool.progress``; log: optional callback taking each epoch's row (dict); threads: worker
     threads, each running a fixed share of the batch's streams (see ``neural.parallel``).
@@ -74,7 +76,7 @@ class Trainer:
         self.output = output
         self.progress = progress
         self.log = log
-        x, y, reset = sentence_stream(*train)
+        x, y, reset = text_stream(*train) if model.stream else sentence_stream(*train[:2])
         if len(x) < config.batch * 2:
             raise LmtoolError(f"the training text has {len(x):,} tokens, too few for one batch of "
                               f"{config.batch} streams; lower --batch or give more text")
@@ -233,7 +235,8 @@ class Trainer:
         self.state = self.net.init_state(self.config.batch)
 
     def evaluate(self):
-        """Perplexity of the validation sentences, scored one by one as ``lmtool perplexity`` does."""
+        """Perplexity of the validation text, scored as ``lmtool perplexity`` does (sentence by sentence,
+        or as one stream)."""
         scores = self.model.score_ids(*self.valid)
         tokens = len(self.valid[0]) + len(self.valid[1])
         return 10.0 ** (-scores.sentence.sum() / tokens)

@@ -1,0 +1,222 @@
+"""Running text (``train --stream``): its layout, training, scoring each line in the context of the
+lines before it, and ``generate --lines``."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lmtool
+from lmtool.errors import LmtoolError
+from lmtool.language_model import LanguageModel
+from lmtool.neural.batches import text_stream
+from lmtool.neural.model import LN10
+from lmtool.neural.options import TrainOptions
+from lmtool.neural.pipeline import run_training
+from lmtool.neural.train import TrainConfig, Trainer
+from lmtool.sampling import running_text
+from lmtool.scoring import corpus_totals, score_chunks
+from lmtool.vocab import BOS, EOS
+
+from .conftest import TINY_TEST, TINY_TRAIN
+
+
+@pytest.fixture(scope="module")
+def texts(tmp_path_factory):
+    """A short training text and a validation text: the tiny corpus's first lines, wrapped at 24
+    characters as verse is (so that even a small model soon learns where a line ends)."""
+    import textwrap
+
+    folder = tmp_path_factory.mktemp("stream")
+    train, valid = folder / "train.txt", folder / "valid.txt"
+    for path, source, lines in ((train, TINY_TRAIN, 120), (valid, TINY_TEST, 15)):
+        text = " ".join(source.read_text(encoding="utf-8").splitlines()[:lines])
+        path.write_text("\n".join(textwrap.wrap(text, 24)) + "\n", encoding="utf-8")
+    return folder, train, valid
+
+
+def options(folder, train, valid, name="m.lm", **kw):
+    base = dict(corpus=[str(train)], output=str(folder / name), valid=str(valid), hidden=16, embed=8, epochs=2,
+                batch=4, bptt=16, seed=5, level="char", stream=True)
+    base.update(kw)
+    return TrainOptions(**base)
+
+
+@pytest.fixture(scope="module")
+def char_model(texts):
+    folder, train, valid = texts
+    run_training(options(folder, train, valid, "char.lm"))
+    return lmtool.load(folder / "char.lm")
+
+
+def test_running_text_layout():
+    """Targets are the sentence layout's; each input is the token before (the newline, </s>, at a line
+    start) and the state restarts, from <s>, only where a file starts."""
+    ids, lengths = np.array([5, 6, 7, 8], np.int32), np.array([2, 1, 1], np.int32)  # a file of 2 lines, one of 1
+    x, y, reset = text_stream(ids, lengths, [0, 2])
+    assert y.tolist() == [5, 6, EOS, 7, EOS, 8, EOS]
+    assert x.tolist() == [BOS, 5, 6, EOS, 7, BOS, 8]
+    assert reset.tolist() == [True, False, False, False, False, True, False]
+    x1, _, reset1 = text_stream(ids, lengths)  # one file
+    assert x1.tolist() == [BOS, 5, 6, EOS, 7, EOS, 8] and reset1.sum() == 1
+
+
+def test_training_carries_the_state_across_lines(texts):
+    folder, train, valid = texts
+    from lmtool.encoded_corpus import encode_corpus
+
+    data = encode_corpus([str(train), str(train)], level="char")
+    assert data.file_starts.tolist() == [0, len(train.read_text().splitlines())]
+    model = run_training(options(folder, train, valid, "t.lm", epochs=1))
+    trainer = Trainer(model, TrainConfig(batch=4, bptt=16), (data.ids, data.lengths, data.file_starts))
+    tokens = len(data.ids) + len(data.lengths)
+    padding = trainer.x.size - tokens
+    assert trainer.reset.sum() == 2 + padding  # the two file starts, and the padded tail
+
+
+def test_a_stream_model_scores_a_file_as_one_text(char_model, texts):
+    folder, train, valid = texts
+    assert char_model.stream and char_model.meta["stream"] is True
+    text = valid.read_text(encoding="utf-8")
+    ids, lengths = char_model.encode(text)
+    # the reference: one stream fed token by token through the network, from <s>
+    x, y, _ = text_stream(ids, lengths)
+    net, state, logp = char_model.network, char_model.network.init_state(1), []
+    for a, b in zip(x, y):
+        lp, state = net.log_probs(np.array([[a]], np.int32), np.array([[b]], np.int32), state)
+        logp.append(lp[0, 0] / LN10)
+    scores = char_model.score_ids(ids, lengths)
+    np.testing.assert_allclose(scores.token, logp, rtol=1e-4, atol=1e-6)
+    totals = corpus_totals(char_model, [str(valid)])
+    assert totals.logprob10 == pytest.approx(sum(logp), rel=1e-5)
+    best = char_model.meta["training"]["best"]
+    assert totals.summary()["perplexity"] == pytest.approx(best, rel=1e-5)  # the trainer scores valid as perplexity
+    # in context a line scores otherwise than alone, from the start of a text
+    alone = [char_model.score_ids(*char_model.encode(line)).sentence[0] for line in text.splitlines()[1:4]]
+    assert not np.allclose(alone, scores.sentence[1:4], rtol=1e-3)
+
+
+def test_scores_in_context_do_not_depend_on_chunks_or_threads(char_model, texts):
+    _, _, valid = texts
+    whole = [c.scores.token for c in score_chunks(char_model, [str(valid)])]
+    pieces = [c for c in score_chunks(char_model, [str(valid)], chunk_bytes=200, threads=2)]
+    assert len(pieces) > 3
+    np.testing.assert_allclose(np.concatenate([c.scores.token for c in pieces]), np.concatenate(whole), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_each_file_is_a_text_of_its_own(char_model, texts):
+    _, _, valid = texts
+    once = corpus_totals(char_model, [str(valid)])
+    twice = corpus_totals(char_model, [str(valid), str(valid)])
+    assert twice.logprob10 == pytest.approx(2 * once.logprob10, rel=1e-6)
+
+
+def test_score_prints_a_line_per_input_line_in_context(char_model, texts):
+    folder, _, valid = texts
+    done = subprocess.run([sys.executable, "-m", "lmtool.cli", "score", str(folder / "char.lm"), str(valid)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split("\t") for line in done.stdout.splitlines()]
+    text = valid.read_text(encoding="utf-8").splitlines()
+    assert len(rows) == len(text) and [int(r[1]) for r in rows] == [len(line) + 1 for line in text]
+    assert sum(float(r[0]) for r in rows) == pytest.approx(corpus_totals(char_model, [str(valid)]).logprob10,
+                                                           rel=1e-6)
+
+
+def test_running_text_writes_the_lines_asked_for(char_model):
+    prefix = char_model.vocab.encode(list("and "))
+    lines = list(running_text(char_model, prefix, 6, seed=3, temperature=0.7, max_tokens=10000))
+    assert len(lines) == 6 and all(EOS not in line and BOS not in line for line in lines)
+    again = list(running_text(char_model, prefix, 6, seed=3, temperature=0.7, max_tokens=10000))
+    assert all((a == b).all() for a, b in zip(lines, again))
+    other = list(running_text(char_model, prefix, 6, seed=4, temperature=0.7, max_tokens=10000))
+    assert any(len(a) != len(b) or (a != b).any() for a, b in zip(lines, other))
+    cut = list(running_text(char_model, [], 50, seed=3, max_tokens=30))
+    assert sum(len(line) + 1 for line in cut) <= 31 and len(cut) < 50  # the budget counts the newlines
+    narrow = list(running_text(char_model, [], 3, seed=3, top_p=0.5, top_k=5, max_tokens=200))
+    assert 1 <= len(narrow) <= 3 and sum(map(len, narrow)) + len(narrow) - 1 <= 200
+
+
+class Cycle(LanguageModel):
+    """A stream model that writes ``5 6 </s>`` over and over, whatever the seed."""
+
+    stream = True
+    PATTERN = (5, 6, EOS)
+
+    def begin(self, prefixes):
+        return np.zeros(len(prefixes), np.int64)
+
+    def distribution(self, state):
+        p = np.zeros((len(state), 8))
+        p[np.arange(len(state)), np.take(self.PATTERN, state % 3)] = 1.0
+        return p
+
+    def advance(self, state, tokens):
+        return state + 1
+
+
+@pytest.mark.parametrize("lines,max_tokens,expected", [
+    (2, None, [[5, 6], [5, 6]]),
+    (10, 7, [[5, 6], [5, 6], [5]]),  # the budget counts the newlines; the line it cuts is written as it stands
+    (10, 6, [[5, 6], [5, 6]]),  # ... and a budget spent on a newline leaves no empty line after it
+    (1, 2, [[5, 6]]),
+])
+def test_running_text_stops_at_the_lines_or_the_budget(lines, max_tokens, expected):
+    assert [line.tolist() for line in running_text(Cycle(), [], lines, max_tokens=max_tokens)] == expected
+
+
+def test_generate_lines_on_the_command_line(char_model, texts):
+    folder, _, _ = texts
+    cmd = [sys.executable, "-m", "lmtool.cli", "generate", str(folder / "char.lm"), "--lines", "4", "--prefix",
+           "and ", "--seed", "2", "--top-p", "0.9", "--max-tokens", "10000"]
+    first = subprocess.run(cmd, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert len(first.stdout.splitlines()) == 4 and first.stdout.startswith("and ")
+    assert subprocess.run(cmd, capture_output=True, text=True).stdout == first.stdout
+
+
+def test_lines_need_a_stream_model(texts):
+    folder, train, valid = texts
+    model = run_training(options(folder, train, valid, "sentences.lm", stream=False, epochs=1))
+    assert not model.stream and "stream" not in lmtool.load(folder / "sentences.lm").meta
+    with pytest.raises(LmtoolError, match="--lines needs a model trained with --stream"):
+        list(running_text(model, [], 3))
+    with pytest.raises(LmtoolError, match="--lines must be at least 1"):
+        list(running_text(lmtool.load(folder / "char.lm"), [], 0))
+
+
+def test_word_level_stream_with_a_class_softmax(texts):
+    folder, train, valid = texts
+    model = run_training(options(folder, train, valid, "words.lm", level="word", softmax="class", n_classes=6,
+                                 epochs=1))
+    loaded = lmtool.load(folder / "words.lm")
+    assert loaded.stream and loaded.network.classes.n_classes == 6
+    assert len(list(running_text(loaded, [], 2, seed=1))) == 2
+    assert corpus_totals(model, [str(valid)]).summary()["perplexity"] == pytest.approx(
+        loaded.meta["training"]["best"], rel=1e-5)
+
+
+def test_resume_reproduces_a_stream_run_and_keeps_stream(texts, monkeypatch):
+    folder, train, valid = texts
+    run_training(options(folder, train, valid, "full.lm", dropout=0.1))
+    step, calls = Trainer._step, []
+
+    def interrupting(self):
+        calls.append(1)
+        result = step(self)
+        if len(calls) == 400:  # in the second epoch
+            self.request_stop()
+        return result
+
+    monkeypatch.setattr(Trainer, "_step", interrupting)
+    with pytest.raises(LmtoolError, match="--resume"):
+        run_training(options(folder, train, valid, "cut.lm", dropout=0.1))
+    monkeypatch.setattr(Trainer, "_step", step)
+    ckpt = folder / "cut.lm.ckpt"
+    with pytest.raises(LmtoolError, match=r"--stream False \(checkpoint: True\)"):
+        run_training(options(folder, train, valid, "cut.lm", dropout=0.1, stream=False, resume=str(ckpt),
+                             given=frozenset({"stream"})))
+    run_training(options(folder, train, valid, "cut.lm", dropout=0.1, resume=str(ckpt)))
+    assert (folder / "full.lm").read_bytes() == (folder / "cut.lm").read_bytes()
