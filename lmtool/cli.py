@@ -132,6 +132,7 @@ def train(quiet, **fields):
     scored; with --stream, over running text), SGD or Adam with gradient clipping, the learning rate
     divided by --decay whenever the validation perplexity stops improving. The best model on --valid
     is written to MODEL; a checkpoint MODEL.ckpt is kept every few minutes and on Ctrl-C for --resume.
+    Some defaults depend on --level, the vocabulary or --max-time, as each option's help says.
     """
     from .neural.pipeline import run_training
     from .neural.train import checkpoint_path

@@ -200,8 +200,8 @@ CASES.update({
 
 # Options that say nothing unless something else is asked for, and values out of range.
 CASES.update({
-    "train-classes-without-class-softmax": Case("train -q {corpus} -o {out}/m.lm --classes 5", names=("--classes",),
-                                                outputs=("{out}/m.lm",)),
+    "train-classes-with-the-full-softmax": Case("train -q {corpus} -o {out}/m.lm --softmax full --classes 5",
+                                                names=("--classes",), outputs=("{out}/m.lm",)),
     "train-activation-of-an-lstm": Case("train -q {corpus} -o {out}/m.lm --cell lstm --activation relu",
                                         names=("--activation",), outputs=("{out}/m.lm",)),
     "train-embed-0": Case("train -q {corpus} -o {out}/m.lm --embed 0", names=("--embed",), outputs=("{out}/m.lm",)),

@@ -55,10 +55,11 @@ def test_class_softmax_counts_eos_and_keeps_its_classes_in_the_model_file(tmp_pa
     from lmtool.neural.batches import sentence_stream
     from lmtool.vocab import EOS
 
-    frequency = run_training(options(tmp_path, "f.lm", softmax="class", class_method="frequency",
+    frequency = run_training(options(tmp_path, "f.lm", softmax="class", class_method="frequency", n_classes=44,
                                      epochs=1)).network.classes
     # </s> ends each of the 1,000 sentences, the 4th most frequent target: it sits with the frequent
-    # words (counted from the input ids alone, it would be among the rarest, in the largest class)
+    # words (counted from the input ids alone, it would be among the rarest, in the largest class);
+    # 44 = sqrt(V) frequency bins, the first two of them (the/and/of, then </s>) the most frequent words
     assert frequency.rank[EOS] == 3 and frequency.word_class[3] == 1
     run_training(options(tmp_path, "e.lm", softmax="class", n_classes=12, epochs=1))  # exchange: the default
     loaded = lmtool.load(tmp_path / "e.lm")
@@ -163,7 +164,13 @@ def test_a_resumed_run_takes_a_new_budget_and_the_checkpoint_settings_given_agai
         _resumed_config(TrainOptions(**again, min_count=2, max_vocab=50, given=frozenset({"min_count", "max_vocab"})),
                         model, saved)
     with pytest.raises(LmtoolError, match=r"--class-method frequency \(checkpoint: None\)"):
-        _resumed_config(TrainOptions(**again, class_method="frequency", given=frozenset({"class_method"})), model, saved)
+        _resumed_config(TrainOptions(**again, class_method="frequency", given=frozenset({"class_method"})), model,
+                        saved)
+    # a network whose embedding starts as its output weights do records no range: that is --embed-range 0.1
+    assert _resumed_config(TrainOptions(**again, embed_range=0.1, given=frozenset({"embed_range"})), model,
+                           saved) == saved
+    with pytest.raises(LmtoolError, match=r"--embed-range 0.5 \(checkpoint: 0.1\)"):
+        _resumed_config(TrainOptions(**again, embed_range=0.5, given=frozenset({"embed_range"})), model, saved)
     del vocabulary["min_count"]  # a checkpoint from before lmtool recorded it
     with pytest.raises(LmtoolError, match=r"--min-count 2 \(checkpoint: not recorded\)"):
         _resumed_config(TrainOptions(**again, min_count=2, given=frozenset({"min_count"})), model, saved)
@@ -228,6 +235,48 @@ def test_cli_train_log_and_generate(tmp_path):
     assert all(line.startswith("and god") for line in first.stdout.splitlines()) and len(first.stdout.splitlines()) == 3
     info = subprocess.run([sys.executable, "-m", "lmtool.cli", "info", str(out)], capture_output=True, text=True)
     assert "recurrent" in info.stdout and "history" in info.stdout
+
+
+def test_defaults_by_level_budget_and_vocabulary():
+    """The defaults computed in TrainOptions.fill_defaults: by --level, by whether there is a --max-time, by
+    the optimiser and by the vocabulary's size; a value given is never replaced, and a default left to
+    the vocabulary stays None until it is known."""
+    from lmtool.neural.options import (ADAM_EMBED_RANGE, BUDGET_MIN_IMPROVEMENT, CLASS_SOFTMAX_ABOVE, INIT_RANGE,
+                                       LEVEL_DEFAULTS, classes_for)
+
+    def filled(vocab_size=None, **kw):
+        return TrainOptions(corpus=[TINY], output="m.lm", **kw).check().fill_defaults(vocab_size)
+
+    words = filled()
+    assert (words.hidden, words.layers, words.optimizer, words.batch, words.bptt, words.dropout) == \
+        (256, 2, "sgd", 20, 35, 0.25)
+    assert words.min_improvement == 0.0 and words.softmax is None and words.embed == 256
+    assert filled(max_time="15m").min_improvement == BUDGET_MIN_IMPROVEMENT == 0.05
+    chars = filled(level="char")
+    assert {k: getattr(chars, k) for k in LEVEL_DEFAULTS["char"]} == LEVEL_DEFAULTS["char"]
+    assert chars.optimizer == "adam" and chars.lr is None  # the optimiser's rate (neural.choices.DEFAULT_LR)
+    kjv = filled(12389, max_time="15m")  # the KJV vocabulary: the best 15-minute recipe
+    assert (kjv.softmax, kjv.n_classes, kjv.embed, kjv.dropout, kjv.min_improvement) == ("class", 300, 256, 0.25, 0.05)
+    assert filled(CLASS_SOFTMAX_ABOVE).softmax == "full" and filled(CLASS_SOFTMAX_ABOVE).n_classes is None
+    assert filled(CLASS_SOFTMAX_ABOVE + 1).softmax == "class"
+    assert (chars.embed, chars.embed_range) == (256, ADAM_EMBED_RANGE) and words.embed_range == INIT_RANGE == 0.1
+    assert filled(level="char", tie=True).embed_range == INIT_RANGE  # tied, the embedding is the output layer
+    assert filled(1000, n_classes=20).softmax == "class"  # --classes alone asks for the class softmax
+    assert [classes_for(v) for v in (65, 1000, 12389, 90000, 250000)] == [8, 62, 300, 300, 500]
+    given = dict(optimizer="sgd", batch=20, bptt=35, dropout=0.0, softmax="full", min_improvement=0.0, embed=300,
+                 level="char", max_time="15m", embed_range=0.5)
+    explicit = filled(12389, **given)
+    assert {k: getattr(explicit, k) for k in given} == dict(given, max_time=900.0)
+    assert explicit.given == frozenset(given) | {"corpus", "output"}  # what resume compares: not the computed ones
+
+
+def test_help_shows_the_computed_defaults():
+    done = subprocess.run([sys.executable, "-m", "lmtool.cli", "train", "--help"], capture_output=True, text=True)
+    text = " ".join(done.stdout.split())
+    for rule in ("sgd for words, adam for characters", "class above 5,000 tokens of vocabulary, else full",
+                 "max(sqrt(V), min(300, V/16))", "0.05 with --max-time, else 0", "0.25 for words, 0 for characters",
+                 "[default: 256]", "[default: 2]", "--stream"):
+        assert rule in text, rule
 
 
 def test_min_improvement_decays_while_still_improving(tmp_path):

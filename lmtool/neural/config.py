@@ -1,14 +1,13 @@
 """NetworkConfig: everything that fixes a recurrent LM's architecture and parameter layout.
 
 Saved beside the weights (``to_dict``/``from_dict``); with the class table of a class softmax it is
-all that is needed to rebuild the network. Its defaults are ``train``'s (``TrainOptions``).
+all that is needed to rebuild the network. Its defaults are ``train``'s for words (``TrainOptions``).
 """
 
 from dataclasses import asdict, dataclass, fields
 
-from ..options import default
 from .choices import ACTIVATIONS, CELLS, INITS, OUTPUTS
-from .options import TrainOptions
+from .options import INIT_RANGE, word_default
 
 DTYPES = ("float32", "float64")
 
@@ -18,7 +17,8 @@ class NetworkConfig:
     """Architecture of an embedding -> L recurrent layers -> softmax language model.
 
     vocab_size: V, words (or characters) including specials; cell: one of CELLS; activation: RNN only;
-    init: one of INITS; init_range: embedding/output weights ~ U(-r, r); embed, hidden: sizes E, H;
+    init: one of INITS; init_range: embedding/output weights ~ U(-r, r); embed_range: the embedding's r
+    instead, if set (None: init_range; a file records it only when set); embed, hidden: sizes E, H;
     layers: L; dropout: probability of zeroing, applied to the embedding output, between layers and
     before the output layer; tie: share the embedding with the output weights (needs embed == hidden);
     softmax: "full" or "class"; n_classes: C for "class" (must equal the classes' count, see
@@ -26,18 +26,19 @@ class NetworkConfig:
     """
 
     vocab_size: int
-    cell: str = default(TrainOptions, "cell")
-    activation: str = default(TrainOptions, "activation")
-    init: str = default(TrainOptions, "init")
-    init_range: float = 0.1
-    embed: int = default(TrainOptions, "hidden")
-    hidden: int = default(TrainOptions, "hidden")
-    layers: int = default(TrainOptions, "layers")
-    dropout: float = default(TrainOptions, "dropout")
-    tie: bool = default(TrainOptions, "tie")
-    softmax: str = default(TrainOptions, "softmax")
+    cell: str = word_default("cell")
+    activation: str = word_default("activation")
+    init: str = word_default("init")
+    init_range: float = INIT_RANGE
+    embed: int = word_default("hidden")
+    hidden: int = word_default("hidden")
+    layers: int = word_default("layers")
+    dropout: float = word_default("dropout")
+    tie: bool = word_default("tie")
+    softmax: str = "full"  # train's depends on the vocabulary (TrainOptions.fill_defaults); class needs classes
     n_classes: int = 0
     dtype: str = "float32"
+    embed_range: float = None
 
     def __post_init__(self):
         def need(ok, what, found):
@@ -54,6 +55,7 @@ class NetworkConfig:
             need(int(getattr(self, name)) >= 1, f"{name}: expected a positive integer", getattr(self, name))
         need(0.0 <= self.dropout < 1.0, "dropout: expected a probability in [0, 1)", self.dropout)
         need(self.init_range > 0, "init_range: expected > 0", self.init_range)
+        need(self.embed_range is None or self.embed_range > 0, "embed_range: expected None or > 0", self.embed_range)
         need(not self.tie or self.embed == self.hidden,
              f"tie: needs embed == hidden (set both), found embed={self.embed}, hidden", self.hidden)
         need(self.softmax != "class" or 1 <= self.n_classes <= self.vocab_size,
@@ -61,8 +63,12 @@ class NetworkConfig:
              self.n_classes)
 
     def to_dict(self):
-        """Plain dict of the fields (JSON-ready)."""
-        return asdict(self)
+        """Plain dict of the fields (JSON-ready); ``embed_range`` only when set, so a network without it
+        is described as before (and read by lmtool versions that do not know it)."""
+        d = asdict(self)
+        if d["embed_range"] is None:
+            del d["embed_range"]
+        return d
 
     @classmethod
     def from_dict(cls, d):

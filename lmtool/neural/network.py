@@ -84,8 +84,9 @@ def initialise(config, layout, flat, seed):
     """Fill flat with initial values drawn from ``seed`` (same seed, same bytes).
 
     Embedding and output weights ~ U(-init_range, init_range), output biases 0 (PyTorch's
-    word_language_model); recurrent weights and biases ~ U(-1/sqrt(H), 1/sqrt(H)) as PyTorch's cells,
-    a summed bias (b_ih + b_hh) drawn as two such terms; LSTM forget-gate bias 1; init="identity": W = I, b = 0.
+    word_language_model), the embedding ~ U(-embed_range, embed_range) where that is set; recurrent
+    weights and biases ~ U(-1/sqrt(H), 1/sqrt(H)) as PyTorch's cells, a summed bias (b_ih + b_hh)
+    drawn as two such terms; LSTM forget-gate bias 1; init="identity": W = I, b = 0.
     """
     rng = np.random.default_rng(seed)
     views = layout.views(flat)
@@ -95,7 +96,8 @@ def initialise(config, layout, flat, seed):
     for name, v in views.items():
         kind = name.split(".")[-1]
         if name == "embed" or name in ("output.W", "output.Wc"):
-            v[...] = rng.uniform(-config.init_range, config.init_range, v.shape)
+            r = config.embed_range if name == "embed" and config.embed_range is not None else config.init_range
+            v[...] = rng.uniform(-r, r, v.shape)
         elif name.startswith("output."):
             v[...] = 0
         elif kind == "b":

@@ -3,6 +3,11 @@
 The command line's options are generated from these fields; the trainer's ``TrainConfig`` and the
 network's ``NetworkConfig`` take their defaults from here; and what ``--resume`` keeps from a
 checkpoint (``KEPT``) or takes anew (``ANEW``) is read off the fields, not listed again.
+
+A default is the best setting the benchmarks found (``bench/RESULTS.md``). Where the best setting
+depends on the level, the vocabulary or the time budget, the field's default is None and its value
+is computed in one place, ``TrainOptions.fill_defaults`` (from ``LEVEL_DEFAULTS`` and the constants
+beside it); ``--help`` shows the rule.
 """
 
 from dataclasses import dataclass, fields
@@ -27,8 +32,49 @@ def _at_least_one(flag, value):
 
 
 def _probability(flag, value):
-    if not 0 <= value < 1:
+    if value is not None and not 0 <= value < 1:
         raise LmtoolError(f"{flag} must be in [0, 1), got {value}")
+
+
+def _unless_computed(check):
+    """``check``, but None (a default computed later, see ``fill_defaults``) passes."""
+    def checked(flag, value):
+        if value is not None:
+            check(flag, value)
+    return checked
+
+
+LEVEL_DEFAULTS = {
+    "word": {"optimizer": "sgd", "batch": 20, "bptt": 35, "dropout": 0.25},
+    "char": {"optimizer": "adam", "batch": 64, "bptt": 100, "dropout": 0.0},
+}
+"""The defaults that depend on ``--level``. Words: Zaremba et al.'s SGD schedule (lr 20, 20 streams of
+35 steps) with dropout 0.25; characters: char-rnn's Adam over 100-step segments, more streams (the
+recurrent products run faster on wider batches), no dropout (a budget of minutes does not overfit
+a megabyte of text). Measured in ``bench/RESULTS.md``."""
+CLASS_SOFTMAX_ABOVE = 5000
+"""``--softmax`` is class above this many tokens in the vocabulary, full up to it: past about 16 x
+--hidden words the full softmax costs more than two recurrent layers, and its advantage per epoch
+(about 4%) is lost to the class softmax's several times more epochs in a time budget."""
+CLASSES = 300
+"""``--classes``: this many, but at least sqrt(V) and at most V/16 (unless sqrt(V) is more): more
+classes than sqrt(V) learn better per epoch (KJV: 300 against 111) at a few logits more per token."""
+INIT_RANGE = 0.1
+"""Embedding and output weights start uniform in [-0.1, 0.1] (Zaremba et al.; ``NetworkConfig.init_range``)."""
+ADAM_EMBED_RANGE = 3 ** 0.5
+"""``--embed-range`` with Adam: unit variance, as PyTorch's nn.Embedding starts. Adam moves each weight
+by about its rate a step, so an embedding started at Zaremba's +-0.1 (right for SGD at rate 20)
+takes hundreds of steps to carry its input (tiny-shakespeare, 160 steps: 1.91 nats/char against 2.14)."""
+BUDGET_MIN_IMPROVEMENT = 0.05
+"""``--min-improvement`` with ``--max-time``: RNNLM's rule, so the rate falls while there is time to
+use it (KJV, 15 minutes: test 29.7 against 33.9 when it only falls once validation worsens)."""
+
+
+def classes_for(vocab_size):
+    """The default ``--classes`` for a vocabulary of ``vocab_size``: max(sqrt(V), min(CLASSES, V/16))."""
+    import math
+
+    return max(round(math.sqrt(vocab_size)), min(CLASSES, vocab_size // 16))
 
 
 @dataclass
@@ -44,15 +90,21 @@ class TrainOptions:
     activation: str = option("tanh", choices=ACTIVATIONS, resume=KEPT, help="Nonlinearity of --cell rnn.")
     init: str = option("default", choices=INITS, resume=KEPT,
                        help="identity: recurrent weights start as the identity (IRNN; use with --activation relu).")
-    embed: int = option(check=positive(65536), resume=KEPT, default_text="--hidden", help="Embedding size.")
-    hidden: int = option(200, check=positive(65536), resume=KEPT, help="Units per recurrent layer.")
-    layers: int = option(1, check=positive(64), resume=KEPT)
-    dropout: float = option(0.0, check=_probability, resume=KEPT,
+    embed: int = option(check=_unless_computed(positive(65536)), resume=KEPT, default_text="--hidden",
+                        help="Embedding size.")
+    hidden: int = option(256, check=positive(65536), resume=KEPT, help="Units per recurrent layer.")
+    layers: int = option(2, check=positive(64), resume=KEPT)
+    dropout: float = option(check=_probability, resume=KEPT, default_text="0.25 for words, 0 for characters",
                             help="Dropout between layers and before the output.")
+    embed_range: float = option(check=positive_number, resume=KEPT, metavar="R",
+                                default_text=f"{ADAM_EMBED_RANGE:.3g} (unit variance) for adam without --tie, else 0.1",
+                                help="The embedding starts uniform in [-R, R] (the output weights: in [-0.1, 0.1]).")
     tie: bool = option(False, resume=KEPT, help="Share embedding and output weights (needs --embed = --hidden).")
-    softmax: str = option("full", choices=OUTPUTS, resume=KEPT,
-                          help="class: words in ~sqrt(V) classes, P(w|h) = P(class|h) P(w|class,h) (faster).")
-    n_classes: int = option(flags=("--classes",), check=optional_positive, resume=KEPT, default_text="sqrt(V)",
+    softmax: str = option(choices=OUTPUTS, resume=KEPT,
+                          default_text=f"class above {CLASS_SOFTMAX_ABOVE:,} tokens of vocabulary, else full",
+                          help="class: words in classes, P(w|h) = P(class|h) P(w|class,h) (faster).")
+    n_classes: int = option(flags=("--classes",), check=optional_positive, resume=KEPT,
+                            default_text=f"max(sqrt(V), min({CLASSES}, V/16))",
                             help="Number of classes for --softmax class.")
     class_method: str = option("exchange", choices=CLASS_METHODS, resume=KEPT,
                                help="Classes of --softmax class: exchange clustering of word bigrams, or "
@@ -65,17 +117,20 @@ class TrainOptions:
                              help="Only these tokens; others are <unk>.")
     min_count: int = option(1, resume=KEPT, help="Rarer tokens become <unk>.")
     max_vocab: int = option(resume=KEPT, help="Keep only the N most frequent tokens.")
-    batch: int = option(20, check=positive(65536), resume=KEPT, help="Parallel streams per batch.")
-    bptt: int = option(35, check=positive(100000), resume=KEPT, help="Steps of backpropagation through time.")
-    optimizer: str = option("sgd", choices=OPTIMIZERS, resume=KEPT)
+    batch: int = option(check=_unless_computed(positive(65536)), resume=KEPT, default_text="20 for words, 64 for "
+                        "characters", help="Parallel streams per batch.")
+    bptt: int = option(check=_unless_computed(positive(100000)), resume=KEPT, default_text="35 for words, 100 for "
+                       "characters", help="Steps of backpropagation through time.")
+    optimizer: str = option(choices=OPTIMIZERS, resume=KEPT, default_text="sgd for words, adam for characters")
     lr: float = option(check=positive_number, resume=KEPT, default_text="20 for sgd, 0.002 for adam",
                        help="Learning rate.")
     clip: float = option(0.25, check=_non_negative_clip, resume=KEPT, help="Largest gradient norm (0: no clipping).")
     decay: float = option(4.0, check=_at_least_one, resume=KEPT,
                           help="Divide the learning rate by this when valid stops improving.")
-    min_improvement: float = option(0.0, check=fraction, resume=KEPT,
+    min_improvement: float = option(check=_unless_computed(fraction), resume=KEPT,
+                                    default_text=f"{BUDGET_MIN_IMPROVEMENT} with --max-time, else 0",
                                     help="Also decay when valid perplexity improves by less than this fraction "
-                                         "(RNNLM's rule, e.g. 0.01).")
+                                         "(RNNLM's rule).")
     patience: int = option(3, check=positive(), resume=KEPT, help="Stop after this many epochs without improvement.")
     epochs: int = option(20, check=positive(), resume=ANEW)
     max_time: float = option(convert=duration, resume=ANEW, metavar="DURATION",
@@ -98,21 +153,50 @@ class TrainOptions:
         return frozenset(f.name for f in fields(self) if f.name != "given" and getattr(self, f.name) != f.default)
 
     def check(self):
-        """Refuse absurd values with one line that names the option; fill in the computed defaults."""
+        """Refuse absurd values with one line that names the option; fill in the defaults computed from
+        the level and the budget (``fill_defaults``; those that need the vocabulary come later)."""
         converted(self)
-        if "activation" in self.set_on_purpose() and self.cell != "rnn":
+        self.given = self.set_on_purpose()  # before the computed defaults are filled in
+        if "activation" in self.given and self.cell != "rnn":
             raise LmtoolError(f"--activation applies to --cell rnn only; {self.cell.upper()} cells have their "
                               "own gates")
-        if self.embed is None:
-            self.embed = self.hidden
         check_fields(self)
+        self.fill_defaults()
         if self.tie and self.embed != self.hidden:
             raise LmtoolError(f"--tie needs --embed equal to --hidden (got {self.embed} and {self.hidden})")
         if self.init == "identity" and self.cell != "rnn":
             raise LmtoolError("--init identity is for --cell rnn (the IRNN); LSTM and GRU use the default")
-        if self.n_classes is not None and self.softmax != "class":
+        if self.n_classes is not None and self.softmax not in (None, "class"):
             raise LmtoolError(f"--classes applies to --softmax class only, not to {self.softmax}")
         return self
+
+    def fill_defaults(self, vocab_size=None):
+        """Give each option left at None its computed default: from ``LEVEL_DEFAULTS`` by ``--level``,
+        ``--min-improvement`` by whether there is a ``--max-time``, ``--embed-range`` by the optimiser
+        (``ADAM_EMBED_RANGE`` for Adam), ``--embed`` (``--hidden``), and once ``vocab_size`` is known,
+        ``--softmax`` (class above ``CLASS_SOFTMAX_ABOVE`` tokens) and ``--classes`` (``classes_for``).
+        The one place such defaults are decided; returns self."""
+        for name, value in LEVEL_DEFAULTS[self.level].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        if self.min_improvement is None:
+            self.min_improvement = BUDGET_MIN_IMPROVEMENT if self.max_time is not None else 0.0
+        if self.embed_range is None:
+            self.embed_range = ADAM_EMBED_RANGE if self.optimizer == "adam" and not self.tie else INIT_RANGE
+        if self.embed is None:
+            self.embed = self.hidden
+        if vocab_size is not None:
+            if self.softmax is None:
+                self.softmax = "class" if vocab_size > CLASS_SOFTMAX_ABOVE or self.n_classes is not None else "full"
+            if self.softmax == "class" and self.n_classes is None:
+                self.n_classes = classes_for(vocab_size)
+        return self
+
+
+def word_default(name):
+    """The default of option ``name`` for words without a time budget, where it does not depend on the
+    vocabulary: what a library dataclass (``TrainConfig``, ``NetworkConfig``) takes as its own."""
+    return getattr(TrainOptions().fill_defaults(), name)
 
 
 KEPT_ON_RESUME = flags_where(TrainOptions, KEPT)

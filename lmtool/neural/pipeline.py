@@ -113,9 +113,13 @@ def _new_model(options, data, progress, echo):
     from .train import TrainConfig
 
     vocab = data.vocab
+    options.fill_defaults(len(vocab))
     classes = word_classes(data, len(vocab), options, progress, echo) if options.softmax == "class" else None
     try:
-        net_config = NetworkConfig(**dict(_shared_fields(options, NetworkConfig), vocab_size=len(vocab),
+        shared = _shared_fields(options, NetworkConfig)
+        if shared["embed_range"] == NetworkConfig.init_range:
+            shared["embed_range"] = None  # the embedding starts as the output weights do, as before the option
+        net_config = NetworkConfig(**dict(shared, vocab_size=len(vocab),
                                           n_classes=0 if classes is None else classes.n_classes))
     except ValueError as err:
         raise LmtoolError(str(err)) from None
@@ -171,6 +175,7 @@ def _resumed_config(options, model, saved):
     recorded = {**_shared_fields(net, type(options)), **_shared_fields(saved, type(options)),
                 "n_classes": net.n_classes if net.softmax == "class" else None, "level": model.vocab.level,
                 "class_method": training.get("class_method"), "stream": bool(model.meta.get("stream")),
+                "embed_range": net.init_range if net.embed_range is None else net.embed_range,
                 **{k: vocabulary.get(k, "not recorded") for k in VOCABULARY_OPTIONS}}
     differing = [f"{flag} {getattr(options, name)} (checkpoint: {recorded[name]})"
                  for name, flag in KEPT_ON_RESUME.items()

@@ -23,31 +23,31 @@ from .. import modelfile
 from ..errors import LmtoolError
 from ..interrupts import STOPPING
 from ..progress import bar, silent
-from ..options import default
 from .batches import columns, sentence_stream, text_stream
 from .history import History
 from .choices import DEFAULT_LR
 from .optimizer import Optimizer, scale_for_norm
-from .options import TrainOptions
+from .options import word_default
 
 CHECKPOINT_VERSION = 1
 
 
 @dataclass
 class TrainConfig:
-    """How to train (what to train is a ``NetworkConfig``); the defaults are ``train``'s."""
+    """How to train (what to train is a ``NetworkConfig``); the defaults are ``train``'s for words
+    without a time budget (``TrainOptions.fill_defaults``)."""
 
-    batch: int = default(TrainOptions, "batch")
-    bptt: int = default(TrainOptions, "bptt")
-    optimizer: str = default(TrainOptions, "optimizer")
+    batch: int = word_default("batch")
+    bptt: int = word_default("bptt")
+    optimizer: str = word_default("optimizer")
     lr: float = None
-    clip: float = default(TrainOptions, "clip")
-    decay: float = default(TrainOptions, "decay")
-    min_improvement: float = default(TrainOptions, "min_improvement")  # decay also when valid improves by less
-    patience: int = default(TrainOptions, "patience")
-    epochs: int = default(TrainOptions, "epochs")
-    max_time: float = None  # seconds of training, evaluation included
-    seed: int = default(TrainOptions, "seed")
+    clip: float = word_default("clip")
+    decay: float = word_default("decay")
+    min_improvement: float = word_default("min_improvement")  # decay also when valid improves by less
+    patience: int = word_default("patience")
+    epochs: int = word_default("epochs")
+    max_time: float = None  # seconds of training steps (evaluations are not counted)
+    seed: int = word_default("seed")
     checkpoint_minutes: float = 5.0
 
     def __post_init__(self):
