@@ -77,13 +77,14 @@ def matmul_peak():
 
 
 def interleaved_rates(steps, data, warmup, rounds, per_round):
-    """Training tokens/s of each step function in ``steps`` ({name: step}), timed in turns.
+    """Training tokens/s of each step function in ``steps`` ({name: step}), timed in turns; ``data()``
+    makes a stream of (x, y) batches, or ``data[name]()`` one for each contender.
 
     Each runs ``warmup`` batches, then ``rounds`` rounds of ``per_round`` batches each, the step
     functions taking turns; the rate is a batch's tokens over the median batch time. Taking turns lets a
     noisy neighbour on the machine slow every contender alike instead of whichever ran at that moment.
     """
-    streams = {name: data() for name in steps}
+    streams = {name: (data[name] if isinstance(data, dict) else data)() for name in steps}
     times, tokens = {name: [] for name in steps}, {}
     for name, step in steps.items():
         for _ in range(warmup):

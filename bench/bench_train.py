@@ -2,16 +2,23 @@
 
 1. class against full softmax after the same number of epochs (the issue asks for test perplexity
    within 5%);
-2. quality in a fixed budget: 15 minutes of training on one core, then KJV test perplexity, against
-   PyTorch's 2x200 LSTM (38.67) and KenLM's 5-gram (41.59) from ../shared/ANCHORS.md;
-3. character level on tiny-shakespeare (first 90% train, last 10% valid, written to the bench cache,
-   never into the project): validation loss in nats per character and samples.
+2. quality in a fixed budget: the bare command (``lmtool train corpora/kjv/train.txt --valid
+   corpora/kjv/valid.txt -o m.lm --max-time 15m``, every other option at its default) and the best
+   recipe known, 15 minutes each on one core of their own, side by side, then KJV test perplexity
+   (target: the bare command at 31 or lower, within 5% of the recipe), against PyTorch's 2x200 LSTM
+   (38.67) and KenLM's 5-gram (41.59) from ../shared/ANCHORS.md;
+3. character level on tiny-shakespeare (first 90% train, last 10% valid, cut at a line end, written to
+   the bench cache, never into the project): the bare ``--level char --stream`` command for 10
+   minutes and PyTorch's char-rnn script (../shared/bench/torch_char_lm.py, batch 32, sequence 100,
+   Adam 2e-3) for 10 minutes, in turns on one core: characters/s, validation nats per character,
+   training throughput in turns batch by batch, and samples of ``generate --lines``.
 
-Every run is pinned to one core; the softmax comparison and the fixed-budget schedules run two at
-a time, one per core. Prints Markdown.
+Every run is pinned to one core. Prints Markdown.
 
-    python bench/bench_train.py                 # all three (about 35 minutes)
-    python bench/bench_train.py --only softmax [--epochs 3] [--layers 1] [--cell gru]  # or: quality, char
+    python bench/bench_train.py                 # all three (about 50 minutes)
+    python bench/bench_train.py --only quality [--minutes 15]   # the bare command against the recipe
+    python bench/bench_train.py --only char [--char-minutes 10]  # lmtool --stream against PyTorch's char-rnn
+    python bench/bench_train.py --only softmax [--epochs 3] [--layers 1] [--cell gru]
         [--min-improvement 0.05] [--dropout 0.2]  # the decay schedule and dropout of the softmax comparison
 """
 
@@ -20,18 +27,25 @@ import csv
 import json
 import math
 import os
+import re
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import CACHE, KJV, ROOT, lmtool_cmd, run_measured  # noqa: E402
+from common import CACHE, KJV, ROOT, SHARED, SINGLE_THREAD, lmtool_cmd, run_measured  # noqa: E402
 
-SHAKESPEARE = os.path.join(os.path.dirname(ROOT), "shared", "corpora", "tinyshakespeare", "input.txt")
-ANCHOR = {"torch_15min_test_ppl": 38.67, "kenlm_5gram_test_ppl": 41.59, "torch_char_10min_nats": 1.507}
-QUALITY_ARGS = ["--cell", "lstm", "--softmax", "class", "--classes", "300", "--layers", "2", "--hidden", "256",
-                "--dropout", "0.25"]
-"""300 classes rather than sqrt(V) = 111: about 5% slower per token, but better per epoch (see SOFTMAX_RUNS)."""
-# The learning-rate schedules compared in the fixed budget, run side by side, one core each.
-SCHEDULES = {"decay when valid worsens": [], "--min-improvement 0.05": ["--min-improvement", "0.05"]}
+SHAKESPEARE = os.path.join(SHARED, "corpora", "tinyshakespeare", "input.txt")
+TORCH_CHAR = os.path.join(SHARED, "bench", "torch_char_lm.py")
+ANCHOR = {"torch_15min_test_ppl": 38.67, "kenlm_5gram_test_ppl": 41.59, "torch_char_10min_nats": 1.507,
+          "old_defaults_15min_test_ppl": 39.65, "recipe_15min_test_ppl": 29.74}
+BEST_RECIPE = ["--cell", "lstm", "--softmax", "class", "--classes", "300", "--layers", "2", "--hidden", "256",
+               "--dropout", "0.25", "--min-improvement", "0.05"]
+"""The best 15-minute KJV recipe known, every option spelled out (300 classes rather than sqrt(V) = 111:
+about 5% slower per token, but better per epoch, see SOFTMAX_RUNS)."""
+QUALITY_RUNS = {"bare command (the defaults)": [], "best recipe": BEST_RECIPE}
+"""The fixed-budget runs, side by side, one core each: the defaults should carry the recipe."""
+CHAR_ARGS = ["--level", "char", "--stream"]
+"""The character-level command: every other option at its default."""
 
 
 def train(tmp, name, args, corpus="train.txt", valid="valid.txt", core=0):
@@ -106,25 +120,33 @@ def bench_quality(tmp, minutes):
 
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
     print(f"\n## quality in a fixed budget: {minutes:g} minutes of training on one core, KJV test\n")
-    print(f"`lmtool train corpora/kjv/train.txt --valid corpora/kjv/valid.txt {' '.join(QUALITY_ARGS)} "
-          f"--max-time {minutes:g}m` with each schedule below; the runs go side by side, one core each "
-          f"(cores {cores[:len(SCHEDULES)]}), so run nothing else meanwhile.\n")
-    jobs = list(SCHEDULES.items())
+    print(f"`lmtool train corpora/kjv/train.txt --valid corpora/kjv/valid.txt -o m.lm --max-time {minutes:g}m` "
+          f"with the options below; the runs go side by side, one core each (cores {cores[:len(QUALITY_RUNS)]}), "
+          "so run nothing else meanwhile.\n")
+    jobs = list(QUALITY_RUNS.items())
     with ThreadPoolExecutor(max_workers=max(1, min(len(cores), len(jobs)))) as pool:
-        futures = [pool.submit(train, tmp, f"quality{i}", QUALITY_ARGS + extra + ["--max-time", f"{minutes:g}m"],
+        futures = [pool.submit(train, tmp, f"quality{i}", extra + ["--max-time", f"{minutes:g}m"],
                                core=cores[i % len(cores)]) for i, (_, extra) in enumerate(jobs)]
         results = [f.result() for f in futures]
-    rows_out = []
-    for (name, _), (wall, model, rows) in zip(jobs, results):
+    rows_out, ppls = [], []
+    for (name, extra), (wall, model, rows) in zip(jobs, results):
         ppl = test_perplexity(model)
+        ppls.append(ppl)
         curve = " ".join(f"{float(r['valid_ppl']):.1f}" + ("" if r["complete"] == "True" else "*") for r in rows)
         lrs = " ".join(f"{float(r['lr']):g}" for r in rows)
-        rows_out.append(f"| lmtool, {name} | {len(rows)} | {curve} | {lrs} | **{ppl:.2f}** |")
-    print("| model | epochs | valid ppl per epoch (* partial) | lr per epoch | test ppl |\n|---|---|---|---|---|")
+        rows_out.append(f"| lmtool, {name} | `{' '.join(extra) or '(none)'}` | {len(rows)} | {curve} | {lrs} "
+                        f"| **{ppl:.2f}** |")
+    print("| model | options | epochs | valid ppl per epoch (* partial) | lr per epoch | test ppl |\n"
+          "|---|---|---|---|---|---|")
     print("\n".join(rows_out))
-    print(f"| PyTorch LSTM 2x200, 15 min (ANCHORS.md) | 5 | 73.6 51.1 43.5 41.1 37.0 (every 3 min) | 20 | "
-          f"{ANCHOR['torch_15min_test_ppl']} |\n| KenLM 5-gram (ANCHORS.md) | | | | {ANCHOR['kenlm_5gram_test_ppl']} |"
-          "\n\nTarget: 33 or lower.")
+    print(f"| lmtool 2x200, the defaults before they carried the recipe (`--hidden 200 --layers 2 --softmax full "
+          f"--dropout 0 --min-improvement 0`) | | | | | {ANCHOR['old_defaults_15min_test_ppl']} |\n"
+          f"| PyTorch LSTM 2x200, 15 min (ANCHORS.md) | | 5 | 73.6 51.1 43.5 41.1 37.0 (every 3 min) | 20 | "
+          f"{ANCHOR['torch_15min_test_ppl']} |\n| KenLM 5-gram (ANCHORS.md) | | | | | "
+          f"{ANCHOR['kenlm_5gram_test_ppl']} |")
+    bare, recipe = ppls
+    print(f"\nTarget: the bare command at 31 or lower and within 5% of the recipe: {bare:.2f}, "
+          f"{100 * (bare / recipe - 1):+.1f}% ({'met' if bare <= 31 and bare <= 1.05 * recipe else 'not met'}).")
 
 
 def shakespeare_split():
@@ -142,26 +164,139 @@ def shakespeare_split():
     return train, valid
 
 
-def bench_char(tmp, minutes):
-    if not os.path.exists(SHAKESPEARE):
-        print(f"\n(no {SHAKESPEARE}: character-level benchmark skipped)")
+def bench_char(tmp, minutes, core=0):
+    """The bare ``--level char --stream`` command against PyTorch's char-rnn script, in turns on ``core``."""
+    if not os.path.exists(SHAKESPEARE) or not os.path.exists(TORCH_CHAR):
+        print(f"\n(no {SHAKESPEARE} or {TORCH_CHAR}: character-level benchmark skipped)")
         return
     train_path, valid_path = shakespeare_split()
-    args = ["--level", "char", "--cell", "lstm", "--hidden", "256", "--layers", "2", "--optimizer", "adam",
-            "--max-time", f"{minutes}m"]
-    wall, model, rows = train(tmp, "char", args, corpus=train_path, valid=valid_path)
-    ppl = float(rows[-1]["valid_ppl"]) if rows else float("nan")
-    best = min(float(r["valid_ppl"]) for r in rows)
-    tokens = sum(int(r["tokens"]) for r in rows)
-    print(f"\n## character level: tiny-shakespeare, LSTM 2x256, Adam, {minutes} minutes on one core\n")
-    print(f"command: `lmtool train shakespeare-train.txt --valid shakespeare-valid.txt {' '.join(args)}`\n")
-    print(f"{len(rows)} epochs, {tokens / wall:,.0f} characters/s overall; best valid perplexity {best:.3f} = "
-          f"{math.log(best):.3f} nats per character (last {ppl:.3f}); PyTorch's char-rnn after 10 minutes: "
-          f"{ANCHOR['torch_char_10min_nats']} nats (it carries state across lines, lmtool starts each line afresh "
-          "and counts the newline as a token).\n")
-    _, _, samples = run_measured(lmtool_cmd() + ["generate", model, "-n", "12", "--seed", "7", "--temperature", "0.8",
-                                                 "-q"])
-    print("Samples (`lmtool generate MODEL -n 12 --seed 7 --temperature 0.8`):\n\n```\n" + samples.rstrip() + "\n```")
+    args = CHAR_ARGS + ["--max-time", f"{minutes:g}m"]
+    print(f"\n## character level: tiny-shakespeare, {minutes:g} minutes on core {core}, lmtool against PyTorch\n")
+    print(f"lmtool: `lmtool train shakespeare-train.txt --valid shakespeare-valid.txt -o m.lm {' '.join(args)}` "
+          f"(the defaults: LSTM 2x256, see `lmtool train --help`); PyTorch: `python {TORCH_CHAR} --budget "
+          f"{60 * minutes:g}` (LSTM 2x256, embedding 256, batch 32, sequence 100, Adam 2e-3), run after it on the "
+          "same core. Characters/s count training steps only (both leave evaluations out); validation is in nats "
+          "per character, the newline included (lmtool: `lmtool perplexity m.lm shakespeare-valid.txt`, one "
+          "stream; PyTorch: 32 streams).\n")
+    rates = char_rates(train_path, core)
+    _, model, rows = train(tmp, "char", args, corpus=train_path, valid=valid_path, core=core)
+    seconds = float(rows[-1]["seconds"])
+    ours_rate = sum(int(r["tokens"]) for r in rows) / seconds
+    ours_nats = math.log(test_perplexity(model, valid_path))
+    theirs = torch_char_run(minutes, core)
+    print("| | epochs | chars/s (training) | valid nats/char | valid per epoch (nats) |\n|---|---|---|---|---|")
+    curve = " ".join(f"{math.log(float(r['valid_ppl'])):.3f}" + ("" if r["complete"] == "True" else "*")
+                     for r in rows)
+    print(f"| lmtool | {len(rows)} | {ours_rate:,.0f} | **{ours_nats:.3f}** | {curve} |")
+    if theirs:
+        print(f"| PyTorch | {theirs['epochs']} | {theirs['rate']:,.0f} | {theirs['nats']:.3f} | "
+              f"{' '.join(f'{v:.3f}' for v in theirs['curve'])} (every 150 s) |")
+        print(f"\nWhole runs: lmtool {ours_rate / theirs['rate']:.2f}x PyTorch's characters/s. ", end="")
+    print(f"In turns, a few batches each: lmtool {rates['lmtool']:,.0f}, PyTorch {rates['torch']:,.0f} "
+          f"characters/s ({rates['lmtool'] / rates['torch']:.2f}x).")
+    met = "met" if ours_nats <= 1.45 else "not met"
+    print(f"\nTargets: validation at most 1.45 nats/char ({ours_nats:.3f}: {met}; PyTorch's script after 10 "
+          f"minutes: {ANCHOR['torch_char_10min_nats']} in ANCHORS.md), throughput at least 1.5x PyTorch's.\n")
+    sample = ["generate", model, "--lines", "20", "--seed", "7", "--temperature", "0.8", "-q"]
+    _, _, text = run_measured(lmtool_cmd() + sample, core=core)
+    print("Samples (`lmtool generate m.lm --lines 20 --seed 7 --temperature 0.8`):\n\n```\n" + text.rstrip()
+          + "\n```")
+
+
+def torch_char_run(minutes, core):
+    """PyTorch's char-rnn script for ``minutes`` on ``core``: {rate, nats, epochs, curve}, or None if it fails."""
+    cmd = ["taskset", "-c", str(core), sys.executable, TORCH_CHAR, "--budget", str(60 * minutes)]
+    done = subprocess.run(cmd, cwd=os.path.dirname(TORCH_CHAR), capture_output=True, text=True,
+                          env=dict(os.environ, **SINGLE_THREAD))
+    final = re.search(r"FINAL .* overall chars/s (\d+) valid ([\d.]+) nats/char", done.stdout)
+    if done.returncode or not final:
+        print(f"(PyTorch's script failed: {done.stderr.strip()[-300:]})")
+        return None
+    curve = [float(v) for v in re.findall(r"valid_loss ([\d.]+)", done.stdout)]
+    epochs = max(int(e) for e in re.findall(r"epoch (\d+) batches", done.stdout))
+    return {"rate": float(final.group(1)), "nats": float(final.group(2)), "epochs": epochs, "curve": curve}
+
+
+def char_rates(train_path, core, rounds=12, per_round=4, warmup=3):
+    """Training characters/s in turns, a few batches each, of lmtool as the bare ``--level char`` command
+    trains (its defaults for this text) and of PyTorch's script's model and step; in a child process
+    pinned to ``core``, one thread each."""
+    code = f"""
+import json, os, sys
+sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); sys.path.insert(0, {ROOT!r})
+os.sched_setaffinity(0, {{{core}}})
+from bench_train import _char_rates
+print(json.dumps(_char_rates({train_path!r}, {rounds}, {per_round}, {warmup})))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, **SINGLE_THREAD))
+    if done.returncode:
+        raise RuntimeError(done.stderr[-2000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _char_rates(train_path, rounds, per_round, warmup):
+    import numpy as np
+    import torch
+    import torch.nn as nn
+
+    from bench_kernels import interleaved_rates
+    from lmtool.encoded_corpus import encode_corpus
+    from lmtool.neural import NetworkConfig, RecurrentNetwork
+    from lmtool.neural.batches import text_stream
+    from lmtool.neural.optimizer import Optimizer, scale_for_norm
+    from lmtool.neural.options import TrainOptions
+
+    torch.set_num_threads(1)
+    data = encode_corpus([train_path], level="char")
+    V = len(data.vocab)
+    o = TrainOptions(corpus=[train_path], output="-", level="char", stream=True).check().fill_defaults(V)
+    _, ids, _ = text_stream(data.ids, data.lengths, data.file_starts)
+
+    def segments(batch, bptt):
+        n = len(ids) // batch
+        cols = ids[:n * batch].reshape(batch, n).T
+        while True:
+            for i in range(0, n - 1 - bptt, bptt):
+                yield np.ascontiguousarray(cols[i:i + bptt]), np.ascontiguousarray(cols[i + 1:i + 1 + bptt])
+
+    net = RecurrentNetwork(NetworkConfig(vocab_size=V, cell=o.cell, embed=o.embed, hidden=o.hidden, layers=o.layers,
+                                         dropout=o.dropout, softmax=o.softmax), seed=0)
+    state, rng, opt = [net.init_state(o.batch)], np.random.default_rng(0), Optimizer(o.optimizer, net.params.size)
+    lr = {"adam": 2e-3, "sgd": 20.0}[o.optimizer] if o.lr is None else o.lr
+
+    def ours(x, y):
+        _, _, state[0] = net.forward_backward(x, y, state[0], rng)
+        scale, _ = scale_for_norm(net.grad_norm(), o.clip)
+        opt.step(net.params, net.grad, lr, scale, support=net.grad_support)
+
+    torch.manual_seed(1337)
+
+    class Model(nn.Module):  # as ../shared/bench/torch_char_lm.py
+        def __init__(self):
+            super().__init__()
+            self.emb, self.rnn = nn.Embedding(V, 256), nn.LSTM(256, 256, 2, batch_first=True)
+            self.out = nn.Linear(256, V)
+
+        def forward(self, x, h):
+            o, h = self.rnn(self.emb(x), h)
+            return self.out(o), h
+
+    model = Model()
+    adam, ce, hidden = torch.optim.Adam(model.parameters(), lr=2e-3), nn.CrossEntropyLoss(), [None]
+
+    def theirs(x, y):
+        x, y = torch.from_numpy(x.T.astype(np.int64)), torch.from_numpy(y.T.astype(np.int64))
+        h = None if hidden[0] is None else tuple(v.detach() for v in hidden[0])
+        out, hidden[0] = model(x, h)
+        loss = ce(out.reshape(-1, V), y.reshape(-1))
+        adam.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        adam.step()
+
+    streams = {"lmtool": lambda: segments(o.batch, o.bptt), "torch": lambda: segments(32, 100)}
+    return interleaved_rates({"lmtool": ours, "torch": theirs}, streams, warmup, rounds, per_round)
 
 
 def main():
@@ -174,8 +309,9 @@ def main():
     ap.add_argument("--min-improvement", type=float, default=0.0,
                     help="of the softmax comparison: decay also when valid improves by less (e.g. 0.05)")
     ap.add_argument("--dropout", type=float, default=0.0, help="of the softmax comparison")
-    ap.add_argument("--minutes", type=float, default=15, help="budget of the quality run")
-    ap.add_argument("--char-minutes", type=float, default=10)
+    ap.add_argument("--minutes", type=float, default=15, help="budget of the quality runs")
+    ap.add_argument("--char-minutes", type=float, default=10, help="budget of each character-level run")
+    ap.add_argument("--core", type=int, default=0, help="core of the character-level runs")
     a = ap.parse_args()
     only = set(a.only or ["softmax", "quality", "char"])
     import tempfile
@@ -186,7 +322,7 @@ def main():
         if "quality" in only:
             bench_quality(tmp, a.minutes)
         if "char" in only:
-            bench_char(tmp, a.char_minutes)
+            bench_char(tmp, a.char_minutes, a.core)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KJV = os.path.join(ROOT, "corpora", "kjv")
 CACHE = os.environ.get("LMTOOL_BENCH_CACHE", os.path.expanduser("~/.cache/lmtool-bench"))
+SHARED = os.environ.get("LMTOOL_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
+"""The developers' shared folder beside the project (corpora, anchor scripts); $LMTOOL_SHARED elsewhere."""
 SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                  "NUMBA_NUM_THREADS": "1"}
 

@@ -226,9 +226,10 @@ def test_cli_train_log_and_generate(tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     lines = log.read_text().splitlines()
-    assert lines[0].startswith("epoch,lr,train_ppl,valid_ppl") and len(lines) == 3
+    assert lines[0] == "epoch,lr,train_ppl,valid_ppl,tokens,complete,seconds" and len(lines) == 3
+    assert 0 < float(lines[1].split(",")[-1]) <= float(lines[2].split(",")[-1])  # training seconds so far
     gen = [sys.executable, "-m", "lmtool.cli", "generate", str(out), "--prefix", "and god", "-n", "3", "--seed", "7",
-           "--temperature", "0.8", "--top-k", "40", "-q"]
+           "--temperature", "0.8", "--top-k", "40", "--top-p", "0.9", "-q"]
     first = subprocess.run(gen, capture_output=True, text=True)
     second = subprocess.run(gen, capture_output=True, text=True)
     assert first.returncode == 0 and first.stdout == second.stdout

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from ..errors import LmtoolError
 from ..outputs import atomic_output
 
-COLUMNS = ("epoch", "lr", "train_ppl", "valid_ppl", "tokens", "complete")
-"""The fields of a row, in the CSV's order."""
+COLUMNS = ("epoch", "lr", "train_ppl", "valid_ppl", "tokens", "complete", "seconds")
+"""The fields of a row, in the CSV's order; ``seconds`` (training time so far, evaluations left out)
+is the CSV's alone: a model file keeps no timings, so the same command and seed give the same bytes."""
 
 
 @dataclass
@@ -24,7 +25,7 @@ class History:
 def write_log(path, rows):
     """The rows as CSV, replacing ``path`` whole (a log that is read while training goes on)."""
     with atomic_output(path, "w") as out:
-        writer = csv.DictWriter(out, fieldnames=list(COLUMNS))
+        writer = csv.DictWriter(out, fieldnames=list(COLUMNS), restval="")
         writer.writeheader()
         writer.writerows(rows)
 

@@ -140,15 +140,19 @@ def _shared_fields(options, cls):
 
 
 def _epoch_log(options, trainer, echo):
-    """The trainer's per-epoch callback: a line to ``echo``, the CSV rewritten (``--log``)."""
+    """The trainer's per-epoch callback: a line to ``echo``, the CSV rewritten (``--log``, with each
+    epoch's training seconds so far; a resumed run's earlier epochs have none)."""
+    seconds = {}
+
     def log(row):
+        seconds[row["epoch"]] = row["seconds"]
         if echo:
             valid_text = f", valid ppl {row['valid_ppl']:.2f}" if row["valid_ppl"] is not None else ""
             echo(f"epoch {row['epoch']}: lr {row['lr']:.4g}, train ppl {row['train_ppl']:.2f}{valid_text}")
         if options.log_file:
             from .history import write_log
 
-            write_log(options.log_file, trainer.history.epochs)
+            write_log(options.log_file, [dict(r, seconds=seconds.get(r["epoch"], "")) for r in trainer.history.epochs])
     return log
 
 
