@@ -1,15 +1,18 @@
-"""Slow, obviously-correct versions of the n-gram machinery, to check the kernels against.
+"""Slow, obviously-correct versions of the n-gram machinery and the optimisers, to check lmtool against.
 
-Everything here works on Python tuples and dicts, one n-gram at a time, written from the
+The n-gram code works on Python tuples and dicts, one n-gram at a time, written from the
 definitions (Chen & Goodman 1998 for the Kneser-Ney family, Witten & Bell 1991, add-k as SRILM's
 -addsmooth, Brants et al. 2007 for stupid backoff; KenLM's conventions for <s>, </s> and <unk>)
 rather than from lmtool's code. Each smoothing method returns an ARPA-style table
 {ngram: (log10 p, log10 backoff)}, which ``backoff_logprob`` and ``sentence_logprob`` score.
+The optimisers (SGD, Adam, clipping by the global norm) follow their papers and PyTorch, in float64.
 """
 
 import math
 import re
 from collections import Counter, defaultdict
+
+import numpy as np
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 
@@ -269,6 +272,43 @@ def sentence_logprob(model, order, words, vocab):
         total += backoff_logprob(model, order, history, w)
         history.append(w)
     return total
+
+
+def clip_grad_norm(grad, max_norm):
+    """``grad`` scaled down to the global L2 norm ``max_norm`` when above it, as
+    torch.nn.utils.clip_grad_norm_ does (coefficient max_norm / (norm + 1e-6), capped at 1), in
+    float64; returns (clipped gradient, norm before clipping)."""
+    grad = np.asarray(grad, np.float64)
+    norm = math.sqrt(sum(g * g for g in grad.tolist()))
+    return grad * min(1.0, max_norm / (norm + 1e-6)), norm
+
+
+def sgd(params, grads, lrs):
+    """``params`` after the steps theta <- theta - lr g, one per (gradient, learning rate), in float64."""
+    theta = np.asarray(params, np.float64).copy()
+    for grad, lr in zip(grads, lrs):
+        theta -= lr * np.asarray(grad, np.float64)
+    return theta
+
+
+def adam(params, grads, lrs, beta1=0.9, beta2=0.999, eps=1e-8):
+    """``params`` after Adam's steps (Kingma & Ba 2015, Algorithm 1; torch.optim.Adam without weight
+    decay or amsgrad), one per (gradient, learning rate), in float64; returns (params, m, v).
+
+    m_t = beta1 m + (1 - beta1) g;  v_t = beta2 v + (1 - beta2) g^2;
+    theta_t = theta - lr m_t / (1 - beta1^t) / (sqrt(v_t / (1 - beta2^t)) + eps).
+    """
+    theta = np.asarray(params, np.float64).copy()
+    m = np.zeros_like(theta)
+    v = np.zeros_like(theta)
+    for t, (grad, lr) in enumerate(zip(grads, lrs), 1):
+        g = np.asarray(grad, np.float64)
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        m_hat = m / (1 - beta1 ** t)
+        v_hat = v / (1 - beta2 ** t)
+        theta = theta - lr * m_hat / (np.sqrt(v_hat) + eps)
+    return theta, m, v
 
 
 def class_bigram_loglik(contexts, targets, word_class):
