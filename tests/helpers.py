@@ -1,9 +1,37 @@
-"""Small builders shared by the tests."""
+"""Small builders shared by the tests, and the rule for tests that cannot run everywhere."""
 
+import importlib
+import os
 import signal
 import warnings
 
+import pytest
+
 from lmtool.ngram.build import build_ngram_model
+
+
+def on_ci():
+    """Whether the tests run under CI: the environment variable CI set (CI=1, or CI=true as CI
+    services set it; empty, 0 or false mean not)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false")
+
+
+def skip_unless_ci(reason):
+    """Skip a test that cannot run here, for ``reason``; under CI fail instead, so that a check CI
+    is meant to make never passes unseen."""
+    if on_ci():
+        pytest.fail(f"{reason}; under CI (CI={os.environ['CI']}) this test must run, not skip: provide what it "
+                    "needs, or unset CI to skip it", pytrace=False)
+    pytest.skip(reason)
+
+
+def import_unless_ci(module, install):
+    """``module`` imported, or the test skipped (failed under CI, see ``skip_unless_ci``) when it is
+    not installed; ``install`` says how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        skip_unless_ci(f"{module} is not installed ({install})")
 
 
 def model_from_text(tmp_path, text, order=3, smoothing="modified-kneser-ney", name="corpus.txt", **options):
