@@ -36,6 +36,22 @@ def _tqdm_factory(quiet):
     return factory
 
 
+class RegistryChoice(click.Choice):
+    """A click.Choice of a registry's names (``"module:NAME"``), read when first needed: the neural
+    registries sit beside the kernels, and only the commands that use them should import Numba."""
+
+    def __init__(self, registry):  # click.Choice.__init__ would read the choices now
+        self.registry = registry
+        self.case_sensitive = True
+
+    @property
+    def choices(self):
+        from importlib import import_module
+
+        module, _, name = self.registry.partition(":")
+        return tuple(getattr(import_module(module), name))
+
+
 def quiet_option(command):
     return click.option("--quiet", "-q", is_flag=True, help="No progress bars on stderr.")(command)
 
@@ -194,7 +210,8 @@ def _duration(text):
 @click.argument("corpus", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, metavar="MODEL", help="Model file to write (the best on --valid).")
 @click.option("--valid", "valid_file", metavar="FILE", help="Validation text: drives learning-rate decay and early stopping.")
-@click.option("--cell", type=click.Choice(("rnn", "lstm", "gru")), default="lstm", show_default=True)
+@click.option("--cell", type=RegistryChoice("lmtool.neural.config:CELLS"), default="lstm", show_default=True,
+              help="lstm-peephole: gates also see the cell; lstm-coupled: input gate = 1 - forget gate.")
 @click.option("--activation", type=click.Choice(("tanh", "relu", "sigmoid")),
               help="Nonlinearity of --cell rnn  [default: tanh]")
 @click.option("--init", type=click.Choice(("default", "identity")), default="default", show_default=True,
@@ -234,7 +251,7 @@ def _duration(text):
 def train(corpus, output, valid_file, cell, activation, init, embed, hidden, layers, dropout, tie, softmax, n_classes,
           class_method, level, vocab_file, min_count, max_vocab, batch, bptt, optimizer, lr, clip, decay,
           min_improvement, patience, epochs, max_time, seed, threads, resume, log_file, plot_file, quiet):
-    """Train a recurrent language model (RNN, LSTM or GRU) on CORPUS files.
+    """Train a recurrent language model (RNN, LSTM or GRU, or an LSTM variant) on CORPUS files.
 
     Truncated backpropagation through time over sentences (each starts from a fresh state, as it is
     scored), SGD or Adam with gradient clipping, the learning rate divided by --decay whenever the

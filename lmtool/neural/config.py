@@ -6,13 +6,13 @@ all that is needed to rebuild the network. The registries below are what the CLI
 
 from dataclasses import asdict, dataclass, fields
 
-from ..kernels import gru, lstm, rnn
+from ..kernels import gru, lstm, lstm_coupled, lstm_peephole, rnn
 from ..kernels.softmax import OUTPUTS
 
-CELLS = {"rnn": rnn, "lstm": lstm, "gru": gru}
+CELLS = {"rnn": rnn, "lstm": lstm, "gru": gru, "lstm-peephole": lstm_peephole, "lstm-coupled": lstm_coupled}
 """Recurrent cells by name; each module follows the cell protocol in ``lmtool.kernels.lstm``."""
 ACTIVATIONS = tuple(rnn.ACTIVATIONS)
-"""Nonlinearities of the vanilla RNN (LSTM and GRU have their own fixed ones)."""
+"""Nonlinearities of the vanilla RNN (the gated cells have their own fixed ones)."""
 INITS = ("default", "identity")
 """default: PyTorch-like; identity: W = I, b = 0 for the RNN (IRNN, use with relu)."""
 SOFTMAXES = tuple(OUTPUTS)

@@ -81,7 +81,7 @@ class TrainOptions:
         if self.tie and self.embed != self.hidden:
             raise LmtoolError(f"--tie needs --embed equal to --hidden (got {self.embed} and {self.hidden})")
         if self.init == "identity" and self.cell != "rnn":
-            raise LmtoolError("--init identity is for --cell rnn (the IRNN); LSTM and GRU use the default")
+            raise LmtoolError(f"--init identity is for --cell rnn (the IRNN); --cell {self.cell} uses the default")
         if self.n_classes is not None and self.n_classes < 1:
             raise LmtoolError(f"--classes must be positive, got {self.n_classes}")
         if self.n_classes is not None and self.softmax != "class":
