@@ -40,8 +40,8 @@ def _forward_row(a, b, p, cp, cn, tcn, hn):
     g, o in place; b: float[4H]; p: float[3H] peephole weights; cp: float[H] c_{t-1}; cn, tcn, hn:
     float[H] written with c_t, tanh(c_t), h_t. A function of its own so that LLVM vectorises the loop.
 
-    The row of ``a`` is read before ``cp``: the other way round, LLVM 14 found an "unsafe indirect
-    dependence" and left the loop scalar (the forward pass 1.5x slower).
+    The row of ``a`` is read before ``cp``: the other way round, LLVM (22, Numba 0.68) found an
+    "unsafe indirect dependence" and left the loop scalar (the forward pass 1.5x slower).
     """
     H = cp.shape[0]
     for j in range(H):
