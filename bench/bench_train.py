@@ -5,7 +5,9 @@
 2. quality in a fixed budget: 15 minutes of training on one core, then KJV test perplexity, against
    PyTorch's 2x200 LSTM (38.67) and KenLM's 5-gram (41.59) from ../shared/ANCHORS.md;
 3. character level on tiny-shakespeare (first 90% train, last 10% valid, written to the bench cache,
-   never into the project): validation loss in nats per character and samples.
+   never into the project): validation loss in nats per character and samples;
+4. (``--only cells``, not in the default set) the recurrent cells side by side: each trained with
+   the fixed-budget recipe for the same budget, then KJV test perplexity.
 
 Every run is pinned to one core; the softmax comparison and the fixed-budget schedules run two at
 a time, one per core. Prints Markdown.
@@ -13,6 +15,7 @@ a time, one per core. Prints Markdown.
     python bench/bench_train.py                 # all three (about 35 minutes)
     python bench/bench_train.py --only softmax [--epochs 3] [--layers 1] [--cell gru]  # or: quality, char
         [--min-improvement 0.05] [--dropout 0.2]  # the decay schedule and dropout of the softmax comparison
+    python bench/bench_train.py --only cells [--cell-minutes 15] [--cells lstm gru lstm-peephole lstm-coupled]
 """
 
 import argparse
@@ -127,6 +130,44 @@ def bench_quality(tmp, minutes):
           "\n\nTarget: 33 or lower.")
 
 
+CELL_ARGS = [a for a in QUALITY_ARGS if a not in ("--cell", "lstm")] + ["--min-improvement", "0.05"]
+"""The fixed-budget recipe (``QUALITY_ARGS`` with its best schedule) for every cell of the comparison."""
+CELLS = ["lstm", "gru", "lstm-peephole", "lstm-coupled"]
+
+
+def bench_cells(tmp, minutes, cells=CELLS):
+    """Each cell trained with ``CELL_ARGS`` for ``minutes``, then KJV test perplexity. The runs go two at
+    a time, one per core; each core takes every other cell, in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    lanes = cores[:2]
+    unit = "minute" if minutes == 1 else "minutes"
+    print(f"\n## recurrent cells in a fixed budget: {minutes:g} {unit} of training on one core each, KJV test\n")
+    print(f"`lmtool train corpora/kjv/train.txt --valid corpora/kjv/valid.txt --cell CELL {' '.join(CELL_ARGS)} "
+          f"--max-time {minutes:g}m`; two runs at a time, one on each of cores {lanes}, so run nothing else "
+          "meanwhile.\n")
+
+    def lane(k):
+        return [train(tmp, f"cell-{cell}", ["--cell", cell, *CELL_ARGS, "--max-time", f"{minutes:g}m"],
+                      core=lanes[k]) for cell in cells[k::len(lanes)]]
+
+    with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
+        done = list(pool.map(lane, range(len(lanes))))
+    results = {cell: done[i % len(lanes)][i // len(lanes)] for i, cell in enumerate(cells)}
+    print("| cell | epochs | tokens/s | valid ppl per epoch (* partial) | test ppl | vs lstm |")
+    print("|---|---|---|---|---|---|")
+    reference = None
+    for cell, (wall, model, rows) in results.items():
+        ppl = test_perplexity(model)
+        reference = ppl if cell == "lstm" else reference
+        tokens = sum(int(r["tokens"]) for r in rows)
+        curve = " ".join(f"{float(r['valid_ppl']):.1f}" + ("" if r["complete"] == "True" else "*") for r in rows)
+        versus = f"{100 * (ppl / reference - 1):+.1f}%" if reference else "-"
+        print(f"| {cell} | {len(rows)} | {tokens / wall:,.0f} | {curve} | **{ppl:.2f}** | {versus} |")
+    print("\ntokens/s include start-up and validation.")
+
+
 def shakespeare_split():
     """First 90% / last 10% of tiny-shakespeare (by characters, cut at a line end), in the bench cache."""
     train, valid = os.path.join(CACHE, "shakespeare-train.txt"), os.path.join(CACHE, "shakespeare-valid.txt")
@@ -166,7 +207,7 @@ def bench_char(tmp, minutes):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", choices=["softmax", "quality", "char"], action="append")
+    ap.add_argument("--only", choices=["softmax", "quality", "char", "cells"], action="append")
     ap.add_argument("--epochs", type=int, default=1, help="epochs of the softmax comparison")
     ap.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="of the softmax comparison")
     ap.add_argument("--layers", type=int, default=2, help="layers of the softmax comparison")
@@ -176,6 +217,8 @@ def main():
     ap.add_argument("--dropout", type=float, default=0.0, help="of the softmax comparison")
     ap.add_argument("--minutes", type=float, default=15, help="budget of the quality run")
     ap.add_argument("--char-minutes", type=float, default=10)
+    ap.add_argument("--cell-minutes", type=float, default=15, help="budget of each run of the cells comparison")
+    ap.add_argument("--cells", nargs="+", default=CELLS, help="of the cells comparison")
     a = ap.parse_args()
     only = set(a.only or ["softmax", "quality", "char"])
     import tempfile
@@ -187,6 +230,8 @@ def main():
             bench_quality(tmp, a.minutes)
         if "char" in only:
             bench_char(tmp, a.char_minutes)
+        if "cells" in only:
+            bench_cells(tmp, a.cell_minutes, a.cells)
 
 
 if __name__ == "__main__":

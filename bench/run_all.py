@@ -1,6 +1,6 @@
 """Run every benchmark and write their Markdown to bench/RESULTS.md (what ``make bench`` does).
 
-    python bench/run_all.py                    # everything (about 1.5 hours: training runs are long)
+    python bench/run_all.py                    # everything (about 2 hours: training runs are long)
     python bench/run_all.py --only ngram kernels
     python bench/run_all.py --quick            # skips the 15-minute and character-level training runs
 
@@ -91,11 +91,18 @@ def commands(section, quick):
         return [("n-gram: count, score, model files (bench_ngram.py)", [py, os.path.join(HERE, "bench_ngram.py")])]
     if section == "kernels":
         return [("recurrent training throughput against PyTorch (bench_kernels.py)",
-                 [py, os.path.join(HERE, "bench_kernels.py"), "--cells", "lstm", "gru", "--layers", "1", "2"])]
+                 [py, os.path.join(HERE, "bench_kernels.py"), "--cells", "lstm", "gru", "--layers", "1", "2"]),
+                ("one recurrent layer alone, each cell against the LSTM (bench_kernels.py --layer-only)",
+                 [py, os.path.join(HERE, "bench_kernels.py"), "--layer-only", "--cells", "lstm", "lstm-peephole",
+                  "lstm-coupled", "gru", "--rounds", "20", "--batches", "200", "--clock", "cpu"])]
     if section == "train":
         only = ["--only", "softmax"] if quick else []
-        return [("recurrent training runs: softmax, fixed budget, character level (bench_train.py)",
+        runs = [("recurrent training runs: softmax, fixed budget, character level (bench_train.py)",
                  [py, os.path.join(HERE, "bench_train.py"), *only])]
+        if not quick:
+            runs.append(("recurrent cells in a fixed budget, KJV test perplexity (bench_train.py --only cells)",
+                         [py, os.path.join(HERE, "bench_train.py"), "--only", "cells"]))
+        return runs
     if section == "threads":
         return [("--threads 2 against 1 (bench_threads.py)", [py, os.path.join(HERE, "bench_threads.py")])]
     if section == "scaling":

@@ -126,7 +126,7 @@ def count(quiet, **fields):
 @options_of(TrainOptions)
 @quiet_option
 def train(quiet, **fields):
-    """Train a recurrent language model (RNN, LSTM or GRU) on CORPUS files.
+    """Train a recurrent language model (RNN, LSTM or GRU, or an LSTM variant) on CORPUS files.
 
     Truncated backpropagation through time over sentences (each starts from a fresh state, as it is
     scored), SGD or Adam with gradient clipping, the learning rate divided by --decay whenever the

@@ -46,6 +46,40 @@ def lstm_layer(x, p, h0, c0, reset):
     return np.stack(out), (h, c)
 
 
+def lstm_peephole_layer(x, p, h0, c0, reset):
+    """Peephole LSTM (Gers & Schmidhuber 2000): i and f also see c_{t-1}, o sees c_t, through the
+    diagonal weights p["peep"] = (p_i, p_f, p_o). Returns hs: [T, B, H] and the final state (h, c)."""
+    H = h0.shape[1]
+    p_i, p_f, p_o = (p["peep"][k * H:(k + 1) * H] for k in range(3))
+    h, c = h0, c0
+    out = []
+    for t in range(x.shape[0]):
+        h, c = _start(h, reset[t]), _start(c, reset[t])
+        a = x[t] @ p["U"] + h @ p["W"] + p["b"]
+        i, f, g, o = (a[:, k * H:(k + 1) * H] for k in range(4))
+        c = sigmoid(f + p_f * c) * c + sigmoid(i + p_i * c) * np.tanh(g)
+        h = sigmoid(o + p_o * c) * np.tanh(c)
+        out.append(h)
+    return np.stack(out), (h, c)
+
+
+def lstm_coupled_layer(x, p, h0, c0, reset):
+    """LSTM with coupled input and forget gates, blocks (f, g, o): c_t = f c_{t-1} + (1 - f) g.
+    Returns hs: [T, B, H] and the final state (h, c)."""
+    H = h0.shape[1]
+    h, c = h0, c0
+    out = []
+    for t in range(x.shape[0]):
+        h, c = _start(h, reset[t]), _start(c, reset[t])
+        a = x[t] @ p["U"] + h @ p["W"] + p["b"]
+        f, g, o = (a[:, k * H:(k + 1) * H] for k in range(3))
+        f = sigmoid(f)
+        c = f * c + (1 - f) * np.tanh(g)
+        h = sigmoid(o) * np.tanh(c)
+        out.append(h)
+    return np.stack(out), (h, c)
+
+
 def gru_layer(x, p, h0, reset):
     """PyTorch's GRU: bias b = (b_ir + b_hr, b_iz + b_hz, b_in), bn = b_hn. Returns hs and (h,)."""
     H = h0.shape[1]
@@ -61,6 +95,14 @@ def gru_layer(x, p, h0, reset):
         h = (1 - z) * n + z * h
         out.append(h)
     return np.stack(out), (h,)
+
+
+LAYERS = {"lstm": lambda x, p, state, reset, activation: lstm_layer(x, p, *state, reset),
+          "lstm-peephole": lambda x, p, state, reset, activation: lstm_peephole_layer(x, p, *state, reset),
+          "lstm-coupled": lambda x, p, state, reset, activation: lstm_coupled_layer(x, p, *state, reset),
+          "gru": lambda x, p, state, reset, activation: gru_layer(x, p, state[0], reset),
+          "rnn": lambda x, p, state, reset, activation: rnn_layer(x, p, state[0], reset, activation)}
+"""The reference layer of each cell by its registry name: (x, p, state tuple, reset, activation) -> (hs, state)."""
 
 
 def log_softmax(z):
@@ -87,12 +129,7 @@ def network_log_probs(params, cell, layers, x, y, state, reset, masks=None, acti
     final = []
     for l in range(layers):
         p = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(f"layer{l}.")}
-        if cell == "lstm":
-            inp, st = lstm_layer(inp, p, state[l][0], state[l][1], reset)
-        elif cell == "gru":
-            inp, st = gru_layer(inp, p, state[l][0], reset)
-        else:
-            inp, st = rnn_layer(inp, p, state[l][0], reset, activation)
+        inp, st = LAYERS[cell](inp, p, state[l], reset, activation)
         final.append(st)
         if masks is not None:
             inp = inp * masks[l + 1]

@@ -199,6 +199,14 @@ CASES.update({
                                                 outputs=("{out}/m.lm",)),
     "train-activation-of-an-lstm": Case("train -q {corpus} -o {out}/m.lm --cell lstm --activation relu",
                                         names=("--activation",), outputs=("{out}/m.lm",)),
+    "train-activation-of-a-peephole-lstm": Case(
+        "train -q {corpus} -o {out}/m.lm --cell lstm-peephole --activation tanh", names=("--activation",),
+        outputs=("{out}/m.lm",)),
+    "train-identity-init-of-a-coupled-lstm": Case(
+        "train -q {corpus} -o {out}/m.lm --cell lstm-coupled --init identity", names=("--init identity",),
+        outputs=("{out}/m.lm",)),
+    "train-cell-unknown": Case("train -q {corpus} -o {out}/m.lm --cell lstm-peepholes",
+                               names=("--cell", "lstm-coupled"), outputs=("{out}/m.lm",), code=2),
     "train-embed-0": Case("train -q {corpus} -o {out}/m.lm --embed 0", names=("--embed",), outputs=("{out}/m.lm",)),
     "train-seed-negative": Case("train -q {corpus} -o {out}/m.lm --seed -1", names=("--seed",),
                                 outputs=("{out}/m.lm",)),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from lmtool.neural.optimizer import Optimizer, clip_scale
-from lmtool.neural.support import split_spans
+from lmtool.neural.spans import split_spans
 from tests import naive
 
 SIZE = 96

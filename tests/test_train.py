@@ -29,6 +29,8 @@ def options(tmp_path, name="m.lm", **kw):
     {"cell": "lstm", "softmax": "class", "class_method": "exchange", "n_classes": 8},
     {"cell": "rnn", "activation": "relu", "init": "identity", "layers": 2, "dropout": 0.3},
     {"cell": "lstm", "tie": True, "level": "char", "epochs": 1},
+    {"cell": "lstm-peephole", "softmax": "class", "layers": 2, "dropout": 0.2},
+    {"cell": "lstm-coupled", "layers": 2, "tie": True, "optimizer": "adam"},
 ])
 def test_train_serves_through_the_common_interface(tmp_path, kw):
     model = run_training(options(tmp_path, **kw))
@@ -73,18 +75,20 @@ def test_class_softmax_counts_eos_and_keeps_its_classes_in_the_model_file(tmp_pa
     assert not np.array_equal(saved.order, binned.order)  # the clustering moved words
 
 
-def test_same_seed_same_bytes(tmp_path):
-    run_training(options(tmp_path, "a.lm", dropout=0.2))
-    run_training(options(tmp_path, "b.lm", dropout=0.2))
+@pytest.mark.parametrize("cell", ["lstm", "lstm-peephole", "lstm-coupled"])
+def test_same_seed_same_bytes(tmp_path, cell):
+    run_training(options(tmp_path, "a.lm", dropout=0.2, cell=cell))
+    run_training(options(tmp_path, "b.lm", dropout=0.2, cell=cell))
     assert (tmp_path / "a.lm").read_bytes() == (tmp_path / "b.lm").read_bytes()
-    run_training(options(tmp_path, "c.lm", dropout=0.2, seed=4))
+    run_training(options(tmp_path, "c.lm", dropout=0.2, seed=4, cell=cell))
     assert (tmp_path / "a.lm").read_bytes() != (tmp_path / "c.lm").read_bytes()
 
 
 @pytest.mark.parametrize("model", [["--cell", "lstm", "--softmax", "class", "--classes", "6"],
                                    ["--cell", "gru", "--softmax", "full"],
-                                   ["--cell", "rnn", "--softmax", "class", "--optimizer", "adam", "--threads", "2"]],
-                         ids=["lstm-class", "gru-full", "rnn-class-adam-threads"])
+                                   ["--cell", "rnn", "--softmax", "class", "--optimizer", "adam", "--threads", "2"],
+                                   ["--cell", "lstm-peephole", "--softmax", "class", "--classes", "6"]],
+                         ids=["lstm-class", "gru-full", "rnn-class-adam-threads", "lstm-peephole-class"])
 def test_the_run_that_compiles_the_kernels_gives_the_bytes_of_later_runs(model, tmp_path):
     """The first run after installing compiles the kernels, later runs load them from Numba's cache:
     both must train the same bytes and score the same (a fresh, empty cache folder makes the first
@@ -111,8 +115,9 @@ def test_the_run_that_compiles_the_kernels_gives_the_bytes_of_later_runs(model, 
     assert outputs[0] == outputs[1]
 
 
-def test_resume_reproduces_the_run(tmp_path, monkeypatch):
-    run_training(options(tmp_path, "full.lm", epochs=3, dropout=0.1, optimizer="adam"))
+@pytest.mark.parametrize("cell", ["lstm", "lstm-peephole", "lstm-coupled"])
+def test_resume_reproduces_the_run(tmp_path, monkeypatch, cell):
+    run_training(options(tmp_path, "full.lm", epochs=3, dropout=0.1, optimizer="adam", cell=cell))
     step = Trainer._step
     calls = []
 
@@ -125,14 +130,15 @@ def test_resume_reproduces_the_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Trainer, "_step", interrupting)
     with pytest.raises(LmtoolError, match="--resume"):
-        run_training(options(tmp_path, "cut.lm", epochs=3, dropout=0.1, optimizer="adam"))
+        run_training(options(tmp_path, "cut.lm", epochs=3, dropout=0.1, optimizer="adam", cell=cell))
     monkeypatch.setattr(Trainer, "_step", step)
     ckpt = tmp_path / "cut.lm.ckpt"
     assert ckpt.exists()
     with pytest.raises(LmtoolError, match=r"these differ: --hidden 32 \(checkpoint: 16\), --dropout 0.2 "
                                           r"\(checkpoint: 0.1\); drop them"):
-        run_training(options(tmp_path, "cut.lm", epochs=3, dropout=0.2, hidden=32, optimizer="adam", resume=str(ckpt)))
-    run_training(options(tmp_path, "cut.lm", epochs=3, dropout=0.1, optimizer="adam", resume=str(ckpt)))
+        run_training(options(tmp_path, "cut.lm", epochs=3, dropout=0.2, hidden=32, optimizer="adam", resume=str(ckpt),
+                             cell=cell))
+    run_training(options(tmp_path, "cut.lm", epochs=3, dropout=0.1, optimizer="adam", resume=str(ckpt), cell=cell))
     assert not ckpt.exists()
     assert (tmp_path / "full.lm").read_bytes() == (tmp_path / "cut.lm").read_bytes()
 
@@ -185,6 +191,7 @@ def test_divergence_stops_with_one_line_and_keeps_the_model(tmp_path):
     ({"lr": -1.0}, "--lr"),
     ({"tie": True, "embed": 8}, "--tie"),
     ({"init": "identity", "cell": "lstm"}, "--init identity"),
+    ({"init": "identity", "cell": "lstm-peephole"}, "--init identity"),
     ({"batch": 20000}, "too few for one batch"), ({"batch": 100000}, "absurdly large"),
 ])
 def test_bad_options(tmp_path, kw, message):

@@ -7,10 +7,12 @@ without importing Numba.
 
 from ..registry import Registry
 
-CELLS = Registry("cell", {"rnn": "lmtool.kernels.rnn", "lstm": "lmtool.kernels.lstm", "gru": "lmtool.kernels.gru"})
+CELLS = Registry("cell", {"rnn": "lmtool.kernels.rnn", "lstm": "lmtool.kernels.lstm", "gru": "lmtool.kernels.gru",
+                          "lstm-peephole": "lmtool.kernels.lstm_peephole",
+                          "lstm-coupled": "lmtool.kernels.lstm_coupled"})
 """Recurrent cells by name; each module follows the cell protocol in ``lmtool.kernels.lstm``."""
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
-"""Nonlinearities of the vanilla RNN (LSTM and GRU have their own fixed ones); ``kernels.rnn`` codes them."""
+"""Nonlinearities of the vanilla RNN (the gated cells have their own fixed ones); ``kernels.rnn`` codes them."""
 INITS = ("default", "identity")
 """default: PyTorch-like; identity: W = I, b = 0 for the RNN (IRNN, use with relu)."""
 OUTPUTS = Registry("softmax", {"full": "lmtool.neural.output:FullSoftmax",

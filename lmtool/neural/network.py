@@ -10,7 +10,8 @@ zeroes the state entering step t of stream b (a sentence start), cutting the gra
 state handed between segments carries on otherwise (truncated BPTT: no gradient across segments).
 
 Parameter names: ``embed`` [V, E]; per layer l ``layer{l}.U`` [I, G*H], ``layer{l}.W`` [H, G*H],
-``layer{l}.b`` [G*H] (and ``layer{l}.bn`` [H] for GRU), gate blocks in PyTorch's order;
+``layer{l}.b`` [G*H] (and ``layer{l}.bn`` [H] for GRU, ``layer{l}.peep`` [3H] for lstm-peephole),
+gate blocks in PyTorch's order (lstm-coupled: f, g, o);
 ``output.W`` [V, H] (absent when tied: the embedding is used), ``output.b`` [V], and for the class
 softmax ``output.Wc`` [C, H], ``output.bc`` [C]. With a class softmax, embedding and output rows are in
 class *position* order: row k belongs to word ``classes.order[k]``.
@@ -76,7 +77,11 @@ def initialise(config, layout, flat, seed):
 
     Embedding and output weights ~ U(-init_range, init_range), output biases 0 (PyTorch's
     word_language_model); recurrent weights and biases ~ U(-1/sqrt(H), 1/sqrt(H)) as PyTorch's cells,
-    a summed bias (b_ih + b_hh) drawn as two such terms; LSTM forget-gate bias 1; init="identity": W = I, b = 0.
+    a summed bias (b_ih + b_hh) drawn as two such terms; the LSTMs' forget-gate bias 1 (a cell's ``FORGET_BLOCK``);
+    init="identity": W = I, b = 0. Peephole weights start at 0 and draw nothing, so an lstm-peephole
+    network starts as the lstm network of the same seed and a comparison of the two sees the peepholes
+    alone. They learn from the first step all the same: their gradient is the gate's times the cell,
+    and zeros tie no units together, each unit having its own weight fed by its own cell.
     """
     rng = np.random.default_rng(seed)
     views = layout.views(flat)
@@ -92,10 +97,13 @@ def initialise(config, layout, flat, seed):
         elif kind == "b":
             first = rng.uniform(-k, k, v.shape)
             v[...] = first + rng.uniform(-k, k, v.shape)
-            if config.cell == "lstm":
-                v[H:2 * H] = 1.0
+            forget = getattr(CELLS[config.cell], "FORGET_BLOCK", None)
+            if forget is not None:
+                v[forget * H:(forget + 1) * H] = 1.0
             elif config.cell == "gru":
                 v[2 * H:] = first[2 * H:]  # b_in alone: b_hn is the separate bn
+        elif kind == "peep":
+            v[...] = 0
         else:
             v[...] = rng.uniform(-k, k, v.shape)
         if config.init == "identity" and kind in ("W", "b") and name.startswith("layer"):

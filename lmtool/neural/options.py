@@ -40,7 +40,8 @@ class TrainOptions:
                          help="Model file to write (the best on --valid).")
     valid: str = option(flags=("--valid",), metavar="FILE",
                         help="Validation text: drives learning-rate decay and early stopping.")
-    cell: str = option("lstm", choices=CELLS, resume=KEPT)
+    cell: str = option("lstm", choices=CELLS, resume=KEPT,
+                       help="lstm-peephole: gates also see the cell; lstm-coupled: input gate = 1 - forget gate.")
     activation: str = option("tanh", choices=ACTIVATIONS, resume=KEPT, help="Nonlinearity of --cell rnn.")
     init: str = option("default", choices=INITS, resume=KEPT,
                        help="identity: recurrent weights start as the identity (IRNN; use with --activation relu).")
@@ -106,7 +107,7 @@ class TrainOptions:
         if self.tie and self.embed != self.hidden:
             raise LmtoolError(f"--tie needs --embed equal to --hidden (got {self.embed} and {self.hidden})")
         if self.init == "identity" and self.cell != "rnn":
-            raise LmtoolError("--init identity is for --cell rnn (the IRNN); LSTM and GRU use the default")
+            raise LmtoolError(f"--init identity is for --cell rnn (the IRNN); --cell {self.cell} uses the default")
         if self.n_classes is not None and self.softmax != "class":
             raise LmtoolError(f"--classes applies to --softmax class only, not to {self.softmax}")
         return self
