@@ -72,7 +72,8 @@ def build_ngram_model(paths, order=3, smoothing=DEFAULT_METHOD, level="word", mi
     """Count ``paths`` and smooth the counts into an ``NgramModel`` held in memory.
 
     ``options`` go to the smoothing class (``k`` for add-k, ``discounts`` for modified
-    Kneser-Ney); ``keep`` limits the vocabulary to a set of tokens. Counting runs in memory on
+    Kneser-Ney), and ``prune`` (lmplz's ``--prune`` thresholds, see ``ngram.count_pruning``)
+    drops the n-grams seen too rarely; ``keep`` limits the vocabulary to a set of tokens. Counting runs in memory on
     ``threads`` threads, or within ``memory`` bytes spilling to the folder ``tmp``
     (``ngram.external``), or on the Dask cluster at ``dask`` (``ngram.distributed``); the model is
     the same byte for byte. A ``stats`` dict receives how the counting went (chunks, runs, shards).
@@ -107,6 +108,10 @@ def _build(paths, output, order, smoothing, level, min_count, max_vocab, keep, p
     if level not in LEVELS:
         raise LmtoolError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
     check_limits(min_count, max_vocab)
+    if options.get("prune") is not None:
+        from .count_pruning import check_thresholds
+
+        options = dict(options, prune=check_thresholds(options["prune"], order))
     limits = {"level": level, "min_count": min_count, "max_vocab": max_vocab, "keep": keep}
     with _counted(paths, order, limits, progress, threads, memory, tmp, dask) as (vocab, counts, training, how,
                                                                                   scratch):
@@ -123,10 +128,10 @@ def _build(paths, output, order, smoothing, level, min_count, max_vocab, keep, p
         if folder:
             if isinstance(counts, Run):  # spent: its files go while the model file is written
                 scratch.remove_soon(counts.folder)
-            write_model_file(output, vocab, estimation.sizes, meta, arrays)
+            write_model_file(output, vocab, estimation.model_sizes, meta, arrays)
             return None
     children = (arrays["children"], arrays["children_big_at"], arrays["children_big"])
-    return NgramModel(vocab, estimation.sizes, arrays["word"], arrays["prob"], arrays["backoff"], children, meta)
+    return NgramModel(vocab, estimation.model_sizes, arrays["word"], arrays["prob"], arrays["backoff"], children, meta)
 
 
 def _warn_if_over_budget(memory, held):
@@ -149,7 +154,7 @@ def _meta(smoothing, options, limits, training, estimation):
         "estimated": _plain(estimation.info),
         "lmtool_version": __version__,
         "order": len(estimation.sizes),
-        "sizes": estimation.sizes,
+        "sizes": estimation.model_sizes,
         "normalized": estimation.normalized,
     }
 
