@@ -70,8 +70,8 @@ def read_corpus(paths, level="word", vocab=None, min_count=1, max_vocab=None, ke
     tallied, ids, lengths = [], [], []
     bar = progress("reading", total=corpus.input_size(paths), unit="B")
     try:
-        chunks = corpus.read_chunks(paths, chunk_bytes=chunk_bytes or corpus.CHUNK_BYTES, progress=bar.update,
-                                    hasher=hasher)
+        chunks = map(corpus.MarkerWatch(level), corpus.read_chunks(
+            paths, chunk_bytes=chunk_bytes or corpus.CHUNK_BYTES, progress=bar.update, hasher=hasher))
         for tally, chunk_ids, chunk_lengths in ordered_map(lambda chunk: encode(chunk.data), chunks, threads):
             tallied.append(tally)
             ids.append(chunk_ids)
