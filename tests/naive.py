@@ -36,11 +36,14 @@ def count_ngrams(sents, order):
     return counts
 
 
-def mkn(sents, order, vocab):
+def mkn(sents, order, vocab, prune=None):
     """Interpolated modified Kneser-Ney as KenLM estimates it: {ngram: (log10 p, log10 backoff)}.
 
     ``vocab`` lists every token (specials included); unigrams of words never seen get the
-    interpolated mass only.
+    interpolated mass only. ``prune`` (thresholds per order, lmplz's ``--prune``) drops the
+    n-grams of order >= 2 whose raw count is at most their order's threshold, and gives their
+    whole adjusted count to the context's interpolation weight (lmplz's AddRight: gamma(h) =
+    (sum of kept D(a) + sum of dropped a) / sum of a); discounts come from all the n-grams.
     """
     raw = count_ngrams(sents, order)
     adjusted = {}
@@ -66,13 +69,18 @@ def mkn(sents, order, vocab):
     def discount(n, a):
         return discounts[n][min(a, 3)]
 
+    def dropped(gram):
+        return prune is not None and len(gram) > 1 and raw[len(gram)][gram] <= prune[len(gram) - 1]
+
     totals, gammas = {}, {}
     for n in range(1, order + 1):
         total = defaultdict(float)
         mass = defaultdict(float)
         for gram, a in adjusted[n].items():
             total[gram[:-1]] += a
-            if a > 0:
+            if dropped(gram):
+                mass[gram[:-1]] += a
+            elif a > 0:
                 mass[gram[:-1]] += discount(n, a)
         totals[n] = total
         gammas[n] = {h: mass[h] / total[h] for h in total}
@@ -89,6 +97,8 @@ def mkn(sents, order, vocab):
     model = {}
     for gram, p in prob.items():
         n = len(gram)
+        if dropped(gram):
+            continue
         backoff = gammas[n + 1].get(gram, 1.0) if n < order else 1.0
         model[gram] = (min(0.0, math.log10(p)), math.log10(backoff))
     return model
@@ -134,3 +144,131 @@ def class_bigram_loglik(contexts, targets, word_class):
         c = int(word_class[w])
         total += n * (math.log(context_class[v, c] / context_count[v]) + math.log(word_count[w] / class_count[c]))
     return total
+
+
+# Relative-entropy pruning (Stolcke 1998), as SRILM's Ngram::pruneProbs and recomputeBOWs do it
+
+PROB_EPSILON = 3e-6
+
+
+def _clip(x):
+    return 0.0 if -PROB_EPSILON < x < 0 else x
+
+
+def context_logprob(model, order, h):
+    """log10 P(h) by the chain rule, the first word <s> counted as </s> (SRILM's contextProb)."""
+    total = 0.0
+    for i, w in enumerate(h):
+        if i == 0 and w == BOS:
+            w = EOS
+        total += backoff_logprob(model, order, h[:i], w)
+    return total
+
+
+def _groups(model):
+    """{context: [n-grams of ``model`` with that context]}, in the model's order."""
+    groups = defaultdict(list)
+    for gram in model:
+        if len(gram) > 1:
+            groups[gram[:-1]].append(gram)
+    return groups
+
+
+def perplexity_change(model, order, gram, siblings, history=None):
+    """10^dH - 1 of removing ``gram`` alone (dH: SRILM's relative entropy change; ``siblings``: every
+    n-gram of its context), or None where the context's backoff weight cannot be formed."""
+    h, w = gram[:-1], gram[-1]
+    numerator = _clip(1.0 - sum(10 ** model[g][0] for g in siblings))
+    denominator = _clip(1.0 - sum(10 ** backoff_logprob(model, order, h[1:], g[-1]) for g in siblings))
+    if not (numerator >= 0 and denominator > 0):
+        return None
+    context = history[h] if history is not None and h in history else context_logprob(model, order, h)
+    p = 10 ** model[gram][0]
+    backed = backoff_logprob(model, order, h[1:], w)
+    new_bow = math.log10(numerator + p) - math.log10(denominator + 10 ** backed)
+    delta_h = -(10 ** context) * (p * (backed + new_bow - model[gram][0]) + numerator * (new_bow - model[h][1]))
+    return math.expm1(delta_h * math.log(10))
+
+
+def unigram_change(model, word):
+    """10^dH - 1 of merging ``word`` into <unk>: dH = (p(w) + p(u)) H2(p(w) / (p(w) + p(u))), log10."""
+    pw, pu = 10 ** model[(word,)][0], 10 ** model[(UNK,)][0]
+    both = pw + pu
+    delta_h = -((pw * math.log10(pw / both) if pw > 0 else 0.0) + (pu * math.log10(pu / both) if pu > 0 else 0.0))
+    return math.expm1(delta_h * math.log(10))
+
+
+def entropy_prune(model, order, threshold, history=None, prune_unigrams=False):
+    """A model {ngram: (log10 p, log10 backoff)} pruned at ``threshold``: for each order from the highest
+    down, every n-gram's change is computed on the original model and those below the threshold go
+    at once, unless a kept longer n-gram extends them; then the backoff weights are recomputed from
+    the lowest order up over the n-grams kept. ``history``: {context: log10 P(h)} to use instead of
+    the chain rule where it has the context. Returns the pruned {ngram: (log10 p, log10 backoff)},
+    without blank n-grams."""
+    groups = _groups(model)
+    current = dict(model)
+    for n in range(order, 1, -1):
+        extended = {g[:-1] for g in current if len(g) == n + 1}
+        gone = []
+        for h, siblings in groups.items():
+            if len(h) != n - 1:
+                continue
+            for gram in siblings:
+                change = perplexity_change(model, order, gram, siblings, history)
+                if threshold > 0 and change is not None and change < threshold and gram not in extended:
+                    gone.append(gram)
+        for gram in gone:
+            del current[gram]
+    if prune_unigrams:
+        used = {w for g in current if len(g) > 1 for w in g}
+        gone = [g for g in current if len(g) == 1 and g[0] not in (UNK, BOS, EOS) and g[0] not in used
+                and threshold > 0 and unigram_change(model, g[0]) < threshold]
+        mass = 10 ** current[(UNK,)][0] + sum(10 ** current[g][0] for g in gone)
+        for gram in gone:
+            del current[gram]
+        current[(UNK,)] = (math.log10(mass), current[(UNK,)][1])
+    groups = _groups(current)
+    for n in range(1, order):
+        for h in [g for g in current if len(g) == n]:
+            children = groups.get(h, [])
+            if not children:
+                current[h] = (current[h][0], 0.0)
+                continue
+            numerator = _clip(1.0 - sum(10 ** current[g][0] for g in children))
+            denominator = _clip(1.0 - sum(10 ** backoff_logprob(current, order, h[1:], g[-1]) for g in children))
+            if numerator < PROB_EPSILON and denominator < PROB_EPSILON:
+                bow = 0.0
+            elif numerator > 0 and denominator > 0:
+                bow = max(math.log10(numerator) - math.log10(denominator), -99.0)
+            else:
+                bow = -99.0
+            current[h] = (current[h][0], bow)
+    return current
+
+
+# Quantisation and bit packing
+
+
+def kenlm_bins(values, levels):
+    """KenLM's MakeBins (lm/quantize.cc): sorted values in ``levels`` runs of equal length, each at its
+    mean; an empty run repeats the centre before it."""
+    values = sorted(float(v) for v in values)
+    centres = []
+    start = 0
+    for i in range(levels):
+        finish = len(values) * (i + 1) // levels
+        if finish == start:
+            centres.append(centres[-1] if centres else float("-inf"))
+        else:
+            centres.append(sum(values[start:finish]) / (finish - start))
+        start = finish
+    return centres
+
+
+def pack_bits(values, bits):
+    """The values as one Python integer of ``bits`` bits each, value i at bit i*bits, cut into 64-bit words."""
+    whole = 0
+    for i, v in enumerate(values):
+        whole |= int(v) << (i * bits)
+    words = (len(values) * bits + 63) // 64
+    return [(whole >> (64 * k)) & ((1 << 64) - 1) for k in range(words)]

@@ -131,13 +131,15 @@ def costs(model, prune_unigrams=False, history=None):
             context[lo:hi] = context[parent[lo:hi]] + lp[lo:hi]
     if history is not None:
         context = np.where(np.isnan(history), context, history)
+    implied = blank_nodes(model, parent, suffix)
+    explicit = np.where(implied, 0.0, p)  # blanks are no n-grams of the file: they count in no sum
     for n in range(2, model.order + 1):
         lo, hi = _level(model, n)
         c_lo, c_hi = _level(model, n - 1)
         h = parent[lo:hi] - c_lo
         s = suffix[lo:hi]
-        numerator = _clipped(1.0 - _sums(h, p[lo:hi], c_hi - c_lo))
-        denominator = _clipped(1.0 - _sums(h, p[s], c_hi - c_lo))
+        numerator = _clipped(1.0 - _sums(h, explicit[lo:hi], c_hi - c_lo))
+        denominator = _clipped(1.0 - _sums(h, np.where(implied[lo:hi], 0.0, p[s]), c_hi - c_lo))
         proper = (numerator >= 0) & (denominator > 0)
         num, den = numerator[h], denominator[h]
         bow = np.asarray(model.backoff[c_lo:c_hi], np.float64)[h]
@@ -146,9 +148,31 @@ def costs(model, prune_unigrams=False, history=None):
             delta_prob = lp[s] + new_bow - lp[lo:hi]
             delta_h = -(10.0 ** context[c_lo:c_hi][h]) * (p[lo:hi] * delta_prob + num * (new_bow - bow))
             change[lo:hi] = np.where(proper[h], np.expm1(delta_h * math.log(10.0)), np.inf)
+    change[implied] = -np.inf  # removing one changes nothing; it comes back if a kept n-gram needs it
     if prune_unigrams:
         change[:V] = _unigram_changes(p[:V])
     return Costs(model, change, parent, suffix, prune_unigrams)
+
+
+def blank_nodes(model, parent, suffix):
+    """bool[T]: the blank n-grams of ``model``, those an ARPA file lacked but its longer n-grams imply
+    (``ngram.arpa``): below the highest order, without children, backoff 0 (weight 1), and the
+    probability backing off gives. A pruned SRILM file lacks them, and SRILM prunes as if they were
+    not there."""
+    T = len(model.prob)
+    out = np.zeros(T, bool)
+    if model.order < 3:
+        return out
+    C = T - model.sizes[-1]
+    lo = model.sizes[0]
+    inner = np.arange(lo, C)
+    backoff = np.asarray(model.backoff, np.float64)
+    prob = np.asarray(model.prob, np.float64)
+    candidate = (model.children[lo:C] == 0) & (backoff[lo:C] == 0)
+    at = inner[candidate]
+    backed = backoff[parent[at]] + prob[suffix[at]]
+    out[at[np.isclose(prob[at], backed, rtol=1e-6, atol=1e-7)]] = True
+    return out
 
 
 def history_of(model, paths, progress=None, threads=1):
@@ -217,8 +241,10 @@ def kept(c, threshold):
         needed = np.bincount(c.parent[lo:hi][k] - c_lo, minlength=c_hi - c_lo) > 0
     V = model.sizes[0]
     if c.prune_unigrams:
-        used = np.zeros(V, bool)
+        used = np.zeros(V, bool)  # every word of a kept n-gram ends it or a kept prefix, or starts a bigram
         used[np.asarray(model.word, np.int64)[V:][keep[V:]]] = True
+        lo, hi = _level(model, 2) if model.order > 1 else (V, V)
+        used[c.parent[lo:hi][keep[lo:hi]]] = True
         keep[:V] = ~go[:V] | used
     return keep
 
