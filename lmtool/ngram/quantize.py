@@ -25,6 +25,9 @@ FORMAT_VERSION = 2
 """The model file version that holds quantised arrays (an older lmtool refuses it, naming both)."""
 LLOYD_ROUNDS = 200
 MAX_CHILD_BITS = 8
+ARRAYS = ("unigram_prob", "unigram_backoff", "word_codes", "prob_codes", "prob_centres", "backoff_codes",
+          "backoff_centres", "children_codes", "children_big_at", "children_big")
+"""The arrays of a quantised file, after ``vocab`` and ``sizes``, in the order they are written."""
 ZERO_CODE = 0
 """The backoff code that stands for exactly 0 (weight 1): contexts without children, blank n-grams."""
 
@@ -89,23 +92,24 @@ def _cells(v, c):
 
 
 def _split(v, c, spare, s1, s2):
-    """``c`` with up to ``spare`` of its cells of largest squared error split in two at their mean."""
+    """``c`` with up to ``spare`` of its cells of largest squared error split in two at their centre."""
     edges = _cells(v, c)
     lo, hi = edges[:-1], edges[1:]
-    n = np.maximum(hi - lo, 1)
-    sse = (s2[hi] - s2[lo]) - (s1[hi] - s1[lo]) ** 2 / n
-    sse[(hi - lo) < 2] = 0.0
+    n = hi - lo
+    sse = (s2[hi] - s2[lo]) - (s1[hi] - s1[lo]) ** 2 / np.maximum(n, 1)
+    sse[n < 2] = 0.0
     worst = np.argsort(-sse, kind="stable")[:spare]
-    added = []
-    for j in worst[sse[worst] > 0]:
-        mid = lo[j] + int(np.searchsorted(v[lo[j]:hi[j]], c[j], "right"))
-        if lo[j] < mid < hi[j]:
-            added += [(s1[mid] - s1[lo[j]]) / (mid - lo[j]), (s1[hi[j]] - s1[mid]) / (hi[j] - mid)]
-    if not added:
+    worst = worst[sse[worst] > 0]
+    mid = np.searchsorted(v, c[worst], "right")
+    ok = (mid > lo[worst]) & (mid < hi[worst])
+    worst, mid = worst[ok], mid[ok]
+    if len(worst) == 0:
         return c
-    split = np.zeros(len(c), bool)
-    split[worst[sse[worst] > 0]] = True
-    return np.unique(np.concatenate([c[~split], added]))
+    left = (s1[mid] - s1[lo[worst]]) / (mid - lo[worst])
+    right = (s1[hi[worst]] - s1[mid]) / (hi[worst] - mid)
+    kept = np.ones(len(c), bool)
+    kept[worst] = False
+    return np.unique(np.concatenate([c[kept], left, right]))
 
 
 def encode(values, centres):
@@ -268,7 +272,7 @@ def from_file(opened):
         raise IndexError("children_big_at out of range")
     children[big_at] = opened["children_big"]
     model = NgramModel(vocab, sizes, word, prob, backoff, children, meta)
-    model.quantized = {name: opened[name] for name in opened.arrays if name not in ("vocab", "sizes")}
+    model.quantized = {name: opened[name] for name in ARRAYS}
     return model
 
 
