@@ -136,12 +136,18 @@ def _table(centres, levels, reserve_zero=False):
     return table
 
 
-def _codes(values, bits, reserve_zero=False):
+def kenlm_centres(values, levels):
+    """KenLM's centres as its encoder uses them: ``quantile_centres``, repeats and empty runs dropped."""
+    centres = quantile_centres(values, levels) if len(values) else np.zeros(0)
+    return np.unique(centres[np.isfinite(centres)])
+
+
+def _codes(values, bits, reserve_zero=False, centres_of=lloyd_centres):
     """(codes: uint32[len(values)], table: float32[2^bits]) for one order's probabilities or backoffs."""
     levels = 1 << bits
     values = np.asarray(values, np.float32)
     zero = values == 0 if reserve_zero else np.zeros(len(values), bool)
-    centres = np.asarray(lloyd_centres(values[~zero], levels - reserve_zero), np.float32)
+    centres = np.asarray(centres_of(values[~zero], levels - reserve_zero), np.float32)
     table = _table(centres, levels, reserve_zero)
     codes = np.full(len(values), ZERO_CODE, np.uint32)
     if len(centres):
@@ -171,10 +177,11 @@ def _child_bits(children):
 # Models
 
 
-def quantize(model, bits):
+def quantize(model, bits, centres_of=lloyd_centres):
     """``model`` (a normalised or not ``NgramModel``) with its probabilities and backoffs quantised to
     ``bits`` bits: a new ``NgramModel`` holding the decoded values, which ``save`` writes in the
-    quantised form."""
+    quantised form. ``centres_of(values, levels)`` picks the centres (``kenlm_centres`` for KenLM's,
+    which the benchmark compares)."""
     from .model import NgramModel
 
     bits = check_bits(bits)
@@ -185,12 +192,12 @@ def quantize(model, bits):
               np.zeros(0, np.float32)}
     prob_codes, prob_tables, backoff_codes, backoff_tables = [], [], [], []
     for n in range(2, order + 1):
-        codes, table = _codes(prob[model.level(n)], bits)
+        codes, table = _codes(prob[model.level(n)], bits, centres_of=centres_of)
         prob[model.level(n)] = table[codes]
         prob_codes.append(codes)
         prob_tables.append(table)
         if n < order:
-            codes, table = _codes(backoff[model.level(n)], bits, reserve_zero=True)
+            codes, table = _codes(backoff[model.level(n)], bits, reserve_zero=True, centres_of=centres_of)
             backoff[model.level(n)] = table[codes]
             backoff_codes.append(codes)
             backoff_tables.append(table)
@@ -210,7 +217,8 @@ def quantize(model, bits):
         "children_big_at": big.astype(np.int64),
         "children_big": children[big].astype(np.int64),
     })
-    layout = {"bits": bits, "word_bits": word_bits, "children_bits": child_bits, "centres": "lloyd"}
+    layout = {"bits": bits, "word_bits": word_bits, "children_bits": child_bits,
+              "centres": getattr(centres_of, "__name__", "given").replace("_centres", "")}
     meta = dict(model.meta, quantized=layout)
     quantized = NgramModel(model.vocab, sizes, model.word, prob, backoff, children, meta)
     quantized.quantized = arrays
@@ -264,13 +272,15 @@ def from_file(opened):
             unpack_lookup(opened["backoff_codes"], bits, at - V, np.ascontiguousarray(backoff_tables[n - 2]),
                           backoff[at:at + size])
         at += size
+    if child_bits > MAX_CHILD_BITS:
+        raise ValueError("child counts wider than a byte")
     small = np.empty(contexts, np.uint32)
     unpack(opened["children_codes"], child_bits, 0, small)
-    children = small.astype(np.int64)
     big_at = opened["children_big_at"]
     if big_at.size and (big_at.min() < 0 or big_at.max() >= contexts):
         raise IndexError("children_big_at out of range")
-    children[big_at] = opened["children_big"]
+    # as the unquantised file keeps them: one byte each, the counts from the escape code on kept aside
+    children = (small.astype(np.uint8), big_at, opened["children_big"])
     model = NgramModel(vocab, sizes, word, prob, backoff, children, meta)
     model.quantized = {name: opened[name] for name in ARRAYS}
     return model
