@@ -190,11 +190,11 @@ def perplexity_change(model, order, gram, siblings, history=None):
     return math.expm1(delta_h * math.log(10))
 
 
-def unigram_change(model, word):
-    """10^dH - 1 of merging ``word`` into <unk>: dH = (p(w) + p(u)) H2(p(w) / (p(w) + p(u))), log10."""
-    pw, pu = 10 ** model[(word,)][0], 10 ** model[(UNK,)][0]
-    both = pw + pu
-    delta_h = -((pw * math.log10(pw / both) if pw > 0 else 0.0) + (pu * math.log10(pu / both) if pu > 0 else 0.0))
+def merge_change(p, held):
+    """10^dH - 1 of merging a word of probability ``p`` into <unk> holding ``held``: dH = (p + held)
+    H2(p / (p + held)) in log10, the information that told them apart."""
+    both = p + held
+    delta_h = -((p * math.log10(p / both) if p > 0 else 0.0) + (held * math.log10(held / both) if held > 0 else 0.0))
     return math.expm1(delta_h * math.log(10))
 
 
@@ -219,14 +219,18 @@ def entropy_prune(model, order, threshold, history=None, prune_unigrams=False):
                     gone.append(gram)
         for gram in gone:
             del current[gram]
-    if prune_unigrams:
+    if prune_unigrams:  # the least probable first, each merged into what <unk> holds by then
         used = {w for g in current if len(g) > 1 for w in g}
-        gone = [g for g in current if len(g) == 1 and g[0] not in (UNK, BOS, EOS) and g[0] not in used
-                and threshold > 0 and unigram_change(model, g[0]) < threshold]
-        mass = 10 ** current[(UNK,)][0] + sum(10 ** current[g][0] for g in gone)
-        for gram in gone:
+        words = [g for g in current if len(g) == 1 and g[0] not in (UNK, BOS, EOS) and g[0] not in used]
+        words.sort(key=lambda g: 10 ** current[g][0])  # stable: ties stay in the model's order
+        held = 10 ** current[(UNK,)][0]
+        for gram in words:
+            p = 10 ** current[gram][0]
+            if not (threshold > 0 and merge_change(p, held) < threshold):
+                break
+            held += p
             del current[gram]
-        current[(UNK,)] = (math.log10(mass), current[(UNK,)][1])
+        current[(UNK,)] = (math.log10(held), current[(UNK,)][1])
     groups = _groups(current)
     for n in range(1, order):
         for h in [g for g in current if len(g) == n]:

@@ -108,3 +108,19 @@ def test_bad_thresholds_are_refused(values, order, message):
 
 def test_thresholds_repeat_the_last_for_higher_orders():
     assert check_thresholds(["0", "0", "1"], 5) == [0, 0, 1, 1, 1]
+
+
+def test_a_threshold_that_empties_an_order_leaves_a_working_model(tmp_path):
+    """lmplz writes 'ngram 4=0' when nothing of an order is left; that model scores, and reads back."""
+    from lmtool.ngram.arpa import write_arpa
+
+    model = model_from_text(tmp_path, TINY_TEXT, 4, prune=[0, 0, 0, 1000])
+    assert model.sizes[3] == 0 and model.sizes[2] > 0
+    np.testing.assert_allclose(distribution_sums(model), 1.0, atol=1e-6)
+    write_arpa(model, tmp_path / "m.arpa")
+    again = read_arpa(str(tmp_path / "m.arpa"))
+    assert again.sizes == model.sizes
+    assert again.score("and god said") == pytest.approx(model.score("and god said"), abs=1e-5)
+
+
+TINY_TEXT = "and god said\nand god saw\nand the earth was\ngod said let there be light\n" * 3

@@ -108,9 +108,8 @@ def read_arpa(path, progress=None):
         pos += len(raw) + 1
     if not counts:
         fail(body_at, "the \\data\\ header lists no n-gram counts")
-    if 0 in counts:
-        fail(pos, f"the \\data\\ header lists no {counts.index(0) + 1}-grams (ngram {counts.index(0) + 1}=0): "
-                  "an empty model")
+    if counts[0] == 0:  # a pruned model may have lost a whole higher order, but not its words
+        fail(pos, "the \\data\\ header lists no 1-grams (ngram 1=0): an empty model")
     order = len(counts)
     sections = []
     at = body_at + 1

@@ -37,8 +37,9 @@ def check_thresholds(values, order):
                           f"{thresholds[0]}")
     for lower, higher in zip(thresholds, thresholds[1:]):
         if higher < lower:
-            raise LmtoolError(f"--prune thresholds must not decrease with the order ({' '.join(map(str, thresholds))}): "
-                              "a dropped n-gram would leave longer n-grams without their prefix")
+            given = " ".join(map(str, thresholds))
+            raise LmtoolError(f"--prune thresholds must not decrease with the order ({given}): a dropped n-gram "
+                              "would leave longer n-grams without their prefix")
     return thresholds + [thresholds[-1]] * (order - len(thresholds))
 
 

@@ -24,10 +24,13 @@ A kept n-gram whose suffix went is kept whole; the suffix comes back as a "blank
 probability is what backing off gives and whose backoff weight is 1 (as KenLM reads SRILM's
 pruned files), so the trie stays closed and the model scores exactly as the pruned one.
 
-Unigrams stay, unless ``prune_unigrams``: then a word that no kept longer n-gram contains may
-go too (never ``<unk>``, ``<s>``, ``</s>``). It is scored as ``<unk>`` afterwards, and ``<unk>``
-takes its probability; what is lost is telling it apart from ``<unk>``, dH = (p(w) + p(u))
-H2(p(w) / (p(w) + p(u))) with u = ``<unk>`` and H2 the binary entropy in log10.
+Unigrams stay, unless ``prune_unigrams``: then words that no kept longer n-gram contains may go
+too (never ``<unk>``, ``<s>``, ``</s>``), each scored as ``<unk>`` afterwards, ``<unk>`` taking its
+probability. Backing off gives a unigram its own probability back, so Stolcke's estimate is 0 for
+each alone; what merging w into ``<unk>`` loses is telling the two apart: dH = (p(w) + M)
+H2(p(w) / (p(w) + M)), M the probability ``<unk>`` holds by then and H2 the binary entropy (log10).
+That cost grows with p(w) and with M, so the words go from the least probable up, M growing with
+each, while the cost stays below the threshold.
 """
 
 import math
@@ -55,6 +58,7 @@ class Costs:
     parent: np.ndarray
     suffix: np.ndarray
     prune_unigrams: bool
+    unigram_p: np.ndarray = None  # float64[V] when unigrams may go
     history: list = None  # the corpus files P(h) was counted in, for the model's record
 
 
@@ -149,9 +153,7 @@ def costs(model, prune_unigrams=False, history=None):
             delta_h = -(10.0 ** context[c_lo:c_hi][h]) * (p[lo:hi] * delta_prob + num * (new_bow - bow))
             change[lo:hi] = np.where(proper[h], np.expm1(delta_h * math.log(10.0)), np.inf)
     change[implied] = -np.inf  # removing one changes nothing; it comes back if a kept n-gram needs it
-    if prune_unigrams:
-        change[:V] = _unigram_changes(p[:V])
-    return Costs(model, change, parent, suffix, prune_unigrams)
+    return Costs(model, change, parent, suffix, prune_unigrams, unigram_p=p[:V].copy() if prune_unigrams else None)
 
 
 def blank_nodes(model, parent, suffix):
@@ -213,16 +215,23 @@ def history_of(model, paths, progress=None, threads=1):
     return out
 
 
-def _unigram_changes(p):
-    """Relative perplexity change of scoring each word as ``<unk>``, whose probability takes its own:
-    the information that told the two apart, (p(w) + p(u)) H2(p(w) / (p(w) + p(u))), in log10."""
-    pu = p[UNK]
-    both = p + pu
+def merge_changes(p, held):
+    """Relative perplexity change of merging words of probability ``p`` into ``<unk>`` holding ``held``:
+    10^dH - 1 with dH = (p + held) H2(p / (p + held)) in log10 (the information that told them apart)."""
+    both = p + held
     with np.errstate(divide="ignore", invalid="ignore"):
-        h2 = -(np.where(p > 0, p * np.log10(p / both), 0.0) + np.where(pu > 0, pu * np.log10(pu / both), 0.0))
-    change = np.expm1(h2 * math.log(10.0))
-    change[list(range(len(SPECIALS)))] = np.inf
-    return change
+        h2 = -(np.where(p > 0, p * np.log10(p / both), 0.0) + np.where(held > 0, held * np.log10(held / both), 0.0))
+    return np.expm1(h2 * math.log(10.0))
+
+
+def unigrams_merged(p, candidates, threshold):
+    """The ``candidates`` (word ids) that go at ``threshold``: the least probable first, each costing
+    ``merge_changes`` against what ``<unk>`` holds by then, while the cost stays below the threshold."""
+    candidates = candidates[np.argsort(p[candidates], kind="stable")]
+    q = p[candidates]
+    held = p[UNK] + np.concatenate([[0.0], np.cumsum(q)[:-1]])
+    go = np.cumprod(merge_changes(q, held) < threshold).astype(bool) if threshold > 0 else np.zeros(len(q), bool)
+    return candidates[go]
 
 
 def kept(c, threshold):
@@ -245,7 +254,8 @@ def kept(c, threshold):
         used[np.asarray(model.word, np.int64)[V:][keep[V:]]] = True
         lo, hi = _level(model, 2) if model.order > 1 else (V, V)
         used[c.parent[lo:hi][keep[lo:hi]]] = True
-        keep[:V] = ~go[:V] | used
+        used[:len(SPECIALS)] = True
+        keep[unigrams_merged(c.unigram_p, np.flatnonzero(~used), threshold)] = False
     return keep
 
 
@@ -272,7 +282,13 @@ def threshold_for_size(c, size):
         raise LmtoolError(f"--size {size:,} is more than the model's {total:,} n-grams; give a smaller size")
     if size == total:
         return 0.0
-    candidates = np.unique(c.change[np.isfinite(c.change)])
+    candidates = c.change[np.isfinite(c.change)]
+    if c.prune_unigrams:  # the costs of the words in turn, were every one free to go
+        every = np.arange(len(SPECIALS), len(c.unigram_p))
+        ordered = np.sort(c.unigram_p[every])
+        held = c.unigram_p[UNK] + np.concatenate([[0.0], np.cumsum(ordered)[:-1]])
+        candidates = np.concatenate([candidates, merge_changes(ordered, held)])
+    candidates = np.unique(candidates)
     candidates = candidates[candidates > 0]
     if len(candidates) == 0:
         candidates = np.array([np.finfo(np.float64).tiny])

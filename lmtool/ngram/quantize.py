@@ -122,7 +122,9 @@ def encode(values, centres):
 def squared_error(values, centres):
     """Mean squared error of coding ``values`` by their nearest of ``centres`` (ascending)."""
     values = np.asarray(values, np.float64)
-    return float(np.mean((values - np.asarray(centres, np.float64)[encode(values, centres)]) ** 2)) if len(values) else 0.0
+    if len(values) == 0:
+        return 0.0
+    return float(np.mean((values - np.asarray(centres, np.float64)[encode(values, centres)]) ** 2))
 
 
 def _table(centres, levels, reserve_zero=False):
