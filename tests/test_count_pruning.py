@@ -124,3 +124,29 @@ def test_a_threshold_that_empties_an_order_leaves_a_working_model(tmp_path):
 
 
 TINY_TEXT = "and god said\nand god saw\nand the earth was\ngod said let there be light\n" * 3
+
+
+@pytest.mark.parametrize("values, message", [
+    (("0", "-1"), b"--prune thresholds are counts (whole numbers >= 0), got '-1'"),
+    (("0", "1.5"), b"--prune thresholds are counts (whole numbers >= 0), got '1.5'"),
+    (("0", "2", "1"), b"--prune thresholds must not decrease with the order (0 2 1)"),
+    (("1",), b"the first threshold must be 0"),
+])
+def test_cli_bad_thresholds_are_one_line_and_write_nothing(tmp_path, values, message):
+    from tests.conftest import TINY_TRAIN, run_lmtool
+
+    done = run_lmtool("count", TINY_TRAIN, "--order", 3, "--prune", *values, "-o", tmp_path / "m.lm",
+                      "--arpa", tmp_path / "m.arpa")
+    assert done.returncode == 1
+    assert done.stderr.count(b"\n") == 1 and done.stderr.startswith(b"lmtool: error: ") and message in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_prune_takes_every_number_after_it(tmp_path):
+    from tests.conftest import TINY_TRAIN, run_lmtool
+
+    done = run_lmtool("count", "--prune", 0, 1, 1, TINY_TRAIN, "--order", 3, "-o", tmp_path / "m.lm")
+    assert done.returncode == 0, done.stderr.decode()
+    import lmtool
+
+    assert lmtool.load(tmp_path / "m.lm").meta["options"]["prune"] == [0, 1, 1]
