@@ -63,6 +63,7 @@ def bench_count_pruning(test):
 
 def bench_curve(full, test, plot):
     from lmtool.ngram import prune as P
+    from lmtool.ngram.history import history_of
     from lmtool.ngram.build import build_ngram_model
 
     counted = []
@@ -70,7 +71,7 @@ def bench_curve(full, test, plot):
         model = build_ngram_model([os.path.join(KJV, "train.txt")], order=5, prune=prune)
         counted.append((" ".join(map(str, prune)), sum(model.sizes), perplexity(model, test)))
     chain = P.costs(full)
-    history = P.costs(full, history=P.history_of(full, [os.path.join(KJV, "train.txt")]))
+    history = P.costs(full, history=history_of(full, [os.path.join(KJV, "train.txt")]))
     sweeps = {}
     for name, c in (("chain rule", chain), ("--history train", history)):
         sweeps[name] = [(t, *_pruned(P, c, t, test)) for t in THRESHOLDS]

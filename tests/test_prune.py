@@ -8,6 +8,7 @@ import pytest
 
 from lmtool.errors import LmtoolError
 from lmtool.ngram import prune as P
+from lmtool.ngram.history import history_of
 from lmtool.ngram.arpa import read_arpa
 from lmtool.vocab import BOS
 from tests import naive
@@ -72,7 +73,7 @@ def test_history_weighs_contexts_by_their_frequency(tiny):
     tokens = sum(len(w) + 1 for w in lines)
     history = {g: math.log10(c / tokens) for n in counts for g, c in counts[n].items()}
     history[("<s>",)] = math.log10(len(lines) / tokens)
-    computed = P.history_of(model, [str(TINY_TRAIN)])
+    computed = history_of(model, [str(TINY_TRAIN)])
     for n in range(1, order):
         for row, value in zip(model.ngrams(n), computed[model.level(n)]):
             gram = tuple(model.vocab.tokens[i] for i in row)

@@ -116,7 +116,7 @@ def _clipped(x):
 
 def costs(model, prune_unigrams=False, history=None):
     """The ``Costs`` of ``model`` (an ``NgramModel``, normalised). ``history``: float64[C], log10 P(h)
-    of each context node (orders below the highest) where known, NaN elsewhere (see ``history_of``);
+    of each context node (orders below the highest) where known, NaN elsewhere (``ngram.history``);
     where it is NaN, or without it, P(h) comes from the model by the chain rule."""
     check_prunable(model)
     parent, suffix = links(model)
@@ -128,11 +128,9 @@ def costs(model, prune_unigrams=False, history=None):
     if model.order > 1:
         context[:V] = lp[:V]
         context[BOS] = lp[EOS]
-    for n in range(2, model.order + 1):
+    for n in range(2, model.order):
         lo, hi = _level(model, n)
-        c_lo, c_hi = _level(model, n - 1)
-        if n < model.order:
-            context[lo:hi] = context[parent[lo:hi]] + lp[lo:hi]
+        context[lo:hi] = context[parent[lo:hi]] + lp[lo:hi]
     if history is not None:
         context = np.where(np.isnan(history), context, history)
     implied = blank_nodes(model, parent, suffix)
@@ -174,44 +172,6 @@ def blank_nodes(model, parent, suffix):
     at = inner[candidate]
     backed = backoff[parent[at]] + prob[suffix[at]]
     out[at[np.isclose(prob[at], backed, rtol=1e-6, atol=1e-7)]] = True
-    return out
-
-
-def history_of(model, paths, progress=None, threads=1):
-    """float64[C]: log10 of the relative frequency of each context node of ``model`` (the n-grams below
-    its highest order) in the corpus ``paths``, read with the model's vocabulary; NaN for contexts
-    the corpus does not hold. ``<s>`` counts once per sentence; the total is the tokens scored
-    (words and one ``</s>`` per sentence)."""
-    from ..dataset import read_corpus
-    from ..progress import silent
-    from .counts import count_ngrams
-
-    C = sum(model.sizes[:-1])
-    out = np.full(C, np.nan)
-    if model.order < 2:
-        return out
-    data = read_corpus(paths, vocab=model.vocab, progress=progress or silent, threads=threads)
-    counts = count_ngrams(data.ids, data.lengths, model.order - 1, len(model.vocab), threads=threads)
-    tokens = data.tokens
-    V = model.sizes[0]
-    found = counts.count[0].astype(np.float64)
-    found[BOS] = len(data.lengths)
-    with np.errstate(divide="ignore"):
-        out[:V] = np.where(found > 0, np.log10(found / tokens), np.nan)
-    node = np.arange(V, dtype=np.int64)  # each counted n-gram's node in the model, -1 if absent
-    word = np.asarray(model.word, np.int64)
-    parent = links(model)[0]
-    for n in range(2, model.order):
-        lo, hi = _level(model, n)
-        p_lo = _level(model, n - 1)[0]
-        keys = (parent[lo:hi] - p_lo) * V + word[lo:hi]
-        above = node[counts.parent[n - 1]]
-        wanted = (above - p_lo) * V + counts.word[n - 1]
-        at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
-        hit = (above >= 0) & (len(keys) > 0) & (keys[at] == wanted)
-        node = np.where(hit, at + lo, -1)
-        c = counts.count[n - 1][hit].astype(np.float64)
-        out[node[hit]] = np.log10(c / tokens)
     return out
 
 
@@ -394,11 +354,15 @@ def prune(model, threshold=None, size=None, prune_unigrams=False, history=None, 
     there. Returns ``(pruned model, threshold)``."""
     check_prunable(model, path)
     check_request(threshold, size)
-    c = costs(model, prune_unigrams, None if history is None else history_of(model, history))
+    if history is not None:
+        from .history import history_of
+
+        history_paths, history = history, history_of(model, history)
+    c = costs(model, prune_unigrams, history)
     if history is not None:
         from ..corpus import display_name
 
-        c.history = [display_name(p) for p in history]
+        c.history = [display_name(p) for p in history_paths]
     if size is not None:
         threshold = threshold_for_size(c, size)
     return pruned_model(c, threshold), threshold
