@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from common import CACHE, ROOT  # noqa: E402
 
-SECTIONS = ("ngram", "kernels", "train", "threads", "scaling")
+SECTIONS = ("ngram", "kernels", "train", "threads", "scaling", "small")
 
 
 HEADER = """# lmtool benchmark results
@@ -115,6 +115,9 @@ def commands(section, quick):
                          [py, os.path.join(HERE, "bench_scaling.py"), synthetic(size), "--memory", "1G",
                           "--cpus", "0,1", *extra]))
         return runs
+    if section == "small":
+        return [("small n-gram models: pruning and quantisation (bench_small.py)",
+                 [py, os.path.join(HERE, "bench_small.py"), "--plot", os.path.join(HERE, "small_models.png")])]
     raise ValueError(section)
 
 

@@ -100,12 +100,16 @@ def kn_discounts(adjusted):
     return discounts
 
 
-def mkn(sents, order, vocab, discounts=None):
+def mkn(sents, order, vocab, discounts=None, prune=None):
     """Interpolated modified Kneser-Ney as KenLM estimates it: {ngram: (log10 p, log10 backoff)}.
 
     ``vocab`` lists every token (specials included); unigrams of words never seen get the
     interpolated mass only. ``discounts`` (one (D1, D2, D3+) per order, e.g. those the model
-    recorded) replaces the estimates of ``mkn_discounts``.
+    recorded) replaces the estimates of ``mkn_discounts``. ``prune`` (thresholds per order, lmplz's
+    ``--prune``) drops the n-grams of order >= 2 whose raw count is at most their order's
+    threshold, and gives their whole adjusted count to the context's interpolation weight (lmplz's
+    AddRight: gamma(h) = (sum of kept D(a) + sum of dropped a) / sum of a); discounts come from
+    all the n-grams.
     """
     adjusted = adjusted_counts(sents, order, vocab)
     if discounts is None:
@@ -117,7 +121,11 @@ def mkn(sents, order, vocab, discounts=None):
         d1, d2, d3 = discounts[n - 1]
         return {0: 0.0, 1: d1, 2: d2}.get(a, d3)
 
-    return _interpolated_absolute_discounting(adjusted, order, vocab, discount)
+    def dropped(gram):
+        return prune is not None and len(gram) > 1 and raw[len(gram)][gram] <= prune[len(gram) - 1]
+
+    raw = count_ngrams(sents, order) if prune is not None else None
+    return _interpolated_absolute_discounting(adjusted, order, vocab, discount, dropped)
 
 
 def kneser_ney(sents, order, vocab, discounts=None):
@@ -133,16 +141,19 @@ def kneser_ney(sents, order, vocab, discounts=None):
     return _interpolated_absolute_discounting(adjusted, order, vocab, lambda n, a: discounts[n - 1] if a else 0.0)
 
 
-def _interpolated_absolute_discounting(adjusted, order, vocab, discount):
+def _interpolated_absolute_discounting(adjusted, order, vocab, discount, dropped=None):
     """p(w | h) = (a(hw) - D(a(hw))) / sum_v a(hv) + gamma(h) p(w | h'), gamma(h) = sum_v D(a(hv)) /
-    sum_v a(hv): the discounted mass, spread by the next lower order (uniform below unigrams)."""
+    sum_v a(hv): the discounted mass, spread by the next lower order (uniform below unigrams).
+    ``dropped(gram)``: the n-grams left out of the model, whose whole adjusted count goes to their
+    context's gamma (lmplz's pruning)."""
+    dropped = dropped or (lambda gram: False)
     totals, gammas = {}, {}
     for n in range(1, order + 1):
         total = defaultdict(float)
         mass = defaultdict(float)
         for gram, a in adjusted[n].items():
             total[gram[:-1]] += a
-            mass[gram[:-1]] += discount(n, a)
+            mass[gram[:-1]] += a if dropped(gram) else discount(n, a)
         totals[n] = total
         gammas[n] = {h: mass[h] / total[h] for h in total}
 
@@ -154,7 +165,7 @@ def _interpolated_absolute_discounting(adjusted, order, vocab, discount):
             u = (a - discount(n, a)) / totals[n][h]
             lower = uniform if n == 1 else prob[gram[1:]]
             prob[gram] = u + gammas[n][h] * lower
-    return _table(prob, gammas, order)
+    return _table(prob, gammas, order, dropped)
 
 
 def witten_bell(sents, order, vocab):
@@ -240,13 +251,17 @@ def _contexts(grams):
     return {gram[:-1] for gram in grams}
 
 
-def _table(prob, gammas, order):
+def _table(prob, gammas, order, dropped=None):
     """{ngram: (log10 p, log10 backoff)} as an ARPA file holds it: <s> has probability 1, a backoff
-    weight is gamma of the n-gram as a context (1 if nothing follows it; none at the top order)."""
+    weight is gamma of the n-gram as a context (1 if nothing follows it; none at the top order);
+    the n-grams ``dropped`` (a predicate) are left out."""
+    dropped = dropped or (lambda gram: False)
     prob = {**prob, (BOS,): 1.0}
     model = {}
     for gram, p in prob.items():
         n = len(gram)
+        if dropped(gram):
+            continue
         backoff = gammas[n + 1].get(gram, 1.0) if n < order else 1.0
         model[gram] = (min(0.0, math.log10(p)), math.log10(backoff))
     return model
@@ -329,3 +344,135 @@ def class_bigram_loglik(contexts, targets, word_class):
         c = int(word_class[w])
         total += n * (math.log(context_class[v, c] / context_count[v]) + math.log(word_count[w] / class_count[c]))
     return total
+
+
+# Relative-entropy pruning (Stolcke 1998), as SRILM's Ngram::pruneProbs and recomputeBOWs do it
+
+PROB_EPSILON = 3e-6
+
+
+def _clip(x):
+    return 0.0 if -PROB_EPSILON < x < 0 else x
+
+
+def context_logprob(model, order, h):
+    """log10 P(h) by the chain rule, the first word <s> counted as </s> (SRILM's contextProb)."""
+    total = 0.0
+    for i, w in enumerate(h):
+        if i == 0 and w == BOS:
+            w = EOS
+        total += backoff_logprob(model, order, h[:i], w)
+    return total
+
+
+def _groups(model):
+    """{context: [n-grams of ``model`` with that context]}, in the model's order."""
+    groups = defaultdict(list)
+    for gram in model:
+        if len(gram) > 1:
+            groups[gram[:-1]].append(gram)
+    return groups
+
+
+def perplexity_change(model, order, gram, siblings, history=None):
+    """10^dH - 1 of removing ``gram`` alone (dH: SRILM's relative entropy change; ``siblings``: every
+    n-gram of its context), or None where the context's backoff weight cannot be formed."""
+    h, w = gram[:-1], gram[-1]
+    numerator = _clip(1.0 - sum(10 ** model[g][0] for g in siblings))
+    denominator = _clip(1.0 - sum(10 ** backoff_logprob(model, order, h[1:], g[-1]) for g in siblings))
+    if not (numerator >= 0 and denominator > 0):
+        return None
+    context = history[h] if history is not None and h in history else context_logprob(model, order, h)
+    p = 10 ** model[gram][0]
+    backed = backoff_logprob(model, order, h[1:], w)
+    new_bow = math.log10(numerator + p) - math.log10(denominator + 10 ** backed)
+    delta_h = -(10 ** context) * (p * (backed + new_bow - model[gram][0]) + numerator * (new_bow - model[h][1]))
+    return math.expm1(delta_h * math.log(10))
+
+
+def merge_change(p, held):
+    """10^dH - 1 of merging a word of probability ``p`` into <unk> holding ``held``: dH = (p + held)
+    H2(p / (p + held)) in log10, the information that told them apart."""
+    both = p + held
+    delta_h = -((p * math.log10(p / both) if p > 0 else 0.0) + (held * math.log10(held / both) if held > 0 else 0.0))
+    return math.expm1(delta_h * math.log(10))
+
+
+def entropy_prune(model, order, threshold, history=None, prune_unigrams=False):
+    """A model {ngram: (log10 p, log10 backoff)} pruned at ``threshold``: for each order from the highest
+    down, every n-gram's change is computed on the original model and those below the threshold go
+    at once, unless a kept longer n-gram extends them; then the backoff weights are recomputed from
+    the lowest order up over the n-grams kept. ``history``: {context: log10 P(h)} to use instead of
+    the chain rule where it has the context. Returns the pruned {ngram: (log10 p, log10 backoff)},
+    without blank n-grams."""
+    groups = _groups(model)
+    current = dict(model)
+    for n in range(order, 1, -1):
+        extended = {g[:-1] for g in current if len(g) == n + 1}
+        gone = []
+        for h, siblings in groups.items():
+            if len(h) != n - 1:
+                continue
+            for gram in siblings:
+                change = perplexity_change(model, order, gram, siblings, history)
+                if threshold > 0 and change is not None and change < threshold and gram not in extended:
+                    gone.append(gram)
+        for gram in gone:
+            del current[gram]
+    if prune_unigrams:  # the least probable first, each merged into what <unk> holds by then
+        used = {w for g in current if len(g) > 1 for w in g}
+        words = [g for g in current if len(g) == 1 and g[0] not in (UNK, BOS, EOS) and g[0] not in used]
+        words.sort(key=lambda g: 10 ** current[g][0])  # stable: ties stay in the model's order
+        held = 10 ** current[(UNK,)][0]
+        for gram in words:
+            p = 10 ** current[gram][0]
+            if not (threshold > 0 and merge_change(p, held) < threshold):
+                break
+            held += p
+            del current[gram]
+        current[(UNK,)] = (math.log10(held), current[(UNK,)][1])
+    groups = _groups(current)
+    for n in range(1, order):
+        for h in [g for g in current if len(g) == n]:
+            children = groups.get(h, [])
+            if not children:
+                current[h] = (current[h][0], 0.0)
+                continue
+            numerator = _clip(1.0 - sum(10 ** current[g][0] for g in children))
+            denominator = _clip(1.0 - sum(10 ** backoff_logprob(current, order, h[1:], g[-1]) for g in children))
+            if numerator < PROB_EPSILON and denominator < PROB_EPSILON:
+                bow = 0.0
+            elif numerator > 0 and denominator > 0:
+                bow = max(math.log10(numerator) - math.log10(denominator), -99.0)
+            else:
+                bow = -99.0
+            current[h] = (current[h][0], bow)
+    return current
+
+
+# Quantisation and bit packing
+
+
+def kenlm_bins(values, levels):
+    """KenLM's MakeBins (lm/quantize.cc): sorted values in ``levels`` runs of equal length, each at its
+    mean; an empty run repeats the centre before it."""
+    values = sorted(float(v) for v in values)
+    centres = []
+    start = 0
+    for i in range(levels):
+        finish = len(values) * (i + 1) // levels
+        if finish == start:
+            centres.append(centres[-1] if centres else float("-inf"))
+        else:
+            centres.append(sum(values[start:finish]) / (finish - start))
+        start = finish
+    return centres
+
+
+def pack_bits(values, bits):
+    """The values as one Python integer of ``bits`` bits each, value i at bit i*bits, cut into 64-bit words."""
+    whole = 0
+    for i, v in enumerate(values):
+        whole |= int(v) << (i * bits)
+    words = (len(values) * bits + 63) // 64
+    return [(whole >> (64 * k)) & ((1 << 64) - 1) for k in range(words)]

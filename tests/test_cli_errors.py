@@ -384,7 +384,9 @@ def paths(tmp_path_factory, tiny_model):
 
     model = tiny_model.lm.read_bytes()
     magic, version = model[:8], struct.unpack("<I", model[8:12])[0]
-    p["format_version"], p["newer_version"] = version, version + 1
+    from lmtool.modelfile import FORMAT_VERSION  # the newest read; files are written as old as they can be
+
+    p["format_version"], p["newer_version"] = FORMAT_VERSION, FORMAT_VERSION + 1
     p["m_missing"] = base / "no-such-model.lm"
     put("m_empty", "empty.lm", b"")
     p["m_dir"] = p["dir"]
@@ -393,7 +395,7 @@ def paths(tmp_path_factory, tiny_model):
     put("m_trunc_header", "truncated-header.lm", model[:200])
     put("m_flip_data", "flipped-data.lm", _flip(model, len(model) // 2))
     put("m_flip_header", "flipped-header.lm", _flip(model, 40))
-    put("m_newer", "newer.lm", model[:8] + struct.pack("<I", version + 1) + model[12:])
+    put("m_newer", "newer.lm", model[:8] + struct.pack("<I", FORMAT_VERSION + 1) + model[12:])
     put("m_random", "random.bin", random.Random(2).randbytes(8192))
     put("m_kenlm", "kenlm.binary", b"mmap lm http://kheafield.com/code format version 5\n\x00" + bytes(4096))
     p["m_arpa"] = tiny_model.arpa

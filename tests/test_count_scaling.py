@@ -68,6 +68,8 @@ def spills(stderr):
     (("a",), ("--order", "3", "--smoothing", "add-k", "--k", "0.5")),
     (("a",), ("--order", "4", "--smoothing", "stupid-backoff")),
     (("b",), ("--order", "5", "--level", "char")),
+    (("a", "b"), ("--order", "4", "--prune", "0", "1", "2")),
+    (("a",), ("--order", "3", "--smoothing", "witten-bell", "--prune", "0", "0", "1")),
 ])
 def test_memory_budget_spills_and_gives_the_same_file(capsys, tmp_path, texts, inputs, options, monkeypatch):
     paths = [texts[k] for k in inputs]
@@ -268,7 +270,8 @@ def test_large_budget_spills_nothing(capsys, tmp_path, texts):
     assert (tmp_path / "m.lm").read_bytes() == plain
 
 
-@pytest.mark.parametrize("options", [(), ("--memory", "200K"), ("--smoothing", "add-k"), ("--smoothing", "kneser-ney")])
+@pytest.mark.parametrize("options", [(), ("--memory", "200K"), ("--smoothing", "add-k"), ("--smoothing", "kneser-ney"),
+                                     ("--prune", "0", "1", "1"), ("--memory", "200K", "--prune", "0", "1")])
 def test_threads_give_the_same_file(capsys, tmp_path, texts, options, monkeypatch):
     monkeypatch.setattr("lmtool.ngram.counts.CHUNK_TOKENS", 4096)  # several chunks in memory too
     monkeypatch.setattr("lmtool.corpus.CHUNK_BYTES", 8192)  # several chunks read, into a token table per thread
@@ -293,11 +296,12 @@ def test_chunked_in_memory_counting_is_unchanged_by_threads():
                 assert a.dtype == b.dtype and np.array_equal(a, b)
 
 
-def test_dask_local_cluster_gives_the_same_file(capsys, tmp_path, texts):
+@pytest.mark.parametrize("options", [(), ("--prune", "0", "1", "1")])
+def test_dask_local_cluster_gives_the_same_file(capsys, tmp_path, texts, options):
     pytest.importorskip("distributed")
     paths = [texts["a"], texts["gz"], texts["b"]]
-    plain = build(capsys, tmp_path / "plain.lm", paths, "--order", "4")
-    err = lmtool(capsys, "count", *paths, "-o", tmp_path / "dask.lm", "--order", "4", "--dask", "local:2")
+    plain = build(capsys, tmp_path / "plain.lm", paths, "--order", "4", *options)
+    err = lmtool(capsys, "count", *paths, "-o", tmp_path / "dask.lm", "--order", "4", "--dask", "local:2", *options)
     assert "3 shards on 2 Dask workers" in err
     assert (tmp_path / "dask.lm").read_bytes() == plain
 
