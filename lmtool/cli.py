@@ -343,13 +343,16 @@ def _quantized(model, bits, path):
 @click.option("--size", type=int, metavar="N", help="Use the threshold that leaves at most N n-grams (all orders).")
 @click.option("--history", multiple=True, metavar="CORPUS",
               help="Weigh each context by its frequency in CORPUS (the training text; repeat for several files) "
-                   "instead of by the model's own chain rule: better for Kneser-Ney models.")
+                   "instead of by the model's own chain rule: better for Kneser-Ney models.  [default: the "
+                   "training text the model records, when it is still there unchanged]")
+@click.option("--chain-rule", is_flag=True,
+              help="Weigh each context by the model's own chain rule, as SRILM does (what an ARPA file gets).")
 @click.option("--prune-unigrams", is_flag=True,
               help="Let unigrams go too (a word in no kept longer n-gram); they are then scored as <unk>.")
 @click.option("--quantize", type=int, metavar="BITS",
               help="Also quantise probabilities and backoffs to BITS-bit codes (4 to 16).")
 @quiet_option
-def prune_command(model, output, threshold, size, history, prune_unigrams, quantize, quiet):
+def prune_command(model, output, threshold, size, history, chain_rule, prune_unigrams, quantize, quiet):
     """Prune MODEL (lmtool or ARPA, from KenLM or SRILM) by relative entropy and write SMALL.
 
     Stolcke's entropy pruning as SRILM's 'ngram -prune' does it: an n-gram goes when backing off
@@ -358,9 +361,11 @@ def prune_command(model, output, threshold, size, history, prune_unigrams, quant
     longer one stays. The backoff weights are then recomputed, so the model stays normalised.
     """
     from .ngram.arpa import is_arpa_name, write_arpa
-    from .ngram.prune import check_prunable, check_request, prune
+    from .ngram.prune import check_prunable, check_request, prune, recorded_training_text
 
     check_request(threshold, size)
+    if history and chain_rule:
+        raise LmtoolError("--history and --chain-rule are two ways to weigh contexts: give one")
     if quantize is not None:
         from .ngram.quantize import check_bits
 
@@ -368,8 +373,14 @@ def prune_command(model, output, threshold, size, history, prune_unigrams, quant
     check_outputs((output,), (model, *history))
     lm = _read_model_or_arpa(model, _tqdm_factory(quiet))
     check_prunable(lm, model)
-    small, threshold = prune(lm, threshold=threshold, size=size, prune_unigrams=prune_unigrams,
-                             history=list(history) or None, path=model)
+    history = list(history) or None
+    if history is None and not chain_rule:
+        history = recorded_training_text(lm)
+        if history and not quiet:
+            click.echo(f"weighing contexts by their frequency in {' '.join(history)}, the model's training text",
+                       err=True)
+    small, threshold = prune(lm, threshold=threshold, size=size, prune_unigrams=prune_unigrams, history=history,
+                             path=model)
     if quantize is not None:
         from .ngram.quantize import quantize as quantized
 

@@ -34,6 +34,7 @@ each, while the cost stays below the threshold.
 """
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -346,6 +347,22 @@ def check_request(threshold, size):
                           f"got {threshold}")
     if size is not None and size < 1:
         raise LmtoolError(f"--size must be a positive number of n-grams, got {size}")
+
+
+def recorded_training_text(model):
+    """The training files an lmtool model records, when they are still there and hash to the digest
+    it recorded: the best estimate of P(h) there is, so ``prune``'s default history. None otherwise
+    (an ARPA file records none)."""
+    from ..corpus import fingerprint
+
+    training = (model.meta or {}).get("training") or {}
+    files, digest = training.get("files"), training.get("blake2b")
+    if not files or not digest or not all(os.path.isfile(f) for f in files):
+        return None
+    try:
+        return list(files) if fingerprint(files) == digest else None
+    except (OSError, LmtoolError):
+        return None
 
 
 def prune(model, threshold=None, size=None, prune_unigrams=False, history=None, path=None):
