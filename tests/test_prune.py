@@ -211,3 +211,27 @@ def test_cli_refuses_stupid_backoff_and_recurrent_models(tmp_path):
         done = run_lmtool("prune", model, "-o", out, "--threshold", "1e-7")
         assert done.returncode == 1 and done.stderr.count(b"\n") == 1 and message in done.stderr, done.stderr
         assert not out.exists()
+
+
+def test_cli_weighs_contexts_by_the_recorded_training_text_by_default(tmp_path):
+    """The model's own training text, while it is there unchanged, is the default --history; when it
+    has changed (or with --chain-rule) contexts are weighed by the chain rule, as SRILM does."""
+    corpus, lm = tmp_path / "train.txt", tmp_path / "m.lm"
+    corpus.write_bytes(TINY_TRAIN.read_bytes())
+    assert run_lmtool("count", "-q", corpus, "--order", 3, "-o", lm).returncode == 0
+
+    def pruned(name, *args):
+        done = run_lmtool("prune", lm, "-o", tmp_path / name, "--size", 4000, *args)
+        assert done.returncode == 0, done.stderr.decode()
+        return (tmp_path / name).read_bytes(), done.stderr.decode()
+
+    by_default, said = pruned("default.lm")
+    assert f"weighing contexts by their frequency in {corpus}" in said
+    assert by_default == pruned("history.lm", "-q", "--history", corpus)[0]
+    chain_rule = pruned("chain.lm", "-q", "--chain-rule")[0]
+    assert chain_rule != by_default
+    corpus.write_text("a changed text\n")
+    changed, said = pruned("changed.lm")
+    assert changed == chain_rule and "weighing" not in said
+    both = run_lmtool("prune", lm, "-o", tmp_path / "both.lm", "--size", 4000, "--history", corpus, "--chain-rule")
+    assert both.returncode == 1 and b"give one" in both.stderr
