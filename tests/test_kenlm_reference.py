@@ -10,6 +10,8 @@ import pytest
 from lmtool.ngram.arpa import read_arpa, write_arpa
 from lmtool.ngram.build import build_ngram_model
 
+from .conftest import KJV_TRAIN, ROOT, TINY_TEST, TINY_TRAIN
+
 DATA = os.path.join(os.path.dirname(__file__), "data", "kenlm")
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "reference")
 
@@ -31,7 +33,7 @@ def assert_same_ngrams(ours, ref, tol=1e-4):
 @pytest.fixture(scope="module", params=[3, 5])
 def tiny(request, tmp_path_factory):
     order = request.param
-    model = build_ngram_model(["corpora/tiny/train.txt"], order=order)
+    model = build_ngram_model([str(TINY_TRAIN)], order=order)
     arpa = tmp_path_factory.mktemp("arpa") / f"tiny{order}.arpa"
     write_arpa(model, str(arpa))
     return order, model, str(arpa)
@@ -48,7 +50,7 @@ def test_tiny_perplexity_matches_query(tiny):
     order, model, _ = tiny
     with open(os.path.join(DATA, "query_tiny_test.json")) as f:
         want = json.load(f)[f"tiny.o{order}"]
-    with open("corpora/tiny/test.txt", encoding="utf-8") as f:
+    with open(TINY_TEST, encoding="utf-8") as f:
         text = f.read()
     from lmtool.evaluate import Totals
 
@@ -64,7 +66,7 @@ def test_kenlm_module_reads_our_arpa(tiny):
     order, model, arpa = tiny
     theirs = kenlm.Model(arpa)
     total, tokens = 0.0, 0
-    with open("corpora/tiny/test.txt", encoding="utf-8") as f:
+    with open(TINY_TEST, encoding="utf-8") as f:
         lines = f.read().splitlines()
     for line in lines:
         total += theirs.score(line, bos=True, eos=True)
@@ -79,15 +81,15 @@ def test_kenlm_module_reads_our_arpa(tiny):
 @pytest.mark.skipif(not os.path.isdir(SHARED), reason="../shared/reference (full-KJV KenLM outputs) not present")
 @pytest.mark.parametrize("order,perplexity", [(3, 48.92532), (5, 41.58920)])
 def test_kjv_matches_lmplz(order, perplexity):
-    model = build_ngram_model(["corpora/kjv/train.txt"], order=order)
+    model = build_ngram_model([str(KJV_TRAIN)], order=order)
     assert_same_ngrams(model, read_arpa(os.path.join(SHARED, f"kjv.o{order}.arpa.gz")))
-    with open("corpora/kjv/test.txt", encoding="utf-8") as f:
+    with open(ROOT / "corpora" / "kjv" / "test.txt", encoding="utf-8") as f:
         assert model.perplexity(f.read()) == pytest.approx(perplexity, rel=1e-4)
 
 
 def test_discounts_match_lmplz_on_kjv():
     """lmplz -o 5 prints these D1/D2/D3+ per order for KJV train (../shared/ANCHORS.md)."""
-    model = build_ngram_model(["corpora/kjv/train.txt"], order=5)
+    model = build_ngram_model([str(KJV_TRAIN)], order=5)
     want = [(0.561453, 1.07144, 1.51672), (0.694972, 1.11415, 1.4636), (0.800418, 1.19043, 1.50727),
             (0.881644, 1.32309, 1.57914), (0.882881, 1.39719, 1.6383)]
     for got, expected in zip(model.meta["estimated"]["discounts"], want):

@@ -10,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 from lmtool.ngram.smoothing import METHODS, SmoothingWarning
 from lmtool.vocab import BOS
 from tests import naive
+from tests.conftest import KJV_TRAIN
 from tests.helpers import model_from_text
 
 NORMALIZED = [m for m in METHODS if m != "stupid-backoff"]
@@ -64,7 +65,7 @@ def test_kjv_contexts_sum_to_one(method, kjv_small):
 
 @pytest.fixture(scope="module")
 def kjv_small(tmp_path_factory):
-    with open("corpora/kjv/train.txt", encoding="utf-8") as f:
+    with open(KJV_TRAIN, encoding="utf-8") as f:
         text = "".join(f.readline() for _ in range(3000))
     return tmp_path_factory.mktemp("kjv"), text
 

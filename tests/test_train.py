@@ -11,8 +11,9 @@ from lmtool.errors import LmtoolError
 from lmtool.neural.session import TrainOptions, run_training
 from lmtool.neural.train import Trainer
 
-TINY = "corpora/tiny/train.txt"
-TINY_TEST = "corpora/tiny/test.txt"
+from . import conftest
+
+TINY, TINY_TEST = str(conftest.TINY_TRAIN), str(conftest.TINY_TEST)  # str: options and the model's meta hold str
 
 
 def options(tmp_path, name="m.lm", **kw):
