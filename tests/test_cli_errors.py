@@ -33,7 +33,7 @@ import numpy as np
 import pytest
 
 from .conftest import KJV_TRAIN, TINY_TEST, TINY_TRAIN, run_lmtool
-from .helpers import as_a_background_job, as_in_a_terminal
+from .helpers import as_a_background_job, as_in_a_terminal, has_open, signal_when
 
 SENTINEL = b"pre-existing output: lmtool must leave these bytes alone\n"
 TMP_PREFIX = ".lmtool-"
@@ -542,41 +542,26 @@ def test_newer_version_file_is_otherwise_intact(paths):
 
 # --- Ctrl-C --------------------------------------------------------------------------------------
 
-def _opened(pid, path):
-    """Whether process ``pid`` has ``path`` open (Linux /proc)."""
-    folder = f"/proc/{pid}/fd"
-    try:
-        for fd in os.listdir(folder):
-            try:
-                if os.readlink(os.path.join(folder, fd)) == str(path):
-                    return True
-            except OSError:
-                continue
-    except OSError:
-        return False
-    return False
-
-
 def _interrupt_count(tmp_path, when, extra=(), sig=signal.SIGINT, start=as_in_a_terminal):
     """Start ``lmtool count`` on the KJV training text (``start`` run in the child before exec),
-    send ``sig`` as soon as ``when(proc, out)`` holds."""
+    send ``sig`` at a moment when ``when(proc, out)`` holds (``signal_when``: the process is held
+    still between the check and the signal)."""
     out = tmp_path / "out"
     out.mkdir()
     command = [sys.executable, "-m", "lmtool.cli", "count", "-q", *map(str, extra), "-o", str(out / "kjv.lm"),
                "--arpa", str(out / "kjv.arpa")]
     proc = subprocess.Popen(command, cwd=out, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=start)
-    deadline = time.monotonic() + 120
+    seen = []
+
+    def moment():
+        seen[:] = sorted(os.listdir(out))
+        return when(proc, out)
+
     try:
-        while proc.poll() is None and not when(proc, out):
-            if time.monotonic() > deadline:
-                pytest.fail("the moment to interrupt never came")
-            time.sleep(0.0005)
-        if proc.poll() is not None:
+        if not signal_when(proc, moment, sig):
             pytest.fail(f"lmtool count finished (exit {proc.returncode}) before it could be interrupted; "
                         "use a larger input")
-        seen = sorted(os.listdir(out))
-        proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -590,7 +575,7 @@ def _interrupt_count(tmp_path, when, extra=(), sig=signal.SIGINT, start=as_in_a_
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to see what the process reads")
 def test_interrupt_while_reading_leaves_nothing(tmp_path):
-    outcome = _interrupt_count(tmp_path, lambda proc, out: _opened(proc.pid, KJV_TRAIN),
+    outcome = _interrupt_count(tmp_path, lambda proc, out: has_open(proc.pid, KJV_TRAIN),
                                extra=(KJV_TRAIN, KJV_TRAIN, KJV_TRAIN, "--order", 3))
     assert_failed_cleanly(outcome, prefix="lmtool: interrupted")
 

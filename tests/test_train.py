@@ -262,22 +262,19 @@ def test_sigterm_during_training_saves_the_checkpoint_it_names(tmp_path, sig):
     """``kill`` (or a closed terminal) stops ``lmtool train`` as Ctrl-C does: after the step, with a
     checkpoint that ``--resume`` takes (it used to say so and leave none)."""
     import signal
-    import time
 
     from .conftest import TINY_TRAIN, run_lmtool
-    from .helpers import as_in_a_terminal
+    from .helpers import as_in_a_terminal, signal_when
 
     out, log = tmp_path / "m.lm", tmp_path / "log.tsv"
     common = ["train", "-q", TINY_TRAIN, "-o", out, "--hidden", "16", "--embed", "16"]
     proc = subprocess.Popen([sys.executable, "-m", "lmtool.cli", *map(str, common), "--epochs", "500", "--log", str(log)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=as_in_a_terminal)
     try:
-        deadline = time.monotonic() + 120
-        while not (log.exists() and log.stat().st_size) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)  # an epoch has ended: training is under way
-        assert proc.poll() is None, proc.communicate()
-        proc.send_signal(getattr(signal, sig))
+        # once an epoch has ended (its line is in the log), training is under way
+        sent = signal_when(proc, lambda: log.exists() and log.stat().st_size > 0, getattr(signal, sig))
         _, err = proc.communicate(timeout=120)
+        assert sent, err
     finally:
         if proc.poll() is None:
             proc.kill()
