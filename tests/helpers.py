@@ -1,8 +1,10 @@
-"""Small builders shared by the tests, and the rule for tests that cannot run everywhere."""
+"""Small builders shared by the tests, the rule for tests that cannot run everywhere, and what the
+signal tests need to send a signal at the right moment."""
 
 import importlib
 import os
 import signal
+import time
 import warnings
 
 import pytest
@@ -58,3 +60,89 @@ def as_a_background_job():
     SIGTERM, SIGHUP handled by default)."""
     as_in_a_terminal()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _states(pid):
+    """The state letter of each thread of process ``pid`` (``R``, ``S``, ``T`` stopped, ...), from /proc."""
+    states = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:  # gone
+        return states
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat") as f:
+                states.append(f.read().rpartition(")")[2].split()[0])
+        except (OSError, IndexError):
+            continue
+    return states
+
+
+def process_group(pgid):
+    """Process ids of the processes in process group ``pgid`` (Linux /proc)."""
+    members = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    fields = f.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if len(fields) > 2 and int(fields[2]) == pgid:
+                members.append(int(name))
+    return members
+
+
+def has_open(pid, path):
+    """Whether process ``pid`` has ``path`` open (Linux /proc)."""
+    folder = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    for fd in names:
+        try:
+            if os.readlink(os.path.join(folder, fd)) == str(path):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def signal_when(proc, condition, sig, group=False, timeout=120):
+    """Send ``sig`` to ``proc`` (to its whole process group if ``group``, as a terminal's Ctrl-C
+    does) at a moment when ``condition()`` holds, however soon the process would move on.
+
+    ``condition`` is polled; once it holds, the process (group) is stopped with SIGSTOP and, when
+    every thread has stopped, asked again: if it still holds, ``sig`` is sent while nothing moves and
+    the process continues (SIGCONT) with it pending, so nothing happens between the check and the
+    signal. Otherwise the process continues and polling goes on. Returns False if the process ended
+    first; fails the test if the moment has not come after ``timeout`` seconds.
+    """
+    def send(signum):
+        try:
+            if group:
+                os.killpg(proc.pid, signum)
+            else:
+                proc.send_signal(signum)
+        except ProcessLookupError:  # ended meanwhile: the caller sees it in the exit status
+            pass
+
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the moment to send {signal.Signals(sig).name} never came in {timeout} s")
+        if condition():
+            send(signal.SIGSTOP)
+            members = process_group(proc.pid) if group else [proc.pid]
+            while any(state not in "TtZX" for pid in members for state in _states(pid)) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.001)
+            held = proc.poll() is None and condition()
+            if held:
+                send(sig)
+            send(signal.SIGCONT)
+            if held:
+                return True
+        time.sleep(0.001)
+    return False

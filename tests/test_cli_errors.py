@@ -9,8 +9,9 @@ was) and no ``.lmtool-*.tmp`` left behind. Ctrl-C ends with ``lmtool: interrupte
 guarantees.
 
 Every case runs ``python -m lmtool.cli`` in a fresh process with its own output folder (also its
-working directory, so a stray file of any name is caught). The cases are independent, so a fixture
-runs all the selected ones at once on a small process pool, and each test then checks its result.
+working directory, so a stray file of any name is caught). The cases are independent: a single
+pytest process runs all the selected ones at once on a small pool before checking them, and each
+pytest-xdist worker runs only the cases it is given (see ``outcomes``).
 """
 
 import bz2
@@ -32,7 +33,7 @@ import numpy as np
 import pytest
 
 from .conftest import KJV_TRAIN, TINY_TEST, TINY_TRAIN, run_lmtool
-from .helpers import as_a_background_job, as_in_a_terminal
+from .helpers import as_a_background_job, as_in_a_terminal, has_open, signal_when
 
 SENTINEL = b"pre-existing output: lmtool must leave these bytes alone\n"
 TMP_PREFIX = ".lmtool-"
@@ -463,25 +464,35 @@ def _prepare(case_id, case, p):
     return args, stdin, out, expect
 
 
+def _runnable(case, paths):
+    """Whether this machine has what ``case`` needs (see ``Case.needs``)."""
+    return not case.needs or paths.get(case.needs) is not None
+
+
+def _run_case(prepared):
+    """Run a case made ready by ``_prepare``."""
+    args, stdin, out, expect = prepared
+    return Outcome(["lmtool", *args], run_lmtool(*args, stdin=stdin, cwd=out), out, expect)
+
+
 @pytest.fixture(scope="module")
 def outcomes(request, paths):
-    """Run every selected case (in parallel, one process each) and keep what happened."""
+    """What happened to each case, by id, each run once in a fresh process.
+
+    A pytest-xdist worker collects every case but is given only some of them, one by one: each of
+    its tests runs its own case (``test_bad_input``), the workers side by side. A single process
+    runs every selected case itself, so it runs them all here first, at once on a small pool."""
+    done = {}
+    if hasattr(request.config, "workerinput"):
+        return done
     wanted = {item.callspec.params["case_id"] for item in request.session.items
               if getattr(item, "originalname", "") == "test_bad_input" and hasattr(item, "callspec")}
-    jobs = {}
-    for case_id in sorted(wanted, key=lambda c: (not CASES[c].args.startswith("count"), c)):  # slow ones first
-        case = CASES[case_id]
-        if case.needs and paths.get(case.needs) is None:
-            continue
-        jobs[case_id] = _prepare(case_id, case, paths)
-
-    def run(case_id):
-        args, stdin, out, expect = jobs[case_id]
-        result = run_lmtool(*args, stdin=stdin, cwd=out)
-        return Outcome(["lmtool", *args], result, out, expect)
-
+    jobs = {case_id: _prepare(case_id, CASES[case_id], paths)
+            for case_id in sorted(wanted, key=lambda c: (not CASES[c].args.startswith("count"), c))  # slow first
+            if _runnable(CASES[case_id], paths)}
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        return dict(zip(jobs, pool.map(run, jobs)))
+        done.update(zip(jobs, pool.map(_run_case, jobs.values())))
+    return done
 
 
 def assert_failed_cleanly(outcome, prefix="lmtool: error:"):
@@ -519,8 +530,10 @@ def assert_failed_cleanly(outcome, prefix="lmtool: error:"):
 @pytest.mark.parametrize("case_id", sorted(CASES))
 def test_bad_input(case_id, outcomes, paths):
     case = CASES[case_id]
-    if case_id not in outcomes:
+    if not _runnable(case, paths):
         pytest.skip(f"no {case.needs} folder on this machine (e.g. an unwritable one)")
+    if case_id not in outcomes:
+        outcomes[case_id] = _run_case(_prepare(case_id, case, paths))
     assert_failed_cleanly(outcomes[case_id])
 
 
@@ -539,41 +552,26 @@ def test_newer_version_file_is_otherwise_intact(paths):
 
 # --- Ctrl-C --------------------------------------------------------------------------------------
 
-def _opened(pid, path):
-    """Whether process ``pid`` has ``path`` open (Linux /proc)."""
-    folder = f"/proc/{pid}/fd"
-    try:
-        for fd in os.listdir(folder):
-            try:
-                if os.readlink(os.path.join(folder, fd)) == str(path):
-                    return True
-            except OSError:
-                continue
-    except OSError:
-        return False
-    return False
-
-
 def _interrupt_count(tmp_path, when, extra=(), sig=signal.SIGINT, start=as_in_a_terminal):
     """Start ``lmtool count`` on the KJV training text (``start`` run in the child before exec),
-    send ``sig`` as soon as ``when(proc, out)`` holds."""
+    send ``sig`` at a moment when ``when(proc, out)`` holds (``signal_when``: the process is held
+    still between the check and the signal)."""
     out = tmp_path / "out"
     out.mkdir()
     command = [sys.executable, "-m", "lmtool.cli", "count", "-q", *map(str, extra), "-o", str(out / "kjv.lm"),
                "--arpa", str(out / "kjv.arpa")]
     proc = subprocess.Popen(command, cwd=out, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=start)
-    deadline = time.monotonic() + 120
+    seen = []
+
+    def moment():
+        seen[:] = sorted(os.listdir(out))
+        return when(proc, out)
+
     try:
-        while proc.poll() is None and not when(proc, out):
-            if time.monotonic() > deadline:
-                pytest.fail("the moment to interrupt never came")
-            time.sleep(0.0005)
-        if proc.poll() is not None:
+        if not signal_when(proc, moment, sig):
             pytest.fail(f"lmtool count finished (exit {proc.returncode}) before it could be interrupted; "
                         "use a larger input")
-        seen = sorted(os.listdir(out))
-        proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -587,7 +585,7 @@ def _interrupt_count(tmp_path, when, extra=(), sig=signal.SIGINT, start=as_in_a_
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to see what the process reads")
 def test_interrupt_while_reading_leaves_nothing(tmp_path):
-    outcome = _interrupt_count(tmp_path, lambda proc, out: _opened(proc.pid, KJV_TRAIN),
+    outcome = _interrupt_count(tmp_path, lambda proc, out: has_open(proc.pid, KJV_TRAIN),
                                extra=(KJV_TRAIN, KJV_TRAIN, KJV_TRAIN, "--order", 3))
     assert_failed_cleanly(outcome, prefix="lmtool: interrupted")
 

@@ -11,6 +11,7 @@ from lmtool.ngram.choices import SMOOTHING
 from lmtool.ngram.smoothing import FALLBACK_DISCOUNTS, SmoothingWarning
 from lmtool.vocab import BOS, SPECIALS
 from tests import naive
+from tests.conftest import KJV_TRAIN
 from tests.helpers import model_from_text
 
 UNK_TOKEN, BOS_TOKEN = SPECIALS[:2]
@@ -66,7 +67,7 @@ def test_kjv_contexts_sum_to_one(method, kjv_small):
 
 @pytest.fixture(scope="module")
 def kjv_small(tmp_path_factory):
-    with open("corpora/kjv/train.txt", encoding="utf-8") as f:
+    with open(KJV_TRAIN, encoding="utf-8") as f:
         text = "".join(f.readline() for _ in range(3000))
     return tmp_path_factory.mktemp("kjv"), text
 
