@@ -1,6 +1,5 @@
 """Training recurrent models: determinism, resume, divergence, bad options, and serving the result."""
 
-import os
 import re
 import struct
 import subprocess
@@ -16,6 +15,7 @@ from lmtool.neural.pipeline import run_training
 from lmtool.neural.train import Trainer
 
 from . import conftest
+from .helpers import import_unless_ci
 
 TINY, TINY_TEST = str(conftest.TINY_TRAIN), str(conftest.TINY_TEST)  # str: options and the model's meta hold str
 
@@ -349,6 +349,15 @@ def test_max_time_stops_training(capsys, tmp_path):
     assert lmtool.load(tmp_path / "m.lm").meta["history"] == details["history"]
 
 
+def test_a_budget_spent_by_an_epochs_last_step_leaves_it_complete(capsys, tmp_path):
+    """One step covers the whole text (--bptt beyond it): the budget ends with the epoch, which is
+    complete, so its decay and patience bookkeeping happen."""
+    train_tiny(capsys, tmp_path / "m.lm", "--epochs", 5, "--max-time", "0.000001", "--bptt", 100000)
+    details = info(capsys, tmp_path / "m.lm")
+    (row,) = details["history"]
+    assert row["complete"] and row["tokens"] == details["training"]["tokens"]
+
+
 @pytest.mark.parametrize("text, seconds", [("15m", 900), ("90s", 90), ("1h30m", 5400), ("2.5h", 9000), ("45", 45),
                                            ("0.5", 0.5), (" 1H 30M ", 5400)])
 def test_max_time_reads_durations(capsys, tmp_path, text, seconds):
@@ -392,18 +401,8 @@ def test_clip_scales_the_step_to_the_largest_gradient_norm(capsys, tmp_path, thr
     np.testing.assert_allclose(clipped, free * (clip / grad_norm), rtol=0, atol=1e-5)
 
 
-def _matplotlib_or_skip():
-    """Skip without matplotlib (an extra), except under CI=1, where the test must run."""
-    import importlib.util
-
-    if importlib.util.find_spec("matplotlib") is None:
-        if os.environ.get("CI") == "1":
-            pytest.fail("matplotlib is missing and CI=1: --plot would go untested (pip install matplotlib)")
-        pytest.skip("needs matplotlib (pip install matplotlib)")
-
-
 def test_plot_draws_a_png(capsys, tmp_path):
-    _matplotlib_or_skip()
+    import_unless_ci("matplotlib", "pip install matplotlib")
     plot = tmp_path / "curve.png"
     train_tiny(capsys, tmp_path / "m.lm", "--valid", TINY_TEST, "--epochs", 2, "--plot", plot)
     data = plot.read_bytes()
@@ -417,7 +416,7 @@ def test_plot_without_matplotlib_is_one_line(capsys, tmp_path, monkeypatch):
     plot = tmp_path / "curve.png"
     _, err = train_tiny(capsys, tmp_path / "m.lm", "--plot", plot, code=1)
     assert err == f"lmtool: error: {plot}: --plot needs matplotlib: pip install matplotlib\n"
-    assert not plot.exists()
+    assert list(tmp_path.iterdir()) == []  # refused before training: no model either
 
 
 def _tiny_counts():

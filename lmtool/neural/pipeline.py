@@ -31,6 +31,10 @@ def run_training(options, progress=silent, echo=None):
     """Train as ``options`` (a ``TrainOptions``) say and return the trained ``RecurrentModel`` (also
     written to ``options.output``); ``echo`` receives a line per epoch and one on the classes."""
     options.check()
+    if options.plot_file:
+        from .history import check_plotting
+
+        check_plotting(options.plot_file)
     set_threads(options.threads)
     from .train import Trainer, checkpoint_path
 

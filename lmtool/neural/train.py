@@ -157,7 +157,7 @@ class Trainer:
                         if checkpoint_path and time.monotonic() - last_checkpoint > 60 * cfg.checkpoint_minutes:
                             self.save_checkpoint(checkpoint_path)
                             last_checkpoint = time.monotonic()
-                self._end_epoch(complete=not self.done)
+                self._end_epoch(complete=self.position >= self.x.shape[0])  # a budget may end at its last step
         except KeyboardInterrupt:
             if checkpoint_path:
                 self.save_checkpoint(checkpoint_path)
