@@ -29,7 +29,8 @@ def load(path, verify=True):
 
 
 MODEL_CLASSES = {"ngram": ("lmtool.ngram.model", "NgramModel"),
-                 "recurrent": ("lmtool.neural.model", "RecurrentModel")}
+                 "recurrent": ("lmtool.neural.model", "RecurrentModel"),
+                 "window": ("lmtool.neural.window_model", "WindowModel")}
 
 
 def model_class(kind):

@@ -194,7 +194,11 @@ def _duration(text):
 @click.argument("corpus", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, metavar="MODEL", help="Model file to write (the best on --valid).")
 @click.option("--valid", "valid_file", metavar="FILE", help="Validation text: drives learning-rate decay and early stopping.")
-@click.option("--cell", type=click.Choice(("rnn", "lstm", "gru")), default="lstm", show_default=True)
+@click.option("--cell", type=click.Choice(("rnn", "lstm", "gru", "window")), default="lstm", show_default=True,
+              help="window: the fixed-window model (Bengio et al. 2003), a tanh layer over the previous words.")
+@click.option("--window", type=int, default=4, show_default=True,
+              help="Words of history of --cell window (<s> before the sentence start).")
+@click.option("--direct", is_flag=True, help="--cell window: direct connections from the window to the output.")
 @click.option("--activation", type=click.Choice(("tanh", "relu", "sigmoid")),
               help="Nonlinearity of --cell rnn  [default: tanh]")
 @click.option("--init", type=click.Choice(("default", "identity")), default="default", show_default=True,
@@ -213,7 +217,8 @@ def _duration(text):
 @click.option("--vocab", "vocab_file", metavar="FILE", help="Only these tokens; others are <unk>.")
 @click.option("--min-count", type=int, default=1, show_default=True, help="Rarer tokens become <unk>.")
 @click.option("--max-vocab", type=int, help="Keep only the N most frequent tokens.")
-@click.option("--batch", type=int, default=20, show_default=True, help="Parallel streams per batch.")
+@click.option("--batch", type=int, default=20, show_default=True,
+              help="Parallel streams per batch (--cell window: windows per minibatch, default 256).")
 @click.option("--bptt", type=int, default=35, show_default=True, help="Steps of backpropagation through time.")
 @click.option("--optimizer", type=click.Choice(("sgd", "adam")), default="sgd", show_default=True)
 @click.option("--lr", type=float, help="Learning rate (default: 20 for sgd, 0.002 for adam).")
@@ -231,22 +236,25 @@ def _duration(text):
 @click.option("--log", "log_file", metavar="FILE", help="Write the per-epoch log as CSV.")
 @click.option("--plot", "plot_file", metavar="FILE.png", help="Draw train and valid perplexity per epoch (needs matplotlib).")
 @quiet_option
-def train(corpus, output, valid_file, cell, activation, init, embed, hidden, layers, dropout, tie, softmax, n_classes,
+def train(corpus, output, valid_file, cell, window, direct, activation, init, embed, hidden, layers, dropout, tie, softmax, n_classes,
           class_method, level, vocab_file, min_count, max_vocab, batch, bptt, optimizer, lr, clip, decay,
           min_improvement, patience, epochs, max_time, seed, threads, resume, log_file, plot_file, quiet):
-    """Train a recurrent language model (RNN, LSTM or GRU) on CORPUS files.
+    """Train a recurrent language model (RNN, LSTM or GRU) or a fixed-window one on CORPUS files.
 
     Truncated backpropagation through time over sentences (each starts from a fresh state, as it is
-    scored), SGD or Adam with gradient clipping, the learning rate divided by --decay whenever the
-    validation perplexity stops improving. The best model on --valid is written to MODEL; a
+    scored), or for --cell window shuffled minibatches of windows; SGD or Adam with gradient
+    clipping, the learning rate divided by --decay whenever the validation perplexity stops improving. The best model on --valid is written to MODEL; a
     checkpoint MODEL.ckpt is kept every few minutes and on Ctrl-C for --resume.
     """
     from .neural.session import TrainOptions, run_training
 
     if activation is not None and cell != "rnn":
-        raise LmtoolError(f"--activation applies to --cell rnn only; {cell.upper()} cells have their own gates")
+        raise LmtoolError(f"--activation applies to --cell rnn only; "
+                          + ("the window model's hidden layer is tanh" if cell == "window" else
+                             f"{cell.upper()} cells have their own gates"))
     options = TrainOptions(
-        corpus=list(corpus), output=output, valid=valid_file, cell=cell, activation=activation or "tanh",
+        corpus=list(corpus), output=output, valid=valid_file, cell=cell, window=window, direct=direct,
+        activation=activation or "tanh",
         init=init, embed=hidden if embed is None else embed, hidden=hidden, layers=layers, dropout=dropout, tie=tie,
         softmax=softmax,
         n_classes=n_classes, class_method=class_method, level=level, vocab_file=vocab_file, min_count=min_count,
@@ -263,7 +271,9 @@ def train(corpus, output, valid_file, cell, activation, init, embed, hidden, lay
     if not quiet:
         best = model.meta.get("training", {}).get("best")
         net = model.config  # the checkpoint's, on --resume
-        click.echo(f"{output}: {net.cell} {net.layers}x{net.hidden}, vocabulary {len(model.vocab):,}"
+        shape = f"window of {net.window}, {net.hidden} hidden" if model.kind == "window" else \
+            f"{net.cell} {net.layers}x{net.hidden}"
+        click.echo(f"{output}: {shape}, vocabulary {len(model.vocab):,}"
                    + (f", best {'valid' if valid_file else 'training'} perplexity {best:.2f}" if best else ""),
                    err=True)
 

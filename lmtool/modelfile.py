@@ -36,7 +36,7 @@ MAGIC = b"LMTOOL\x00\x1a"
 FORMAT_VERSION = 1
 _PREFIX = struct.Struct("<8sIII")
 _ALIGN = 64
-KINDS = ("ngram", "recurrent")
+KINDS = ("ngram", "recurrent", "window")
 
 
 class ModelFile:

@@ -20,6 +20,8 @@ class TrainOptions:
     cell: str = "lstm"
     activation: str = "tanh"
     init: str = "default"
+    window: int = 4  # --cell window: words of history
+    direct: bool = False  # --cell window: direct connections from the window to the output
     embed: int = 200
     hidden: int = 200
     layers: int = 1
@@ -59,12 +61,12 @@ class TrainOptions:
         """Refuse absurd values with one line that names the option."""
         positive = {"--hidden": self.hidden, "--embed": self.embed, "--layers": self.layers, "--batch": self.batch,
                     "--bptt": self.bptt, "--epochs": self.epochs, "--threads": self.threads,
-                    "--patience": self.patience}
+                    "--patience": self.patience, "--window": self.window}
         for name, value in positive.items():
             if value is None or value < 1:
                 raise LmtoolError(f"{name} must be a positive integer, got {value}")
         limits = {"--hidden": 65536, "--embed": 65536, "--layers": 64, "--batch": 65536, "--bptt": 100000,
-                  "--threads": 1024}
+                  "--threads": 1024, "--window": 64}
         for name, limit in limits.items():
             if positive[name] > limit:
                 raise LmtoolError(f"{name} {positive[name]} is absurdly large (at most {limit})")
@@ -81,7 +83,8 @@ class TrainOptions:
         if self.tie and self.embed != self.hidden:
             raise LmtoolError(f"--tie needs --embed equal to --hidden (got {self.embed} and {self.hidden})")
         if self.init == "identity" and self.cell != "rnn":
-            raise LmtoolError("--init identity is for --cell rnn (the IRNN); LSTM and GRU use the default")
+            raise LmtoolError("--init identity is for --cell rnn (the IRNN); the other cells use the default")
+        self._check_cell_options()
         if self.n_classes is not None and self.n_classes < 1:
             raise LmtoolError(f"--classes must be positive, got {self.n_classes}")
         if self.n_classes is not None and self.softmax != "class":
@@ -90,6 +93,25 @@ class TrainOptions:
             raise LmtoolError(f"--seed must be an integer from 0 to 2**64-1, got {self.seed}")
         if self.class_method not in ("frequency", "exchange"):
             raise LmtoolError(f"--class-method must be frequency or exchange, got {self.class_method!r}")
+
+
+    def _check_cell_options(self):
+        """Refuse the options of the recurrent cells with --cell window, and the window's with the others."""
+        given = self.set_on_purpose()
+        if self.cell != "window":
+            for name in ("window", "direct"):
+                if name in given and getattr(self, name):
+                    raise LmtoolError(f"--{name} applies to --cell window only, not to {self.cell}")
+            return
+        if "bptt" in given:
+            raise LmtoolError("--bptt applies to the recurrent cells; --cell window predicts each word from its "
+                              "window of --window words, with no backpropagation through time")
+        if self.layers != 1:
+            raise LmtoolError(f"--layers {self.layers}: --cell window has one hidden layer (Bengio et al.); "
+                              "drop --layers")
+        if self.tie and self.direct:
+            raise LmtoolError("--tie cannot go with --direct: the output layer then reads the hidden layer and "
+                              "the window, wider than an embedding; drop one")
 
 
 def set_threads(threads):
@@ -109,18 +131,17 @@ def run_training(options, progress=silent, echo=None):
     """Train as ``options`` say and return the trained ``RecurrentModel`` (also written to disk)."""
     options.check()
     set_threads(options.threads)
-    from .. import modelfile
+    from .. import model_class, modelfile
     from ..dataset import read_corpus
     from ..vocab import read_vocab_file
-    from .config import NetworkConfig
-    from .model import RecurrentModel
     from .train import Trainer, TrainConfig, checkpoint_path
+    from .window_train import WindowTrainer
 
     opened = modelfile.read(options.resume) if options.resume else None
-    if opened is not None and opened.kind != "recurrent":
+    if opened is not None and opened.kind not in NETWORK_KINDS:
         raise LmtoolError(f"a {opened.kind} model is not a training checkpoint", options.resume)
     if opened is not None:
-        vocab = RecurrentModel.from_file(opened).vocab
+        vocab = model_class(opened.kind).from_file(opened).vocab
         data = read_corpus(options.corpus, level=vocab.level, vocab=vocab, progress=progress, threads=options.threads)
         recorded = opened.meta.get("training", {}).get("blake2b")
         if recorded and recorded != data.fingerprint:
@@ -137,7 +158,7 @@ def run_training(options, progress=silent, echo=None):
         valid = (held_out.ids, held_out.lengths)
 
     if opened is not None:
-        model = RecurrentModel.from_file(opened, writable=True)
+        model = model_class(opened.kind).from_file(opened, writable=True)
         config = _resumed_config(options, model, TrainConfig(**opened.meta["training"]["train_config"]))
         if options.valid:
             model.meta["training"] = dict(model.meta.get("training", {}), valid=options.valid)
@@ -148,10 +169,7 @@ def run_training(options, progress=silent, echo=None):
             classes = word_classes(data, len(vocab), options, progress, echo)
             n_classes = classes.n_classes
         try:
-            net_config = NetworkConfig(vocab_size=len(vocab), cell=options.cell, activation=options.activation,
-                                       init=options.init, embed=options.embed, hidden=options.hidden,
-                                       layers=options.layers, dropout=options.dropout, tie=options.tie,
-                                       softmax=options.softmax, n_classes=n_classes)
+            net_config = network_config(options, len(vocab), n_classes)
         except ValueError as err:
             raise LmtoolError(str(err)) from None
         meta = {"training": dict(data.describe(), valid=options.valid,
@@ -159,8 +177,12 @@ def run_training(options, progress=silent, echo=None):
                 "lmtool_version": __version__}
         if classes is not None:
             meta["training"]["class_method"] = options.class_method
-        model = RecurrentModel.create(vocab, net_config, classes, seed=options.seed, meta=meta)
-        config = TrainConfig(batch=options.batch, bptt=options.bptt, optimizer=options.optimizer, lr=options.lr,
+        window = options.cell == "window"
+        model = model_class("window" if window else "recurrent").create(vocab, net_config, classes,
+                                                                          seed=options.seed, meta=meta)
+        batch = WINDOW_BATCH if window and "batch" not in options.set_on_purpose() else options.batch
+        config = TrainConfig(batch=batch, bptt=None if window else options.bptt, optimizer=options.optimizer,
+                             lr=options.lr,
                              clip=options.clip, decay=options.decay, min_improvement=options.min_improvement,
                              patience=options.patience,
                              epochs=options.epochs, max_time=options.max_time, seed=options.seed)
@@ -177,8 +199,9 @@ def run_training(options, progress=silent, echo=None):
 
     if options.threads > 1:
         model.meta["training"] = dict(model.meta.get("training", {}), threads=options.threads)
-    trainer = Trainer(model, config, (data.ids, data.lengths), valid, output=options.output,
-                      progress=progress, log=log, threads=options.threads)
+    trainer = (WindowTrainer if model.kind == "window" else Trainer)(
+        model, config, (data.ids, data.lengths), valid, output=options.output, progress=progress, log=log,
+        threads=options.threads)
     if opened is not None:
         trainer.load_checkpoint(opened)
     ckpt = checkpoint_path(options.output)
@@ -195,6 +218,26 @@ def run_training(options, progress=silent, echo=None):
     return model
 
 
+NETWORK_KINDS = ("recurrent", "window")
+"""Model-file kinds that ``train`` writes (and resumes from)."""
+WINDOW_BATCH = 256
+"""Windows per minibatch of --cell window when --batch is not given (its default counts streams)."""
+
+
+def network_config(options, vocab_size, n_classes):
+    """The architecture ``options`` describe: a ``NetworkConfig``, or a ``WindowConfig`` for --cell window."""
+    shared = dict(vocab_size=vocab_size, embed=options.embed, hidden=options.hidden, dropout=options.dropout,
+                  tie=options.tie, softmax=options.softmax, n_classes=n_classes)
+    if options.cell == "window":
+        from .window import WindowConfig
+
+        return WindowConfig(window=options.window, direct=options.direct, **shared)
+    from .config import NetworkConfig
+
+    return NetworkConfig(cell=options.cell, activation=options.activation, init=options.init, layers=options.layers,
+                         **shared)
+
+
 # What a resumed run takes from its checkpoint: given again, these options must say the same.
 KEPT_ON_RESUME = {"cell": "--cell", "activation": "--activation", "init": "--init", "embed": "--embed",
                   "hidden": "--hidden", "layers": "--layers", "dropout": "--dropout", "tie": "--tie",
@@ -202,7 +245,7 @@ KEPT_ON_RESUME = {"cell": "--cell", "activation": "--activation", "init": "--ini
                   "bptt": "--bptt", "optimizer": "--optimizer", "lr": "--lr", "clip": "--clip", "decay": "--decay",
                   "min_improvement": "--min-improvement", "patience": "--patience", "seed": "--seed",
                   "min_count": "--min-count", "max_vocab": "--max-vocab", "vocab_file": "--vocab",
-                  "class_method": "--class-method"}
+                  "class_method": "--class-method", "window": "--window", "direct": "--direct"}
 VOCABULARY_OPTIONS = ("min_count", "max_vocab", "vocab_file")
 """Recorded in the model (``meta["training"]["vocabulary"]``): a resumed run's vocabulary is its checkpoint's."""
 BUDGET = ("epochs", "max_time")
@@ -220,6 +263,7 @@ def _resumed_config(options, model, saved):
     recorded = {**{k: getattr(net, k) for k in network}, **{k: getattr(saved, k) for k in schedule},
                 "n_classes": net.n_classes if net.softmax == "class" else None, "level": model.vocab.level,
                 "class_method": training.get("class_method"),
+                "window": getattr(net, "window", None), "direct": getattr(net, "direct", False),
                 **{k: training.get("vocabulary", {}).get(k, "not recorded") for k in VOCABULARY_OPTIONS}}
     differing = [f"{flag} {getattr(options, name)} (checkpoint: {recorded[name]})"
                  for name, flag in KEPT_ON_RESUME.items()
