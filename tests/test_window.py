@@ -78,8 +78,7 @@ def test_gradient_matches_central_differences_of_the_naive_reference_in_float64(
 
 @pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
 def test_float32_log_probs_and_distributions_match_the_naive_reference(case):
-    case = {k: v for k, v in case.items() if k != "dropout"}
-    net = network(config(dtype="float32", **case))
+    net = network(config(dtype="float32", **case))  # dropout, if any, only when training with a generator
     ctx, y = data(seed=1, window=net.config.window)
     cls = (CLASSES.rank, CLASSES.start) if case.get("softmax") == "class" else None
     ref = naive.window_log_probs(net.p, ctx, y, net.config.direct, None, cls)
@@ -90,6 +89,8 @@ def test_float32_log_probs_and_distributions_match_the_naive_reference(case):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     rows = y >= 0
     np.testing.assert_allclose(np.log(probs[rows, y[rows]]), ref[rows], atol=2e-5)
+    loss, n = net.forward_backward(ctx, y)  # no generator: no dropout
+    assert loss == pytest.approx(-ref.sum(), rel=1e-5)
 
 
 def test_gradient_is_zero_outside_its_support_and_a_deferred_step_is_the_same_step():
@@ -120,3 +121,161 @@ def test_config_checks_and_round_trip():
             config(**bad)
     with pytest.raises(ValueError, match="unknown fields"):
         WindowConfig.from_dict(dict(cfg.to_dict(), bptt=35))
+
+
+# Training, serving and the command line -------------------------------------------------------------
+
+TINY = "corpora/tiny/train.txt"
+TINY_TEST = "corpora/tiny/test.txt"
+
+
+def options(tmp_path, name="m.lm", **kw):
+    from lmtool.neural.session import TrainOptions
+
+    base = dict(corpus=[TINY], output=str(tmp_path / name), valid=TINY_TEST, cell="window", hidden=16, embed=8,
+                epochs=2, batch=64, seed=3)
+    base.update(kw)
+    return TrainOptions(**base)
+
+
+@pytest.mark.parametrize("kw", [
+    {}, {"window": 6, "direct": True, "dropout": 0.2},
+    {"softmax": "class", "n_classes": 8, "optimizer": "adam"},
+    {"embed": 16, "tie": True, "softmax": "class"},
+    {"level": "char", "window": 8, "epochs": 1},
+])
+def test_a_trained_window_model_serves_through_the_common_interface(tmp_path, kw):
+    import lmtool
+    from lmtool.neural.session import run_training
+
+    model = run_training(options(tmp_path, **kw))
+    loaded = lmtool.load(tmp_path / "m.lm")
+    assert loaded.kind == "window" and loaded.config == model.config and loaded.config.window == kw.get("window", 4)
+    assert [row["epoch"] for row in loaded.meta["history"]] == list(range(1, len(loaded.meta["history"]) + 1))
+    text = "and god said unto moses ,\nthe lord is my shepherd\n\n"
+    ids, lengths = loaded.encode(text)
+    scores = loaded.score_ids(ids, lengths)
+    assert scores.sentence.shape == (3,) and np.isfinite(scores.token).all()
+    # a sentence scored alone, or in a batch, or in blocks of a few windows gets the same log-probability
+    np.testing.assert_allclose(scores.sentence, [loaded.score(line) for line in text.splitlines()], rtol=1e-5)
+    np.testing.assert_allclose(loaded.score_ids(ids, lengths, block=5).token, scores.token, rtol=1e-5)
+    # the distribution after a prefix is what scoring gives its next word
+    p = loaded.next_token_probs("and god")
+    assert abs(p.sum() - 1.0) < 1e-5
+    word = loaded.vocab.encode(["said"])[0] if loaded.vocab.level == "word" else None
+    if word is not None:
+        assert np.log10(p[word]) == pytest.approx(scores.token[2], abs=1e-5)
+    # generation carries the window forward one word at a time: a generated sentence scores as the
+    # product of the probabilities it was drawn with (checked through the state)
+    state = loaded.advance(loaded.begin([np.array([], np.int32)] * 2), np.array([5, 6], np.int32))
+    assert state.shape == (2, loaded.config.window) and (state[:, -1] == [5, 6]).all()
+
+
+def test_same_seed_same_bytes_also_on_two_threads(tmp_path):
+    from lmtool.neural.session import run_training
+
+    kw = dict(dropout=0.2, direct=True, softmax="class", n_classes=8)
+    for name, more in (("a.lm", {}), ("b.lm", {}), ("c.lm", {"seed": 4}), ("t0.lm", {"threads": 2}),
+                       ("t1.lm", {"threads": 2})):
+        run_training(options(tmp_path, name, **kw, **more))
+    assert (tmp_path / "a.lm").read_bytes() == (tmp_path / "b.lm").read_bytes()
+    assert (tmp_path / "a.lm").read_bytes() != (tmp_path / "c.lm").read_bytes()
+    assert (tmp_path / "t0.lm").read_bytes() == (tmp_path / "t1.lm").read_bytes()
+
+
+@pytest.mark.parametrize("case", [dict(), dict(softmax="class", dropout=0.2), dict(direct=True)], ids=case_id)
+@pytest.mark.parametrize("defer", [False, True])
+def test_a_step_on_two_threads_is_the_step_on_one_up_to_the_order_of_sums(case, defer):
+    from lmtool.neural.window_train import WindowParallel
+
+    one, two = (network(config(dtype="float32", **case)) for _ in range(2))
+    ctx, y = (a.repeat(5, axis=0) for a in data(seed=4))
+    loss, n = one.forward_backward(ctx, y, np.random.default_rng(5), defer_output=defer)
+    parallel = WindowParallel(two, len(y) // 2, 2)
+    try:
+        assert parallel.forward_backward(ctx, y, np.random.default_rng(5), defer_output=defer) == \
+            (pytest.approx(loss, rel=1e-6), n)
+        assert parallel.grad_norm == pytest.approx(one.grad_norm(), rel=1e-6)
+        np.testing.assert_allclose(two.grad, one.grad, atol=1e-7)
+        one.apply_deferred(1.0)
+        parallel.apply_deferred(1.0)
+        np.testing.assert_allclose(two.params, one.params, atol=1e-7)
+    finally:
+        parallel.close()
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_resume_reproduces_the_run(tmp_path, monkeypatch, optimizer):
+    from lmtool.errors import LmtoolError
+    from lmtool.neural.session import run_training
+    from lmtool.neural.window_train import WindowTrainer
+
+    kw = dict(epochs=3, dropout=0.1, optimizer=optimizer, softmax="class", n_classes=8)
+    run_training(options(tmp_path, "full.lm", **kw))
+    step = WindowTrainer._step
+    calls = []
+
+    def interrupting(self):
+        calls.append(1)
+        result = step(self)
+        if len(calls) == 600:  # in the second epoch (464 minibatches each)
+            self.request_stop()
+        return result
+
+    monkeypatch.setattr(WindowTrainer, "_step", interrupting)
+    with pytest.raises(LmtoolError, match="--resume"):
+        run_training(options(tmp_path, "cut.lm", **kw))
+    monkeypatch.setattr(WindowTrainer, "_step", step)
+    ckpt = tmp_path / "cut.lm.ckpt"
+    with pytest.raises(LmtoolError, match=r"these differ: --window 5 \(checkpoint: 4\); drop them"):
+        run_training(options(tmp_path, "cut.lm", window=5, resume=str(ckpt), **kw))
+    run_training(options(tmp_path, "cut.lm", resume=str(ckpt), **kw))
+    assert not ckpt.exists()
+    assert (tmp_path / "full.lm").read_bytes() == (tmp_path / "cut.lm").read_bytes()
+
+
+@pytest.mark.parametrize("kw,message", [
+    ({"window": 0}, "--window must be a positive integer, got 0"),
+    ({"window": 65}, "--window 65 is absurdly large"),
+    ({"cell": "lstm", "window": 6}, "--window applies to --cell window only, not to lstm"),
+    ({"cell": "gru", "direct": True}, "--direct applies to --cell window only"),
+    ({"bptt": 20}, "--bptt applies to the recurrent cells"),
+    ({"layers": 2}, "--layers 2: --cell window has one hidden layer"),
+    ({"tie": True, "embed": 16, "direct": True}, "--tie cannot go with --direct"),
+    ({"tie": True}, "--tie needs --embed equal to --hidden"),
+    ({"init": "identity"}, "--init identity is for --cell rnn"),
+    ({"batch": 20000}, "too few for two batches of 20000 windows"),
+])
+def test_bad_options_are_one_line_each(tmp_path, kw, message):
+    from lmtool.errors import LmtoolError
+    from lmtool.neural.session import run_training
+
+    with pytest.raises(LmtoolError, match=message) as caught:
+        run_training(options(tmp_path, **kw))
+    assert "\n" not in str(caught.value) and not (tmp_path / "m.lm").exists()
+
+
+def test_the_command_line_trains_scores_and_samples_a_window_model(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    def run(*args):
+        done = subprocess.run([sys.executable, "-m", "lmtool.cli", *map(str, args)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    out = tmp_path / "w.lm"
+    trained = run("train", TINY, "--valid", TINY_TEST, "-o", out, "--cell", "window", "--window", 3, "--direct",
+                  "--hidden", 16, "--embed", 8, "--epochs", 2, "--softmax", "class")
+    assert "window of 3, 16 hidden" in trained.stderr
+    summary = json.loads(run("perplexity", out, TINY_TEST, "--json", "-q").stdout)
+    assert summary["kind"] == "window" and 1 < summary["perplexity"] < 2000
+    per_token = run("score", out, TINY_TEST, "--per-token", "-q").stdout.splitlines()
+    assert len(per_token) == 100 and per_token == run("score", out, TINY_TEST, "--per-token", "--threads", "2",
+                                                       "-q").stdout.splitlines()
+    first = run("generate", out, "--prefix", "and god", "-n", 3, "--seed", 7, "--top-k", 40, "-q").stdout
+    assert first == run("generate", out, "--prefix", "and god", "-n", 3, "--seed", 7, "--top-k", 40, "-q").stdout
+    assert [line.split()[:2] for line in first.splitlines()] == [["and", "god"]] * 3
+    info = json.loads(run("info", out, "--json").stdout)
+    assert info["kind"] == "window" and info["config"]["window"] == 3 and info["config"]["direct"] is True

@@ -171,8 +171,9 @@ class WindowNetwork(RecurrentNetwork):
     def _workspace(self, B):
         """Arrays for B windows: z: [B, width] what the output layer reads (h, then x with direct
         connections) and dz its gradient; x, dx: [B, N*E] the window (views into z and dz with
-        direct connections); h: [B, H] the hidden layer (z's first columns without dropout).
-        Allocated for the largest B seen, so batches of a few sizes share them."""
+        direct connections); h: [B, H] the hidden layer before dropout (``_forward`` makes it z's
+        first columns when there is none). Allocated for the largest B seen, so that minibatches of
+        a few sizes share them."""
         if self._cache.get("rows", 0) < B:
             c, e = self.config, np.empty
             z, dz = e((B, c.width), self.dtype), e((B, c.width), self.dtype)
@@ -183,7 +184,6 @@ class WindowNetwork(RecurrentNetwork):
         ws = {name: a[:B] for name, a in self._cache.items() if name != "rows" and a is not None}
         if self.config.direct:
             ws.update(x=ws["z"][:, H:], dx=ws["dz"][:, H:])
-        ws.setdefault("h", ws["z"][:, :H])
         return ws
 
     def _forward(self, pos, masks):
@@ -194,9 +194,12 @@ class WindowNetwork(RecurrentNetwork):
         kernels.gather(self.p["embed"], pos, ws["x"])
         if masks is not None:
             kernels.dropout(ws["x"], masks[0], ws["x"])
+        top = ws["z"][:, :self.config.hidden]
+        if masks is None:
+            ws["h"] = top
         kernels.forward(ws["x"], self.p["hidden.U"], self.p["hidden.b"], ws["h"])
         if masks is not None:
-            kernels.dropout(ws["h"], masks[1], ws["z"][:, :self.config.hidden])
+            kernels.dropout(ws["h"], masks[1], top)
         return ws
 
     def forward_backward(self, ctx, y, dropout_rng=None, masks=None, normaliser=None, defer_output=False):
