@@ -1,14 +1,14 @@
 """Training throughput of the fixed-window model: lmtool against PyTorch, side by side on one core.
 
 The same model (``bench/torch_window_lm.py``): KJV's vocabulary (12,388 words), a window of N
-previous words, embedding and hidden sizes, optimiser (SGD lr 20 or Adam lr 0.002, clipping 0.25)
-and minibatch of windows. lmtool's step is ``WindowTrainer``'s, as ``lmtool train --cell window``
+previous words, embedding and hidden sizes, optimiser (by default ``lmtool train --cell window``'s:
+Adam lr 0.002; or SGD lr 20; clipping 0.25) and minibatch of windows (by default train's, 1,024). lmtool's step is ``WindowTrainer``'s, as ``lmtool train --cell window``
 runs it (cutting the windows included); PyTorch's gets the same windows, cut beforehand. The
 contenders take turns, a few minibatches each (``bench_kernels.interleaved_rates``), so that a
 noisy neighbour slows them alike. lmtool's class softmax is timed too, against the same PyTorch
 full softmax (PyTorch has no class softmax).
 
-    taskset -c 1 python bench/bench_window.py [--window 4 6] [--direct] [--batch 256] [--optimizer sgd]
+    taskset -c 1 python bench/bench_window.py [--window 4 6] [--direct] [--batch 1024] [--optimizer adam]
 
 The script also pins itself to --core (default 1) and holds BLAS to one thread before NumPy loads.
 """
@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_kernels import interleaved_rates  # noqa: E402
+from lmtool.neural.session import WINDOW_DEFAULTS  # noqa: E402
 
 TARGET = 1.5
 """From the issue: lmtool's tokens/s at least 1.5x PyTorch's, the same model side by side."""
@@ -71,8 +72,8 @@ def main():
     ap.add_argument("--embed", type=int, default=200)
     ap.add_argument("--hidden", type=int, default=200)
     ap.add_argument("--direct", action="store_true")
-    ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
+    ap.add_argument("--batch", type=int, default=WINDOW_DEFAULTS["batch"])
+    ap.add_argument("--optimizer", choices=["sgd", "adam"], default=WINDOW_DEFAULTS["optimizer"])
     ap.add_argument("--batches", type=int, default=120, help="timed minibatches per contender")
     ap.add_argument("--rounds", type=int, default=12, help="turns the contenders take")
     ap.add_argument("--warmup", type=int, default=10)

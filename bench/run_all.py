@@ -74,10 +74,12 @@ def commands(section, quick):
         return [("n-gram: count, score, model files (bench_ngram.py)", [py, os.path.join(HERE, "bench_ngram.py")])]
     if section == "kernels":
         return [("recurrent training throughput against PyTorch (bench_kernels.py)",
-                 [py, os.path.join(HERE, "bench_kernels.py"), "--cells", "lstm", "gru", "--layers", "1", "2"])]
+                 [py, os.path.join(HERE, "bench_kernels.py"), "--cells", "lstm", "gru", "--layers", "1", "2"]),
+                ("fixed-window training throughput against PyTorch (bench_window.py)",
+                 ["taskset", "-c", "1", py, os.path.join(HERE, "bench_window.py")])]
     if section == "train":
         only = ["--only", "softmax"] if quick else []
-        return [("recurrent training runs: softmax, fixed budget, character level (bench_train.py)",
+        return [("recurrent training runs: softmax, fixed budget, character level, fixed window (bench_train.py)",
                  [py, os.path.join(HERE, "bench_train.py"), *only])]
     if section == "threads":
         return [("--threads 2 against 1 (bench_threads.py)", [py, os.path.join(HERE, "bench_threads.py")])]
