@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_kernels import interleaved_rates  # noqa: E402
-from lmtool.neural.session import WINDOW_DEFAULTS  # noqa: E402
+from lmtool.neural.session import CELL_DEFAULTS  # noqa: E402
 
 TARGET = 1.5
 """From the issue: lmtool's tokens/s at least 1.5x PyTorch's, the same model side by side."""
@@ -72,8 +72,8 @@ def main():
     ap.add_argument("--embed", type=int, default=200)
     ap.add_argument("--hidden", type=int, default=200)
     ap.add_argument("--direct", action="store_true")
-    ap.add_argument("--batch", type=int, default=WINDOW_DEFAULTS["batch"])
-    ap.add_argument("--optimizer", choices=["sgd", "adam"], default=WINDOW_DEFAULTS["optimizer"])
+    ap.add_argument("--batch", type=int, default=CELL_DEFAULTS["window"]["batch"])
+    ap.add_argument("--optimizer", choices=["sgd", "adam"], default=CELL_DEFAULTS["window"]["optimizer"])
     ap.add_argument("--batches", type=int, default=120, help="timed minibatches per contender")
     ap.add_argument("--rounds", type=int, default=12, help="turns the contenders take")
     ap.add_argument("--warmup", type=int, default=10)

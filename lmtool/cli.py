@@ -217,11 +217,10 @@ def _duration(text):
 @click.option("--vocab", "vocab_file", metavar="FILE", help="Only these tokens; others are <unk>.")
 @click.option("--min-count", type=int, default=1, show_default=True, help="Rarer tokens become <unk>.")
 @click.option("--max-vocab", type=int, help="Keep only the N most frequent tokens.")
-@click.option("--batch", type=int, default=20, show_default=True,
-              help="Parallel streams per batch (--cell window: windows per minibatch, default 1024).")
+@click.option("--batch", type=int, help="Parallel streams per batch; windows per minibatch for --cell window  "
+                                        "[default: 20 streams; 1024 windows]")
 @click.option("--bptt", type=int, default=35, show_default=True, help="Steps of backpropagation through time.")
-@click.option("--optimizer", type=click.Choice(("sgd", "adam")), default="sgd", show_default=True,
-              help="(--cell window: adam unless given.)")
+@click.option("--optimizer", type=click.Choice(("sgd", "adam")), help="[default: sgd; adam for --cell window]")
 @click.option("--lr", type=float, help="Learning rate (default: 20 for sgd, 0.002 for adam).")
 @click.option("--clip", type=float, default=0.25, show_default=True, help="Largest gradient norm (0: no clipping).")
 @click.option("--decay", type=float, default=4.0, show_default=True, help="Divide the learning rate by this when valid stops improving.")

@@ -34,9 +34,9 @@ class TrainOptions:
     vocab_file: str = None
     min_count: int = 1
     max_vocab: int = None
-    batch: int = 20
+    batch: int = None  # None (here and below): the cell's default, CELL_DEFAULTS
     bptt: int = 35
-    optimizer: str = "sgd"
+    optimizer: str = None
     lr: float = None
     clip: float = 0.25
     decay: float = 4.0
@@ -57,11 +57,16 @@ class TrainOptions:
             return self.given
         return frozenset(f.name for f in fields(self) if f.name != "given" and getattr(self, f.name) != f.default)
 
+    def value(self, name):
+        """An option's value: as given, or for those whose default depends on --cell (None), the cell's."""
+        given = getattr(self, name)
+        return CELL_DEFAULTS["window" if self.cell == "window" else "recurrent"][name] if given is None else given
+
     def check(self):
         """Refuse absurd values with one line that names the option."""
-        positive = {"--hidden": self.hidden, "--embed": self.embed, "--layers": self.layers, "--batch": self.batch,
-                    "--bptt": self.bptt, "--epochs": self.epochs, "--threads": self.threads,
-                    "--patience": self.patience, "--window": self.window}
+        positive = {"--hidden": self.hidden, "--embed": self.embed, "--layers": self.layers,
+                    "--batch": self.value("batch"), "--bptt": self.bptt, "--epochs": self.epochs,
+                    "--threads": self.threads, "--patience": self.patience, "--window": self.window}
         for name, value in positive.items():
             if value is None or value < 1:
                 raise LmtoolError(f"{name} must be a positive integer, got {value}")
@@ -180,9 +185,8 @@ def run_training(options, progress=silent, echo=None):
         window = options.cell == "window"
         model = model_class("window" if window else "recurrent").create(vocab, net_config, classes,
                                                                           seed=options.seed, meta=meta)
-        own = {k: v for k, v in WINDOW_DEFAULTS.items() if k not in options.set_on_purpose()} if window else {}
-        config = TrainConfig(batch=own.get("batch", options.batch), bptt=None if window else options.bptt,
-                             optimizer=own.get("optimizer", options.optimizer), lr=options.lr,
+        config = TrainConfig(batch=options.value("batch"), bptt=None if window else options.bptt,
+                             optimizer=options.value("optimizer"), lr=options.lr,
                              clip=options.clip, decay=options.decay, min_improvement=options.min_improvement,
                              patience=options.patience,
                              epochs=options.epochs, max_time=options.max_time, seed=options.seed)
@@ -220,10 +224,10 @@ def run_training(options, progress=silent, echo=None):
 
 NETWORK_KINDS = ("recurrent", "window")
 """Model-file kinds that ``train`` writes (and resumes from)."""
-WINDOW_DEFAULTS = {"batch": 1024, "optimizer": "adam"}
-"""What --cell window takes for the options not given: --batch counts windows there, not streams, and
-SGD at the recurrent models' rate and clipping learns it slowly (on KJV, after one epoch of class
-softmax: Adam's 1,024-window minibatches 49.3 valid perplexity, SGD lr 20 clip 0.25 far behind)."""
+CELL_DEFAULTS = {"recurrent": {"batch": 20, "optimizer": "sgd"}, "window": {"batch": 1024, "optimizer": "adam"}}
+"""Defaults that depend on --cell: --batch counts streams of a recurrent model but windows of the
+fixed-window one, and SGD at the recurrent models' rate and clipping learns the window model slowly
+(``bench/RESULTS.md``, the fixed-window section)."""
 
 
 def network_config(options, vocab_size, n_classes):
