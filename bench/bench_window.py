@@ -2,11 +2,12 @@
 
 The same model (``bench/torch_window_lm.py``): KJV's vocabulary (12,388 words), a window of N
 previous words, embedding and hidden sizes, optimiser (by default ``lmtool train --cell window``'s:
-Adam lr 0.002; or SGD lr 20; clipping 0.25) and minibatch of windows (by default train's, 1,024). lmtool's step is ``WindowTrainer``'s, as ``lmtool train --cell window``
-runs it (cutting the windows included); PyTorch's gets the same windows, cut beforehand. The
-contenders take turns, a few minibatches each (``bench_kernels.interleaved_rates``), so that a
-noisy neighbour slows them alike. lmtool's class softmax is timed too, against the same PyTorch
-full softmax (PyTorch has no class softmax).
+Adam lr 0.002; or SGD lr 20; clipping 0.25) and minibatch of windows (by default train's, 1,024).
+lmtool's step is ``WindowTrainer``'s, as ``lmtool train --cell window`` runs it (cutting the
+windows included); PyTorch's gets the same windows, cut beforehand. The contenders take turns, a
+few minibatches each (``bench_kernels.interleaved_rates``), so that a noisy neighbour slows them
+alike. lmtool's class softmax is timed too, against the same PyTorch full softmax (PyTorch has no
+class softmax).
 
     taskset -c 1 python bench/bench_window.py [--window 4 6] [--direct] [--batch 1024] [--optimizer adam]
 

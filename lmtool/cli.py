@@ -236,15 +236,16 @@ def _duration(text):
 @click.option("--log", "log_file", metavar="FILE", help="Write the per-epoch log as CSV.")
 @click.option("--plot", "plot_file", metavar="FILE.png", help="Draw train and valid perplexity per epoch (needs matplotlib).")
 @quiet_option
-def train(corpus, output, valid_file, cell, window, direct, activation, init, embed, hidden, layers, dropout, tie, softmax, n_classes,
-          class_method, level, vocab_file, min_count, max_vocab, batch, bptt, optimizer, lr, clip, decay,
-          min_improvement, patience, epochs, max_time, seed, threads, resume, log_file, plot_file, quiet):
+def train(corpus, output, valid_file, cell, window, direct, activation, init, embed, hidden, layers, dropout, tie,
+          softmax, n_classes, class_method, level, vocab_file, min_count, max_vocab, batch, bptt, optimizer, lr, clip,
+          decay, min_improvement, patience, epochs, max_time, seed, threads, resume, log_file, plot_file, quiet):
     """Train a recurrent language model (RNN, LSTM or GRU) or a fixed-window one on CORPUS files.
 
     Truncated backpropagation through time over sentences (each starts from a fresh state, as it is
     scored), or for --cell window shuffled minibatches of windows; SGD or Adam with gradient
-    clipping, the learning rate divided by --decay whenever the validation perplexity stops improving. The best model on --valid is written to MODEL; a
-    checkpoint MODEL.ckpt is kept every few minutes and on Ctrl-C for --resume.
+    clipping, the learning rate divided by --decay whenever the validation perplexity stops
+    improving. The best model on --valid is written to MODEL; a checkpoint MODEL.ckpt is kept
+    every few minutes and on Ctrl-C for --resume.
     """
     from .neural.session import TrainOptions, run_training
 

@@ -279,3 +279,27 @@ def test_the_command_line_trains_scores_and_samples_a_window_model(tmp_path):
     assert [line.split()[:2] for line in first.splitlines()] == [["and", "god"]] * 3
     info = json.loads(run("info", out, "--json").stdout)
     assert info["kind"] == "window" and info["config"]["window"] == 3 and info["config"]["direct"] is True
+
+
+def test_the_run_that_compiles_the_kernels_gives_the_bytes_of_later_runs(tmp_path):
+    """As ``tests/test_train.py`` checks for the recurrent cells: a fresh Numba cache makes the first
+    run compile the window kernels, the second loads them; both train the same bytes and scores."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+    outputs = []
+    for name in ("compiling.lm", "cached.lm"):
+        out = tmp_path / name
+        train = [sys.executable, "-m", "lmtool.cli", "train", TINY, "-o", str(out), "--cell", "window", "--direct",
+                 "--dropout", "0.1", "--softmax", "class", "--hidden", "16", "--embed", "8", "--epochs", "1",
+                 "--batch", "64", "--seed", "3", "-q"]
+        done = subprocess.run(train, capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stderr
+        ppl = subprocess.run([sys.executable, "-m", "lmtool.cli", "perplexity", str(out), TINY_TEST, "--json"],
+                             capture_output=True, text=True, env=env)
+        assert ppl.returncode == 0, ppl.stderr
+        outputs.append((out.read_bytes(), json.loads(ppl.stdout)["perplexity"]))
+    assert any((tmp_path / "numba-cache").iterdir()) and outputs[0] == outputs[1]

@@ -99,7 +99,6 @@ class TrainOptions:
         if self.class_method not in ("frequency", "exchange"):
             raise LmtoolError(f"--class-method must be frequency or exchange, got {self.class_method!r}")
 
-
     def _check_cell_options(self):
         """Refuse the options of the recurrent cells with --cell window, and the window's with the others."""
         given = self.set_on_purpose()
@@ -133,7 +132,8 @@ def set_threads(threads):
 
 
 def run_training(options, progress=silent, echo=None):
-    """Train as ``options`` say and return the trained ``RecurrentModel`` (also written to disk)."""
+    """Train as ``options`` say and return the trained ``RecurrentModel`` (``WindowModel`` for --cell
+    window), also written to disk."""
     options.check()
     set_threads(options.threads)
     from .. import model_class, modelfile

@@ -171,9 +171,9 @@ class WindowNetwork(RecurrentNetwork):
     def _workspace(self, B):
         """Arrays for B windows: z: [B, width] what the output layer reads (h, then x with direct
         connections) and dz its gradient; x, dx: [B, N*E] the window (views into z and dz with
-        direct connections); h: [B, H] the hidden layer before dropout (``_forward`` makes it z's
-        first columns when there is none). Allocated for the largest B seen, so that minibatches of
-        a few sizes share them."""
+        direct connections); h: [B, H] the hidden layer before dropout (without masks to apply,
+        ``_activations`` writes it in z's first columns instead). Allocated for the largest B seen, so
+        that minibatches of a few sizes share them."""
         if self._cache.get("rows", 0) < B:
             c, e = self.config, np.empty
             z, dz = e((B, c.width), self.dtype), e((B, c.width), self.dtype)
@@ -186,7 +186,7 @@ class WindowNetwork(RecurrentNetwork):
             ws.update(x=ws["z"][:, H:], dx=ws["dz"][:, H:])
         return ws
 
-    def _forward(self, pos, masks):
+    def _activations(self, pos, masks):
         """Embedding, dropout and hidden layer for window positions pos: int32[B, N]; the workspace."""
         if pos.ndim != 2 or pos.shape[1] != self.config.window:
             raise ValueError(f"ctx: expected int[B, {self.config.window}] windows, found shape {pos.shape}")
@@ -217,7 +217,7 @@ class WindowNetwork(RecurrentNetwork):
         B = len(tgt)
         if masks is None:
             masks = self.dropout_masks(B, dropout_rng)
-        ws = self._forward(pos, masks)
+        ws = self._activations(pos, masks)
         n_tokens = int(np.count_nonzero(tgt >= 0))
         self.clear_grad()
         defer = defer_output and not self.config.tie
@@ -242,11 +242,11 @@ class WindowNetwork(RecurrentNetwork):
     def log_probs(self, ctx, y):
         """float64[B]: natural-log probabilities of the targets y after the windows ctx (0 where y < 0)."""
         pos, tgt = self._positions(ctx), self._positions(y)
-        ws = self._forward(pos, None)
+        ws = self._activations(pos, None)
         return self.output.log_probs(ws["z"], self._out_p, tgt)
 
     def next_distribution(self, ctx):
         """float[B, V]: p(next word | window) over word ids, for windows ctx: int[B, N]."""
-        ws = self._forward(self._positions(ctx), None)
+        ws = self._activations(self._positions(ctx), None)
         probs = self.output.distribution(ws["z"], self._out_p)
         return probs if self.classes is None else probs[:, self.classes.rank]
