@@ -250,7 +250,7 @@ def train(corpus, output, valid_file, cell, window, direct, activation, init, em
     from .neural.session import TrainOptions, run_training
 
     if activation is not None and cell != "rnn":
-        raise LmtoolError(f"--activation applies to --cell rnn only; "
+        raise LmtoolError("--activation applies to --cell rnn only; "
                           + ("the window model's hidden layer is tanh" if cell == "window" else
                              f"{cell.upper()} cells have their own gates"))
     options = TrainOptions(

@@ -155,22 +155,23 @@ def contexts(x, offset, rows, window, pad):
 
 def gather(table, ctx, x):
     """``gather_windows`` after checking: x = the concatenated embeddings of the windows ``ctx``."""
-    V, E = table.shape
-    B, N = ctx.shape
-    _rows("table", table, (V, E), table.dtype)
-    _ids("ctx", ctx, (B, N), V)
-    _rows("x", x, (B, N * E), table.dtype)
+    _check_windows("table", table, ctx, "x", x)
     gather_windows(table, ctx, x)
 
 
 def scatter(dx, ctx, grad_table):
     """``scatter_windows`` after checking: grad_table's rows += their share of dx."""
-    V, E = grad_table.shape
-    B, N = ctx.shape
-    _rows("grad_table", grad_table, (V, E), grad_table.dtype)
-    _ids("ctx", ctx, (B, N), V)
-    _rows("dx", dx, (B, N * E), grad_table.dtype)
+    _check_windows("grad_table", grad_table, ctx, "dx", dx)
     scatter_windows(dx, ctx, grad_table)
+
+
+def _check_windows(table_name, table, ctx, rows_name, rows):
+    """A table float[V, E], windows int32[B, N] of its rows, and rows float[B, N*E] of its dtype."""
+    V, E = table.shape
+    B, N = ctx.shape
+    _rows(table_name, table, (V, E), table.dtype)
+    _ids("ctx", ctx, (B, N), V)
+    _rows(rows_name, rows, (B, N * E), table.dtype)
 
 
 def _hidden_args(x, U, d, h):

@@ -20,21 +20,19 @@ vectors (gradient support, an SGD step's deferred output gradient, norms) by inh
 differs is the layout, the initialisation and the forward and backward passes.
 """
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..kernels import window as kernels
-from ..kernels.softmax import OUTPUTS
 from ..vocab import BOS
 from .batches import sentence_stream
+from .config import DTYPES, SOFTMAXES, SavedConfig
 from .network import RecurrentNetwork, draw_masks
-
-DTYPES = ("float32", "float64")
 
 
 @dataclass(frozen=True)
-class WindowConfig:
+class WindowConfig(SavedConfig):
     """Architecture of an embedding -> tanh layer -> softmax model over a window of previous words.
 
     vocab_size: V; window: N words of history; embed, hidden: sizes E, H; direct: connections from
@@ -72,7 +70,7 @@ class WindowConfig:
         need(int(self.window) >= 1, "window: expected a positive number of words", self.window)
         need(0.0 <= self.dropout < 1.0, "dropout: expected a probability in [0, 1)", self.dropout)
         need(self.init_range > 0, "init_range: expected > 0", self.init_range)
-        need(self.softmax in OUTPUTS, f"softmax: expected one of {tuple(OUTPUTS)}", self.softmax)
+        need(self.softmax in SOFTMAXES, f"softmax: expected one of {SOFTMAXES}", self.softmax)
         need(self.dtype in DTYPES, f"dtype: expected one of {DTYPES}", self.dtype)
         need(not self.tie or (self.embed == self.hidden and not self.direct),
              "tie: needs embed == hidden and no direct connections, found embed, hidden, direct",
@@ -84,20 +82,6 @@ class WindowConfig:
     def width(self):
         """Values the output layer reads per token: H, and N*E more with direct connections."""
         return self.hidden + (self.window * self.embed if self.direct else 0)
-
-    def to_dict(self):
-        """Plain dict of the fields (JSON-ready)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d):
-        """Inverse of ``to_dict``; unknown keys are an error naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"WindowConfig: unknown fields {unknown} (a newer lmtool's model?); "
-                             f"known fields are {sorted(known)}")
-        return cls(**d)
 
 
 def parameter_shapes(config):
