@@ -83,12 +83,13 @@ def interleaved_rates(steps, data, warmup, rounds, per_round, clock=time.perf_co
     """Training tokens/s of each step function in ``steps`` ({name: step}), timed in turns.
 
     Each runs ``warmup`` batches, then ``rounds`` rounds of ``per_round`` batches each, the step
-    functions taking turns; the rate is a batch's tokens over the median batch time. Taking turns lets a
-    noisy neighbour on the machine slow every contender alike instead of whichever ran at that moment.
+    functions taking turns; the rate is a batch's tokens (targets: ``y.size``) over the median batch
+    time. Taking turns lets a noisy neighbour on the machine slow every contender alike instead of
+    whichever ran at that moment. ``data``: a factory of (x, y) batches, or a dict of them by name.
     ``clock``: wall time, or ``time.thread_time`` to leave out the time the core gives other processes
     (for single-threaded steps only).
     """
-    streams = {name: data() for name in steps}
+    streams = {name: (data[name] if isinstance(data, dict) else data)() for name in steps}
     times, tokens = {name: [] for name in steps}, {}
     for name, step in steps.items():
         for _ in range(warmup):
@@ -100,7 +101,7 @@ def interleaved_rates(steps, data, warmup, rounds, per_round, clock=time.perf_co
                 t = clock()
                 step(x, y)
                 times[name].append(clock() - t)
-                tokens[name] = x.size
+                tokens[name] = y.size
     return {name: tokens[name] / float(np.median(t)) for name, t in times.items()}
 
 

@@ -8,14 +8,17 @@
    never into the project): validation loss in nats per character and samples;
 4. (``--only cells``, not in the default set) the recurrent cells side by side: each trained with
    the fixed-budget recipe for the same budget, then KJV test perplexity.
+5. the fixed-window model (``--cell window``) in a fixed budget: ``--window`` 4 and 6 side by side,
+   one core each, then KJV test perplexity (``--only window --window-minutes 15`` is the issue's run).
 
 Every run is pinned to one core; the softmax comparison and the fixed-budget schedules run two at
 a time, one per core. Prints Markdown.
 
-    python bench/bench_train.py                 # all three (about 35 minutes)
+    python bench/bench_train.py                 # all four (about 50 minutes)
     python bench/bench_train.py --only softmax [--epochs 3] [--layers 1] [--cell gru]  # or: quality, char
         [--min-improvement 0.05] [--dropout 0.2]  # the decay schedule and dropout of the softmax comparison
     python bench/bench_train.py --only cells [--cell-minutes 15] [--cells lstm gru lstm-peephole lstm-coupled]
+    python bench/bench_train.py --only window [--window-minutes 1] [--windows 4 6]
 """
 
 import argparse
@@ -168,6 +171,34 @@ def bench_cells(tmp, minutes, cells=CELLS):
     print("\ntokens/s include start-up and validation.")
 
 
+WINDOW_ARGS = ["--cell", "window", "--softmax", "class"]
+"""The fixed-window recipe of the budget run (``--window N`` and ``--max-time`` added)."""
+
+
+def bench_window(tmp, minutes, windows):
+    from concurrent.futures import ThreadPoolExecutor
+
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    print(f"\n## the fixed-window model in a fixed budget: {minutes:g} minutes of training on one core, KJV test\n")
+    print(f"`lmtool train corpora/kjv/train.txt --valid corpora/kjv/valid.txt {' '.join(WINDOW_ARGS)} --window N "
+          f"--max-time {minutes:g}m`; the runs go side by side, one core each (cores "
+          f"{[cores[i % len(cores)] for i in range(len(windows))]}), so run nothing else meanwhile.\n")
+    with ThreadPoolExecutor(max_workers=max(1, min(len(cores), len(windows)))) as pool:
+        futures = [pool.submit(train, tmp, f"window{n}", [*WINDOW_ARGS, "--window", str(n), "--max-time",
+                                                          f"{minutes:g}m"], core=cores[i % len(cores)])
+                   for i, n in enumerate(windows)]
+        results = [f.result() for f in futures]
+    print("| --window | epochs | tokens/s | valid ppl per epoch (* partial) | lr per epoch | test ppl |\n"
+          "|---|---|---|---|---|---|")
+    for n, (wall, model, rows) in zip(windows, results):
+        tokens = sum(int(r["tokens"]) for r in rows)
+        curve = " ".join(f"{float(r['valid_ppl']):.1f}" + ("" if r["complete"] == "True" else "*") for r in rows)
+        lrs = " ".join(f"{float(r['lr']):g}" for r in rows)
+        print(f"| {n} | {len(rows)} | {tokens / wall:,.0f} | {curve} | {lrs} | **{test_perplexity(model):.2f}** |")
+    print(f"\ntokens/s include start-up and validation. KenLM's 5-gram: {ANCHOR['kenlm_5gram_test_ppl']}; "
+          f"PyTorch's 2x200 LSTM in 15 minutes: {ANCHOR['torch_15min_test_ppl']} (ANCHORS.md).")
+
+
 def shakespeare_split():
     """First 90% / last 10% of tiny-shakespeare (by characters, cut at a line end), in the bench cache."""
     train, valid = os.path.join(CACHE, "shakespeare-train.txt"), os.path.join(CACHE, "shakespeare-valid.txt")
@@ -207,7 +238,7 @@ def bench_char(tmp, minutes):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", choices=["softmax", "quality", "char", "cells"], action="append")
+    ap.add_argument("--only", choices=["softmax", "quality", "char", "cells", "window"], action="append")
     ap.add_argument("--epochs", type=int, default=1, help="epochs of the softmax comparison")
     ap.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="of the softmax comparison")
     ap.add_argument("--layers", type=int, default=2, help="layers of the softmax comparison")
@@ -219,8 +250,10 @@ def main():
     ap.add_argument("--char-minutes", type=float, default=10)
     ap.add_argument("--cell-minutes", type=float, default=15, help="budget of each run of the cells comparison")
     ap.add_argument("--cells", nargs="+", default=CELLS, help="of the cells comparison")
+    ap.add_argument("--window-minutes", type=float, default=15, help="budget of each fixed-window run")
+    ap.add_argument("--windows", type=int, nargs="+", default=[4, 6], help="--window of the fixed-window runs")
     a = ap.parse_args()
-    only = set(a.only or ["softmax", "quality", "char"])
+    only = set(a.only or ["softmax", "quality", "char", "window"])
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="lmtool-bench-") as tmp:
@@ -232,6 +265,8 @@ def main():
             bench_char(tmp, a.char_minutes)
         if "cells" in only:
             bench_cells(tmp, a.cell_minutes, a.cells)
+        if "window" in only:
+            bench_window(tmp, a.window_minutes, a.windows)
 
 
 if __name__ == "__main__":

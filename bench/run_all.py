@@ -94,10 +94,12 @@ def commands(section, quick):
                  [py, os.path.join(HERE, "bench_kernels.py"), "--cells", "lstm", "gru", "--layers", "1", "2"]),
                 ("one recurrent layer alone, each cell against the LSTM (bench_kernels.py --layer-only)",
                  [py, os.path.join(HERE, "bench_kernels.py"), "--layer-only", "--cells", "lstm", "lstm-peephole",
-                  "lstm-coupled", "gru", "--rounds", "20", "--batches", "200", "--clock", "cpu"])]
+                  "lstm-coupled", "gru", "--rounds", "20", "--batches", "200", "--clock", "cpu"]),
+                ("fixed-window training throughput against PyTorch (bench_window.py)",
+                 ["taskset", "-c", "1", py, os.path.join(HERE, "bench_window.py")])]
     if section == "train":
         only = ["--only", "softmax"] if quick else []
-        runs = [("recurrent training runs: softmax, fixed budget, character level (bench_train.py)",
+        runs = [("recurrent training runs: softmax, fixed budget, character level, fixed window (bench_train.py)",
                  [py, os.path.join(HERE, "bench_train.py"), *only])]
         if not quick:
             runs.append(("recurrent cells in a fixed budget, KJV test perplexity (bench_train.py --only cells)",

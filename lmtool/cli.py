@@ -156,9 +156,10 @@ def train(quiet, **fields):
     """Train a recurrent language model (RNN, LSTM or GRU, or an LSTM variant) on CORPUS files.
 
     Truncated backpropagation through time over sentences (each starts from a fresh state, as it is
-    scored), SGD or Adam with gradient clipping, the learning rate divided by --decay whenever the
-    validation perplexity stops improving. The best model on --valid is written to MODEL; a
-    checkpoint MODEL.ckpt is kept every few minutes and on Ctrl-C for --resume.
+    scored), or for --cell window shuffled minibatches of windows; SGD or Adam with gradient
+    clipping, the learning rate divided by --decay whenever the validation perplexity stops
+    improving. The best model on --valid is written to MODEL; a checkpoint MODEL.ckpt is kept
+    every few minutes and on Ctrl-C for --resume.
     """
     from .neural.pipeline import run_training
     from .neural.train import checkpoint_path
@@ -171,7 +172,9 @@ def train(quiet, **fields):
     if not quiet:
         best = model.meta.get("training", {}).get("best")
         net = model.config  # the checkpoint's, on --resume
-        click.echo(f"{options.output}: {net.cell} {net.layers}x{net.hidden}, vocabulary {len(model.vocab):,}"
+        shape = f"window of {net.window}, {net.hidden} hidden" if model.kind == "window" else \
+            f"{net.cell} {net.layers}x{net.hidden}"
+        click.echo(f"{options.output}: {shape}, vocabulary {len(model.vocab):,}"
                    + (f", best {'valid' if options.valid else 'training'} perplexity {best:.2f}" if best else ""),
                    err=True)
 

@@ -1,4 +1,4 @@
-"""Slow, obviously-correct NumPy versions of the recurrent network, to test the kernels against.
+"""Slow, obviously-correct NumPy versions of the recurrent and fixed-window networks, to test kernels against.
 
 Written from the equations, one time step and one token at a time, without sharing code with
 ``lmtool.kernels`` or ``lmtool.neural``. Weight layouts follow the network's: U: [I, G*H] (x @ U),
@@ -133,21 +133,45 @@ def network_log_probs(params, cell, layers, x, y, state, reset, masks=None, acti
         final.append(st)
         if masks is not None:
             inp = inp * masks[l + 1]
-    W = params.get("output.W", emb)
     out = np.zeros((T, B), dtype=np.float64)
     for t in range(T):
         for b in range(B):
-            if y[t, b] < 0:
-                continue
-            h = inp[t, b].astype(np.float64)
-            if classes is None:
-                out[t, b] = log_softmax(W @ h + params["output.b"])[y[t, b]]
-            else:
-                start = classes[1]
-                w = rank[y[t, b]]
-                c = np.searchsorted(start, w, side="right") - 1
-                lc = log_softmax(params["output.Wc"] @ h + params["output.bc"])[c]
-                s, e = start[c], start[c + 1]
-                lw = log_softmax(W[s:e] @ h + params["output.b"][s:e])[w - s]
-                out[t, b] = lc + lw
+            if y[t, b] >= 0:
+                out[t, b] = output_log_prob(params, inp[t, b].astype(np.float64), y[t, b], classes)
     return out, final
+
+
+def output_log_prob(params, h, y, classes=None):
+    """log p(y | h) of the output layer: softmax(W h + b) over all words, or with ``classes``
+    (rank, start) p(class | h) p(y | class, h). W is ``output.W``, else the tied embedding."""
+    W = params.get("output.W", params["embed"])
+    if classes is None:
+        return log_softmax(W @ h + params["output.b"])[y]
+    rank, start = classes
+    w = rank[y]
+    c = np.searchsorted(start, w, side="right") - 1
+    lc = log_softmax(params["output.Wc"] @ h + params["output.bc"])[c]
+    s, e = start[c], start[c + 1]
+    return lc + log_softmax(W[s:e] @ h + params["output.b"][s:e])[w - s]
+
+
+def window_log_probs(params, ctx, y, direct=False, masks=None, classes=None):
+    """Natural-log probabilities of the targets y: [B] (0 where y < 0) after the windows ctx: [B, N]
+    of word ids, by the fixed-window model (Bengio et al. 2003), one window at a time:
+        x = [C(w_1), .., C(w_N)];  h = tanh(x U + b);  log softmax over W [h] (or W [h, x]: direct)
+    params: {name: array} in the network's naming (``hidden.U``, ``hidden.b``); masks: None or
+    (float[B, N*E] for x, float[B, H] for h) dropout masks; classes: as ``network_log_probs``."""
+    emb = params["embed"]
+    rank = classes[0] if classes is not None else np.arange(emb.shape[0])
+    out = np.zeros(len(y), dtype=np.float64)
+    for i, words in enumerate(ctx):
+        if y[i] < 0:
+            continue
+        x = np.concatenate([emb[rank[w]] for w in words]).astype(np.float64)
+        if masks is not None:
+            x = x * masks[0][i]
+        h = np.tanh(x @ params["hidden.U"] + params["hidden.b"])
+        if masks is not None:
+            h = h * masks[1][i]
+        out[i] = output_log_prob(params, np.concatenate([h, x]) if direct else h, y[i], classes)
+    return out

@@ -212,6 +212,20 @@ CASES.update({
     "train-seed-negative": Case("train -q {corpus} -o {out}/m.lm --seed -1", names=("--seed",),
                                 outputs=("{out}/m.lm",)),
     "generate-n-absurd": Case("generate -q {lm} -n 99999999999999999999", names=("-n",)),
+    "train-window-0": Case("train -q {corpus} -o {out}/m.lm --cell window --window 0", names=("--window",),
+                           outputs=("{out}/m.lm",)),
+    "train-window-of-an-lstm": Case("train -q {corpus} -o {out}/m.lm --window 6", names=("--window", "lstm"),
+                                    outputs=("{out}/m.lm",)),
+    "train-direct-of-a-gru": Case("train -q {corpus} -o {out}/m.lm --cell gru --direct", names=("--direct", "gru"),
+                                  outputs=("{out}/m.lm",)),
+    "train-window-bptt": Case("train -q {corpus} -o {out}/m.lm --cell window --bptt 20", names=("--bptt",),
+                              outputs=("{out}/m.lm",)),
+    "train-window-layers": Case("train -q {corpus} -o {out}/m.lm --cell window --layers 2", names=("--layers",),
+                                outputs=("{out}/m.lm",)),
+    "train-window-activation": Case("train -q {corpus} -o {out}/m.lm --cell window --activation relu",
+                                    names=("--activation",), outputs=("{out}/m.lm",)),
+    "train-window-tie-direct": Case("train -q {corpus} -o {out}/m.lm --cell window --tie --direct",
+                                    names=("--tie", "--direct"), outputs=("{out}/m.lm",)),
     "count-min-count-leaves-no-word": Case("count -q {corpus} --min-count 1000000000 -o {out}/m.lm",
                                            names=("--min-count", "empty"), outputs=("{out}/m.lm",)),
 })
@@ -221,11 +235,11 @@ CASES.update({
 # convert takes what is not an lmtool model for ARPA; info reads the header only, by design, so it
 # neither checks the data's checksum nor needs the code to run a recurrent model).
 MODEL_KINDS = ("m_missing", "m_empty", "m_dir", "m_trunc_half", "m_trunc_16", "m_trunc_header", "m_flip_data",
-               "m_flip_header", "m_random", "m_kenlm", "m_arpa", "m_text", "m_recurrent", "m_header_not_json",
-               "m_header_no_fields")
+               "m_flip_header", "m_random", "m_kenlm", "m_arpa", "m_text", "m_recurrent", "m_window",
+               "m_header_not_json", "m_header_no_fields")
 OTHER_COMMANDS = {
     "score": ("score -q {{{kind}}} {{text}}", ("m_missing", "m_flip_data", "m_recurrent")),
-    "generate": ("generate -q {{{kind}}}", ("m_trunc_half", "m_kenlm", "m_recurrent")),
+    "generate": ("generate -q {{{kind}}}", ("m_trunc_half", "m_kenlm", "m_recurrent", "m_window")),
     "convert": ("convert -q {{{kind}}} {{out}}/m.arpa", ("m_dir", "m_trunc_half", "m_flip_data", "m_random",
                                                         "m_kenlm", "m_recurrent")),
     "info": ("info {{{kind}}}", ("m_empty", "m_dir", "m_trunc_half", "m_flip_header", "m_random", "m_arpa",
@@ -409,6 +423,8 @@ def paths(tmp_path_factory, tiny_model):
 
     p["m_recurrent"] = base / "recurrent.lm"
     modelfile.write(p["m_recurrent"], "recurrent", {"cell": "lstm"}, {"w": np.zeros(16, np.float32)})
+    p["m_window"] = base / "window.lm"
+    modelfile.write(p["m_window"], "window", {"config": {"window": 4}}, {"w": np.zeros(16, np.float32)})
 
     for kind, text in _broken_arpas().items():
         put(f"arpa_{kind}", f"{kind}.arpa", text.encode())

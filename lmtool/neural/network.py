@@ -110,6 +110,26 @@ def initialise(config, layout, flat, seed):
             v[...] = np.eye(H) if kind == "W" else 0
 
 
+def draw_masks(rng, p, shapes, dtype):
+    """Inverted-dropout masks of ``shapes`` (dropping with probability ``p``), or None when ``rng``
+    is None or ``p`` is 0.
+
+    Drawn as 16-bit numbers from rng's bit generator (4 per 64-bit draw, 3x faster than floats),
+    mask after mask: the probability is rounded to a multiple of 2^-16.
+    """
+    if rng is None or p == 0:
+        return None
+    total = sum(int(np.prod(shape)) for shape in shapes)
+    bits = rng.bit_generator.random_raw(-(-total // 4)).view(np.uint16)
+    masks, start, threshold = [], 0, int(round(p * 65536))
+    for shape in shapes:
+        mask = np.empty(shape, dtype)
+        dropout_mask(bits[start:start + mask.size], threshold, 1.0 / (1.0 - p), mask.reshape(-1))
+        masks.append(mask)
+        start += mask.size
+    return masks
+
+
 class NetworkState:
     """Recurrent state per layer: h: float[L, B, H], and c: float[L, B, H] for LSTM (else None)."""
 
@@ -152,19 +172,28 @@ class RecurrentNetwork:
     """
 
     def __init__(self, config, classes=None, seed=0, params=None):
+        self.cell = CELLS[config.cell]
+        self._bind(config, parameter_shapes(config), initialise, classes, seed, params)
+        self._layers_p = [self._group(self.p, f"layer{l}.") for l in range(config.layers)]
+        self._layers_g = [self._group(self.g, f"layer{l}.") for l in range(config.layers)]
+        self._cache = {}
+
+    def _bind(self, config, shapes, init, classes, seed, params, width=None):
+        """Set up what a network over flat vectors has: parameters (adopted, or filled by
+        ``init(config, layout, flat, seed)``), gradient, their named views and the output layer,
+        which reads ``width`` values per token (default: ``config.hidden``)."""
         self.config = config
         self.dtype = np.dtype(config.dtype)
-        self.cell = CELLS[config.cell]
-        self.layout = ParameterLayout(parameter_shapes(config))
+        self.layout = ParameterLayout(shapes)
         if params is None:
             self.params = np.zeros(self.layout.size, self.dtype)
-            initialise(config, self.layout, self.params, seed)
+            init(config, self.layout, self.params, seed)
         else:
             self.params = np.ascontiguousarray(params, self.dtype)
         self.grad = np.zeros(self.layout.size, self.dtype)
         self.p = self.layout.views(self.params)
         self.g = self.layout.views(self.grad)
-        V, H = config.vocab_size, config.hidden
+        V, H = config.vocab_size, config.hidden if width is None else width
         if config.softmax == "class" and (classes is None or classes.n_classes != config.n_classes):
             raise ValueError(
                 f"softmax='class' needs the word classes, with n_classes equal to the config's "
@@ -172,12 +201,9 @@ class RecurrentNetwork:
                 f"them with make_classes(counts, n) and set NetworkConfig(n_classes=classes.n_classes)")
         self.classes = classes if config.softmax == "class" else None
         self.output = OUTPUTS[config.softmax](V, H, self.classes)
-        self._layers_p = [self._group(self.p, f"layer{l}.") for l in range(config.layers)]
-        self._layers_g = [self._group(self.g, f"layer{l}.") for l in range(config.layers)]
         self._out_p, self._out_g = self._group(self.p, "output."), self._group(self.g, "output.")
         if config.tie:
             self._out_p["W"], self._out_g["W"] = self.p["embed"], self.g["embed"]
-        self._cache = {}
         o = self.layout.offsets
         self._dense_spans = np.array([[o[n], o[n] + int(np.prod(s))] for n, s in self.layout.shapes.items()
                                       if n not in ("embed", "output.W", "output.b")], np.int64).reshape(-1, 2)
@@ -228,23 +254,10 @@ class RecurrentNetwork:
         return self._masks(T, B, rng)
 
     def _masks(self, T, B, rng):
-        """L+1 inverted-dropout masks (embedding output, each layer's output), or None without dropout.
-
-        Drawn as 16-bit numbers from rng's bit generator (4 per 64-bit draw, 3x faster than floats):
-        the dropout probability is rounded to a multiple of 2^-16.
-        """
-        p = self.config.dropout
-        if rng is None or p == 0:
-            return None
+        """L+1 inverted-dropout masks (embedding output, each layer's output), or None without dropout
+        (``draw_masks``)."""
         sizes = [self.config.embed] + [self.config.hidden] * self.config.layers
-        bits = rng.bit_generator.random_raw(-(-T * B * sum(sizes) // 4)).view(np.uint16)
-        masks, start, threshold = [], 0, int(round(p * 65536))
-        for n in sizes:
-            mask = np.empty((T, B, n), self.dtype)
-            dropout_mask(bits[start:start + mask.size], threshold, 1.0 / (1.0 - p), mask.reshape(-1))
-            masks.append(mask)
-            start += mask.size
-        return masks
+        return draw_masks(rng, self.config.dropout, [(T, B, n) for n in sizes], self.dtype)
 
     def _forward(self, pos, state, reset, masks):
         """Run embedding and layers; returns (layer inputs, workspaces, top outputs [T, B, H])."""
@@ -370,7 +383,7 @@ class RecurrentNetwork:
         classes (all rows for a full softmax; without ``weights`` the rows of b only). Returns (the
         spans besides the output rows, all)."""
         o = self.layout.offsets
-        H, E = self.config.hidden, self.config.embed
+        H, E = self.output.H, self.config.embed
         w_at = o["embed"] if self.config.tie else o["output.W"]
         starts, ends = self.output.touched_rows(tgt.reshape(-1))
         rest = merge_spans([self._dense_spans, row_spans(o["embed"], E, pos[pos >= 0])])
