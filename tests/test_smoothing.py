@@ -261,7 +261,8 @@ def test_bincount_kernels_give_numpys_numbers_exactly():
     assert np.array_equal(weighted_sums(index, weights, 60), np.bincount(index, weights=weights, minlength=60))
     assert np.array_equal(occurrences(index, 60), np.bincount(index, minlength=60))
     values = rng.integers(0, 9, 1000).astype(np.int32)
-    assert capped_occurrences(values, 4).tolist() == [int((values == k).sum()) for k in range(4)] + [int((values >= 4).sum())]
+    expected = [int((values == k).sum()) for k in range(4)] + [int((values >= 4).sum())]
+    assert capped_occurrences(values, 4).tolist() == expected
     shared = np.zeros(60, np.int32)
     for lo, hi in ((0, 17), (17, 40), (40, 60)):
         add_occurrences(shared, index, lo, hi)

@@ -155,8 +155,8 @@ def test_a_resumed_run_takes_a_new_budget_and_the_checkpoint_settings_given_agai
     from lmtool.neural.train import TrainConfig
 
     vocabulary = {"min_count": 2, "max_vocab": None, "vocab_file": None}
-    model = SimpleNamespace(config=NetworkConfig(vocab_size=10, hidden=16, embed=16), vocab=SimpleNamespace(level="word"),
-                            meta={"training": {"vocabulary": vocabulary}})
+    model = SimpleNamespace(config=NetworkConfig(vocab_size=10, hidden=16, embed=16),
+                            vocab=SimpleNamespace(level="word"), meta={"training": {"vocabulary": vocabulary}})
     saved = TrainConfig(optimizer="adam", epochs=3, seed=3)
     again = dict(corpus=[TINY], output="m.lm", hidden=16, embed=16, optimizer="adam", seed=3, resume="m.lm.ckpt")
     config = _resumed_config(TrainOptions(**again, epochs=5, max_time=60.0,
@@ -173,7 +173,8 @@ def test_a_resumed_run_takes_a_new_budget_and_the_checkpoint_settings_given_agai
         _resumed_config(TrainOptions(**again, min_count=2, max_vocab=50, given=frozenset({"min_count", "max_vocab"})),
                         model, saved)
     with pytest.raises(LmtoolError, match=r"--class-method frequency \(checkpoint: None\)"):
-        _resumed_config(TrainOptions(**again, class_method="frequency", given=frozenset({"class_method"})), model, saved)
+        changed = TrainOptions(**again, class_method="frequency", given=frozenset({"class_method"}))
+        _resumed_config(changed, model, saved)
     del vocabulary["min_count"]  # a checkpoint from before lmtool recorded it
     with pytest.raises(LmtoolError, match=r"--min-count 2 \(checkpoint: not recorded\)"):
         _resumed_config(TrainOptions(**again, min_count=2, given=frozenset({"min_count"})), model, saved)
@@ -279,8 +280,8 @@ def test_sigterm_during_training_saves_the_checkpoint_it_names(tmp_path, sig):
 
     out, log = tmp_path / "m.lm", tmp_path / "log.tsv"
     common = ["train", "-q", TINY_TRAIN, "-o", out, "--hidden", "16", "--embed", "16"]
-    proc = subprocess.Popen([sys.executable, "-m", "lmtool.cli", *map(str, common), "--epochs", "500", "--log", str(log)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=as_in_a_terminal)
+    command = [sys.executable, "-m", "lmtool.cli", *map(str, common), "--epochs", "500", "--log", str(log)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=as_in_a_terminal)
     try:
         # once an epoch has ended (its line is in the log), training is under way
         sent = signal_when(proc, lambda: log.exists() and log.stat().st_size > 0, getattr(signal, sig))
@@ -292,7 +293,8 @@ def test_sigterm_during_training_saves_the_checkpoint_it_names(tmp_path, sig):
             proc.wait()
     ckpt = tmp_path / "m.lm.ckpt"
     assert proc.returncode == 130, err
-    assert err.decode().strip() == f"lmtool: interrupted: checkpoint saved; continue with: lmtool train ... --resume {ckpt}"
+    expected = f"lmtool: interrupted: checkpoint saved; continue with: lmtool train ... --resume {ckpt}"
+    assert err.decode().strip() == expected
     assert ckpt.exists()
     done = run_lmtool(*common, "--epochs", "1", "--resume", ckpt)  # the budget is spent: it finishes at once
     assert done.returncode == 0, done.stderr
