@@ -71,8 +71,8 @@ def encode_corpus(paths, level="word", vocab=None, min_count=1, max_vocab=None, 
         encode = lambda data: (0, *vocab.encode_bytes(data))  # noqa: E731
     tallied, ids, lengths, file_starts, lines = [], [], [], [], 0
     with bar(progress, "reading", total=corpus.input_size(paths), unit="B") as shown:
-        chunks = corpus.read_chunks(paths, chunk_bytes=chunk_bytes or corpus.CHUNK_BYTES, progress=shown.update,
-                                    hasher=hasher)
+        chunks = map(corpus.MarkerWatch(level), corpus.read_chunks(
+            paths, chunk_bytes=chunk_bytes or corpus.CHUNK_BYTES, progress=shown.update, hasher=hasher))
         for first_line, tally, chunk_ids, chunk_lengths in ordered_map(
                 lambda chunk: (chunk.first_line, *encode(chunk.data)), chunks, threads):
             if first_line == 1:

@@ -6,12 +6,14 @@ import pytest
 from lmtool.errors import LmtoolError
 from lmtool.sampling import generate, sentences, shape_distribution
 from lmtool.vocab import BOS, EOS, UNK
+from tests.conftest import TINY_TRAIN
+from tests.naive import naive_nucleus
 from tests.helpers import model_from_text
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    with open("corpora/tiny/train.txt", encoding="utf-8") as f:
+    with open(TINY_TRAIN, encoding="utf-8") as f:
         text = f.read()
     return model_from_text(tmp_path_factory.mktemp("g"), text, 3)
 
@@ -45,19 +47,6 @@ def test_shaping():
     q = shape_distribution(p, temperature=0.5, top_k=2)
     np.testing.assert_allclose(q, [[0, 0, 0, 0, 0.09 / 0.25, 0.16 / 0.25]])
     np.testing.assert_allclose(shape_distribution(p, temperature=1.0).sum(), 1.0)
-
-
-def naive_nucleus(row, top_p):
-    """The nucleus by its definition: tokens from the likeliest down (lower id first among equals),
-    taken until their probability reaches ``top_p`` of the row's."""
-    total = sum(row)
-    kept, mass = set(), 0.0
-    for i in sorted(range(len(row)), key=lambda i: (-row[i], i)):
-        if mass >= top_p * total:
-            break
-        kept.add(i)
-        mass += row[i]
-    return kept
 
 
 def test_top_p_keeps_exactly_the_nucleus():

@@ -7,10 +7,15 @@ without importing Numba.
 
 from ..registry import Registry
 
-CELLS = Registry("cell", {"rnn": "lmtool.kernels.rnn", "lstm": "lmtool.kernels.lstm", "gru": "lmtool.kernels.gru"})
+CELLS = Registry("cell", {"rnn": "lmtool.kernels.rnn", "lstm": "lmtool.kernels.lstm", "gru": "lmtool.kernels.gru",
+                          "lstm-peephole": "lmtool.kernels.lstm_peephole",
+                          "lstm-coupled": "lmtool.kernels.lstm_coupled"})
 """Recurrent cells by name; each module follows the cell protocol in ``lmtool.kernels.lstm``."""
+ARCHITECTURES = (*CELLS, "window")
+"""What ``--cell`` offers: the recurrent cells, and the fixed-window model (``neural.window``), which
+is not recurrent and is a model kind of its own."""
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
-"""Nonlinearities of the vanilla RNN (LSTM and GRU have their own fixed ones); ``kernels.rnn`` codes them."""
+"""Nonlinearities of the vanilla RNN (the gated cells have their own fixed ones); ``kernels.rnn`` codes them."""
 INITS = ("default", "identity")
 """default: PyTorch-like; identity: W = I, b = 0 for the RNN (IRNN, use with relu)."""
 OUTPUTS = Registry("softmax", {"full": "lmtool.neural.output:FullSoftmax",
@@ -23,3 +28,12 @@ OPTIMIZERS = ("sgd", "adam")
 """Optimisers (``neural.optimizer``)."""
 DEFAULT_LR = {"sgd": 20.0, "adam": 2e-3}
 """The learning rate of each optimiser when ``--lr`` is not given."""
+CELL_DEFAULTS = {"recurrent": {"hidden": 256, "layers": 2},
+                 "window": {"hidden": 200, "layers": 1, "batch": 1024, "optimizer": "adam", "dropout": 0.0,
+                            "embed_range": 0.1}}
+"""Defaults that depend on ``--cell`` (the recurrent cells' schedule then depends on ``--level``:
+``neural.options.LEVEL_DEFAULTS``). The recurrent cells: two layers of 256, the best 15-minute KJV
+recipe. The fixed-window model: one hidden layer of 200; ``--batch`` counts its windows, not
+streams; SGD at the recurrent models' rate and clipping learns it slowly, dropout does not help it
+over eight epochs, and its embedding starts as its output weights (``bench/RESULTS.md``, the
+fixed-window section, where these were measured)."""

@@ -4,7 +4,7 @@ Saved beside the weights (``to_dict``/``from_dict``); with the class table of a 
 all that is needed to rebuild the network. Its defaults are ``train``'s for words (``TrainOptions``).
 """
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 from .choices import ACTIVATIONS, CELLS, INITS, OUTPUTS
 from .options import INIT_RANGE, word_default
@@ -12,8 +12,29 @@ from .options import INIT_RANGE, word_default
 DTYPES = ("float32", "float64")
 
 
+class SavedConfig:
+    """``to_dict``/``from_dict`` of a frozen dataclass saved beside the weights (a model file's header)."""
+
+    def to_dict(self):
+        """Plain dict of the fields (JSON-ready). An optional field left at None (its default) is not
+        written, so a config that does not use one added later is described as before, and read by
+        lmtool versions that do not know it."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if not (f.default is None and getattr(self, f.name) is None)}
+
+    @classmethod
+    def from_dict(cls, d):
+        """Inverse of ``to_dict``; unknown keys are an error naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown fields {unknown} (a newer lmtool's model?); "
+                             f"known fields are {sorted(known)}")
+        return cls(**d)
+
+
 @dataclass(frozen=True)
-class NetworkConfig:
+class NetworkConfig(SavedConfig):
     """Architecture of an embedding -> L recurrent layers -> softmax language model.
 
     vocab_size: V, words (or characters) including specials; cell: one of CELLS; activation: RNN only;
@@ -61,21 +82,3 @@ class NetworkConfig:
         need(self.softmax != "class" or 1 <= self.n_classes <= self.vocab_size,
              f"n_classes: expected 1..{self.vocab_size} with softmax='class' (use make_classes(...).n_classes)",
              self.n_classes)
-
-    def to_dict(self):
-        """Plain dict of the fields (JSON-ready); ``embed_range`` only when set, so a network without it
-        is described as before (and read by lmtool versions that do not know it)."""
-        d = asdict(self)
-        if d["embed_range"] is None:
-            del d["embed_range"]
-        return d
-
-    @classmethod
-    def from_dict(cls, d):
-        """Inverse of ``to_dict``; unknown keys are an error naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"NetworkConfig: unknown fields {unknown} (a newer lmtool's model?); "
-                             f"known fields are {sorted(known)}")
-        return cls(**d)

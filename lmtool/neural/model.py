@@ -37,10 +37,15 @@ class RecurrentModel(LanguageModel):
         self.meta = meta
 
     @classmethod
-    def create(cls, vocab, config, classes=None, seed=0, meta=None):
+    def parts(cls):
+        """(configuration class, network class) of this model kind."""
         from .network import RecurrentNetwork
 
-        return cls(vocab, RecurrentNetwork(config, classes, seed=seed), dict(meta or {}))
+        return NetworkConfig, RecurrentNetwork
+
+    @classmethod
+    def create(cls, vocab, config, classes=None, seed=0, meta=None):
+        return cls(vocab, cls.parts()[1](config, classes, seed=seed), dict(meta or {}))
 
     # The model file
 
@@ -59,22 +64,22 @@ class RecurrentModel(LanguageModel):
 
     @classmethod
     def from_file(cls, model, writable=False):
-        """Rebuild from an opened ``ModelFile`` of kind ``recurrent``."""
+        """Rebuild from an opened ``ModelFile`` of this kind."""
         from .classes import WordClasses
-        from .network import RecurrentNetwork
 
+        config_class, network_class = cls.parts()
         try:
-            config = NetworkConfig.from_dict(model.meta["config"])
+            config = config_class.from_dict(model.meta["config"])
             vocab = Vocabulary.from_bytes(model["vocab"], model.meta.get("level", "word"))
             classes = None
             if config.softmax == "class":
                 classes = WordClasses.from_arrays(model["classes.order"], model["classes.start"])
             params = np.array(model["params"]) if writable else model["params"]
-            network = RecurrentNetwork(config, classes, params=params)
+            network = network_class(config, classes, params=params)
         except (KeyError, ValueError, TypeError) as err:
-            raise LmtoolError(f"damaged recurrent model ({err}); rebuild it", model.path) from None
+            raise LmtoolError(f"damaged {cls.kind} model ({err}); rebuild it", model.path) from None
         if len(vocab) != config.vocab_size:
-            raise LmtoolError(f"damaged recurrent model (vocabulary of {len(vocab)} tokens, network of "
+            raise LmtoolError(f"damaged {cls.kind} model (vocabulary of {len(vocab)} tokens, network of "
                               f"{config.vocab_size}); rebuild it", model.path)
         return cls(vocab, network, model.meta)
 
@@ -135,10 +140,8 @@ class RecurrentModel(LanguageModel):
         return Scores(np.add.reduceat(token.astype(np.float64), starts), token, None), (state, y[-1])
 
     def worker(self):
-        from .network import RecurrentNetwork
-
-        network = RecurrentNetwork(self.config, self.network.classes, params=self.network.params)
-        return RecurrentModel(self.vocab, network, self.meta)
+        network = type(self.network)(self.config, self.network.classes, params=self.network.params)
+        return type(self)(self.vocab, network, self.meta)
 
     # Generation
 

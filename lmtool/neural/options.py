@@ -5,9 +5,9 @@ network's ``NetworkConfig`` take their defaults from here; and what ``--resume``
 checkpoint (``KEPT``) or takes anew (``ANEW``) is read off the fields, not listed again.
 
 A default is the best setting the benchmarks found (``bench/RESULTS.md``). Where the best setting
-depends on the level, the vocabulary or the time budget, the field's default is None and its value
-is computed in one place, ``TrainOptions.fill_defaults`` (from ``LEVEL_DEFAULTS`` and the constants
-beside it); ``--help`` shows the rule.
+depends on the cell, the level, the vocabulary or the time budget, the field's default is None and
+its value is computed in one place, ``TrainOptions.fill_defaults`` (from ``choices.CELL_DEFAULTS``,
+``LEVEL_DEFAULTS`` and the constants beside it); ``--help`` shows the rule.
 """
 
 from dataclasses import dataclass, fields
@@ -16,7 +16,7 @@ from ..corpus import LEVELS
 from ..errors import LmtoolError
 from ..options import (ANEW, KEPT, argument, check_fields, converted, duration, flags_where, fraction, option,
                        optional_positive, positive, positive_number, seed_value)
-from .choices import ACTIVATIONS, CELLS, CLASS_METHODS, INITS, OPTIMIZERS, OUTPUTS
+from .choices import ACTIVATIONS, ARCHITECTURES, CELL_DEFAULTS, CLASS_METHODS, INITS, OPTIMIZERS, OUTPUTS
 
 
 def _non_negative_clip(flag, value):
@@ -48,7 +48,8 @@ LEVEL_DEFAULTS = {
     "word": {"optimizer": "sgd", "batch": 20, "bptt": 35, "dropout": 0.25},
     "char": {"optimizer": "adam", "batch": 64, "bptt": 100, "dropout": 0.0},
 }
-"""The defaults that depend on ``--level``. Words: Zaremba et al.'s SGD schedule (lr 20, 20 streams of
+"""The defaults of the recurrent cells that depend on ``--level`` (``--cell window`` has its own,
+``choices.CELL_DEFAULTS``). Words: Zaremba et al.'s SGD schedule (lr 20, 20 streams of
 35 steps) with dropout 0.25; characters: char-rnn's Adam over 100-step segments, more streams (the
 recurrent products run faster on wider batches), no dropout (a budget of minutes does not overfit
 a megabyte of text). Measured in ``bench/RESULTS.md``."""
@@ -86,18 +87,27 @@ class TrainOptions:
                          help="Model file to write (the best on --valid).")
     valid: str = option(flags=("--valid",), metavar="FILE",
                         help="Validation text: drives learning-rate decay and early stopping.")
-    cell: str = option("lstm", choices=CELLS, resume=KEPT)
+    cell: str = option("lstm", choices=ARCHITECTURES, resume=KEPT,
+                       help="lstm-peephole: gates also see the cell; lstm-coupled: input gate = 1 - forget gate; "
+                            "window: the fixed-window model (Bengio et al. 2003), a tanh layer over the previous "
+                            "words.")
+    window: int = option(4, check=positive(64), resume=KEPT,
+                         help="Words of history of --cell window (<s> before the sentence start).")
+    direct: bool = option(False, resume=KEPT, help="--cell window: direct connections from the window to the output.")
     activation: str = option("tanh", choices=ACTIVATIONS, resume=KEPT, help="Nonlinearity of --cell rnn.")
     init: str = option("default", choices=INITS, resume=KEPT,
                        help="identity: recurrent weights start as the identity (IRNN; use with --activation relu).")
     embed: int = option(check=_unless_computed(positive(65536)), resume=KEPT, default_text="--hidden",
                         help="Embedding size.")
-    hidden: int = option(256, check=positive(65536), resume=KEPT, help="Units per recurrent layer.")
-    layers: int = option(2, check=positive(64), resume=KEPT)
-    dropout: float = option(check=_probability, resume=KEPT, default_text="0.25 for words, 0 for characters",
+    hidden: int = option(check=_unless_computed(positive(65536)), resume=KEPT,
+                         default_text="256; 200 for --cell window", help="Units per recurrent (or hidden) layer.")
+    layers: int = option(check=_unless_computed(positive(64)), resume=KEPT, default_text="2; 1 for --cell window")
+    dropout: float = option(check=_probability, resume=KEPT,
+                            default_text="0.25 for words, 0 for characters and --cell window",
                             help="Dropout between layers and before the output.")
     embed_range: float = option(check=positive_number, resume=KEPT, metavar="R",
-                                default_text=f"{ADAM_EMBED_RANGE:.3g} (unit variance) for adam without --tie, else 0.1",
+                                default_text=f"{ADAM_EMBED_RANGE:.3g} (unit variance) for a recurrent cell with adam "
+                                             "and no --tie, else 0.1",
                                 help="The embedding starts uniform in [-R, R] (the output weights: in [-0.1, 0.1]).")
     tie: bool = option(False, resume=KEPT, help="Share embedding and output weights (needs --embed = --hidden).")
     softmax: str = option(choices=OUTPUTS, resume=KEPT,
@@ -111,17 +121,19 @@ class TrainOptions:
                                     "frequency bins (RNNLM's).")
     level: str = option("word", choices=LEVELS, resume=KEPT)
     stream: bool = option(False, resume=KEPT,
-                          help="Text that runs on: the state carries across lines (the newline a token), a file is "
-                               "scored as one text and generate --lines writes running text.")
+                          help="Text that runs on (recurrent cells): the state carries across lines (the newline a "
+                               "token), a file is scored as one text and generate --lines writes running text.")
     vocab_file: str = option(flags=("--vocab",), metavar="FILE", resume=KEPT,
                              help="Only these tokens; others are <unk>.")
     min_count: int = option(1, resume=KEPT, help="Rarer tokens become <unk>.")
     max_vocab: int = option(resume=KEPT, help="Keep only the N most frequent tokens.")
-    batch: int = option(check=_unless_computed(positive(65536)), resume=KEPT, default_text="20 for words, 64 for "
-                        "characters", help="Parallel streams per batch.")
+    batch: int = option(check=_unless_computed(positive(65536)), resume=KEPT,
+                        default_text="20 streams for words, 64 for characters; 1024 windows for --cell window",
+                        help="Parallel streams per batch; windows per minibatch for --cell window.")
     bptt: int = option(check=_unless_computed(positive(100000)), resume=KEPT, default_text="35 for words, 100 for "
                        "characters", help="Steps of backpropagation through time.")
-    optimizer: str = option(choices=OPTIMIZERS, resume=KEPT, default_text="sgd for words, adam for characters")
+    optimizer: str = option(choices=OPTIMIZERS, resume=KEPT,
+                            default_text="sgd for words, adam for characters and --cell window")
     lr: float = option(check=positive_number, resume=KEPT, default_text="20 for sgd, 0.002 for adam",
                        help="Learning rate.")
     clip: float = option(0.25, check=_non_negative_clip, resume=KEPT, help="Largest gradient norm (0: no clipping).")
@@ -154,29 +166,53 @@ class TrainOptions:
 
     def check(self):
         """Refuse absurd values with one line that names the option; fill in the defaults computed from
-        the level and the budget (``fill_defaults``; those that need the vocabulary come later)."""
+        the cell, the level and the budget (``fill_defaults``; those that need the vocabulary come later)."""
         converted(self)
         self.given = self.set_on_purpose()  # before the computed defaults are filled in
         if "activation" in self.given and self.cell != "rnn":
-            raise LmtoolError(f"--activation applies to --cell rnn only; {self.cell.upper()} cells have their "
-                              "own gates")
+            raise LmtoolError("--activation applies to --cell rnn only; " + (
+                "the window model's hidden layer is tanh" if self.cell == "window" else
+                f"{self.cell.upper()} cells have their own gates"))
         check_fields(self)
         self.fill_defaults()
+        self._check_cell_options(self.given)
         if self.tie and self.embed != self.hidden:
             raise LmtoolError(f"--tie needs --embed equal to --hidden (got {self.embed} and {self.hidden})")
         if self.init == "identity" and self.cell != "rnn":
-            raise LmtoolError("--init identity is for --cell rnn (the IRNN); LSTM and GRU use the default")
+            raise LmtoolError(f"--init identity is for --cell rnn (the IRNN); --cell {self.cell} uses the default")
         if self.n_classes is not None and self.softmax not in (None, "class"):
             raise LmtoolError(f"--classes applies to --softmax class only, not to {self.softmax}")
         return self
 
+    def _check_cell_options(self, given):
+        """Refuse the options of the recurrent cells with --cell window, and the window's with the others."""
+        if self.cell != "window":
+            for name in ("window", "direct"):
+                if name in given and getattr(self, name):
+                    raise LmtoolError(f"--{name} applies to --cell window only, not to {self.cell}")
+            return
+        if "bptt" in given:
+            raise LmtoolError("--bptt applies to the recurrent cells; --cell window predicts each word from its "
+                              "window of --window words, with no backpropagation through time")
+        if self.stream:
+            raise LmtoolError("--stream applies to the recurrent cells, whose state runs on across lines; --cell "
+                              "window predicts each word from the words before it in its line: drop --stream")
+        if self.layers != 1:
+            raise LmtoolError(f"--layers {self.layers}: --cell window has one hidden layer (Bengio et al.); "
+                              "drop --layers")
+        if self.tie and self.direct:
+            raise LmtoolError("--tie cannot go with --direct: the output layer then reads the hidden layer and "
+                              "the window, wider than an embedding; drop one")
+
     def fill_defaults(self, vocab_size=None):
-        """Give each option left at None its computed default: from ``LEVEL_DEFAULTS`` by ``--level``,
-        ``--min-improvement`` by whether there is a ``--max-time``, ``--embed-range`` by the optimiser
-        (``ADAM_EMBED_RANGE`` for Adam), ``--embed`` (``--hidden``), and once ``vocab_size`` is known,
-        ``--softmax`` (class above ``CLASS_SOFTMAX_ABOVE`` tokens) and ``--classes`` (``classes_for``).
-        The one place such defaults are decided; returns self."""
-        for name, value in LEVEL_DEFAULTS[self.level].items():
+        """Give each option left at None its computed default: from ``choices.CELL_DEFAULTS`` by
+        ``--cell``, then from ``LEVEL_DEFAULTS`` by ``--level``; ``--min-improvement`` by whether there
+        is a ``--max-time``, ``--embed-range`` by the optimiser (``ADAM_EMBED_RANGE`` for Adam),
+        ``--embed`` (``--hidden``), and once ``vocab_size`` is known, ``--softmax`` (class above
+        ``CLASS_SOFTMAX_ABOVE`` tokens) and ``--classes`` (``classes_for``). The one place such defaults
+        are decided; returns self."""
+        by_cell = CELL_DEFAULTS["window" if self.cell == "window" else "recurrent"]
+        for name, value in (*by_cell.items(), *LEVEL_DEFAULTS[self.level].items()):
             if getattr(self, name) is None:
                 setattr(self, name, value)
         if self.min_improvement is None:
@@ -193,10 +229,11 @@ class TrainOptions:
         return self
 
 
-def word_default(name):
-    """The default of option ``name`` for words without a time budget, where it does not depend on the
-    vocabulary: what a library dataclass (``TrainConfig``, ``NetworkConfig``) takes as its own."""
-    return getattr(TrainOptions().fill_defaults(), name)
+def word_default(name, cell="lstm"):
+    """The default of option ``name`` for words with ``cell``, without a time budget, where it does not
+    depend on the vocabulary: what a library dataclass (``TrainConfig``, ``NetworkConfig``,
+    ``WindowConfig``) takes as its own."""
+    return getattr(TrainOptions(cell=cell).fill_defaults(), name)
 
 
 KEPT_ON_RESUME = flags_where(TrainOptions, KEPT)
