@@ -29,7 +29,8 @@ def load(path, verify=True):
 
 
 MODEL_CLASSES = {"ngram": ("lmtool.ngram.model", "NgramModel"),
-                 "recurrent": ("lmtool.neural.model", "RecurrentModel")}
+                 "recurrent": ("lmtool.neural.model", "RecurrentModel"),
+                 "mixture": ("lmtool.mixture", "MixtureModel")}
 
 
 def model_class(kind):

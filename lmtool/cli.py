@@ -404,6 +404,83 @@ def info(model, as_json, quiet):
         click.echo(f"{key}:\t{value}")
 
 
+def _weights(text):
+    """The numbers of --weights '0.7,0.3'."""
+    try:
+        return [float(w) for w in text.split(",")]
+    except ValueError:
+        raise LmtoolError(f"--weights: expected numbers separated by commas (one per model), got {text!r}") from None
+
+
+@cli.command()
+@click.argument("models", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, metavar="MODEL",
+              help="Mixture model file to write (with --static: an n-gram model, ARPA if named .arpa or .arpa.gz).")
+@click.option("--tune", "dev", metavar="DEV", help="Find the weights on this held-out text (EM; log-linear: maximum "
+                                                   "likelihood) and print the dev perplexities.")
+@click.option("--weights", metavar="W1,W2,...", help="Set the weights by hand, one per model.")
+@click.option("--loglinear", is_flag=True, help="P(w|h) proportional to prod_i P_i(w|h)^w_i, normalised over the "
+                                                "vocabulary, instead of sum_i w_i P_i(w|h).")
+@click.option("--static", is_flag=True, help="Merge n-gram members into one backoff n-gram model instead.")
+@quiet_option
+def mix(models, output, dev, weights, loglinear, static, quiet):
+    """Make one model of MODELS (n-gram, recurrent or mixtures), linearly or log-linearly.
+
+    The weights come from --tune DEV (EM on the members' probabilities of DEV's tokens, until the
+    dev perplexity improves by less than 1e-6 relative) or from --weights. Members may have
+    different vocabularies: a word a member lacks gets that member's <unk> probability shared
+    among all the words it lacks. The mixture file holds its members whole.
+    """
+    from .mixture import LINEAR, LOGLINEAR, MixtureModel
+    from .mixture_weights import given, tune
+
+    if len(models) < 2:
+        raise LmtoolError(f"a mixture needs at least two models, got {len(models)}")
+    if (dev is None) == (weights is None):
+        raise LmtoolError("give either --tune DEV (to find the weights) or --weights W1,W2,... (to set them)")
+    mode = LOGLINEAR if loglinear else LINEAR
+    hand = _weights(weights) if weights is not None else None
+    if static and loglinear:
+        raise LmtoolError("--static merges linear mixtures only (a log-linear one is normalised at every position, "
+                          "which no backoff model stores); drop --loglinear")
+    from .ngram.arpa import is_arpa_name
+
+    if is_arpa_name(output) and not static:
+        raise LmtoolError("a mixture has no ARPA form; add --static to merge n-gram members into one n-gram model",
+                          output)
+    _check_outputs((output,), (*models, dev))
+    start = [1.0 / len(models)] * len(models)
+    mixture = MixtureModel.from_files(list(models), start, mode)
+    if static:
+        from .ngram.merge import check_mergeable
+
+        check_mergeable(mixture)
+    if hand is not None:
+        mixture = given(mixture, hand)
+    else:
+        mixture, report = tune(mixture, [dev], progress=_tqdm_factory(quiet))
+        for i, (name, ppl) in enumerate(zip(models, report["members_dev_perplexity"]), 1):
+            click.echo(f"member {i}: {name} ({mixture.members[i - 1].kind}), dev perplexity {ppl:.4f}")
+        click.echo(f"weights ({report['method']}, {report['iterations']} iterations): "
+                   + ",".join(f"{w:.6f}" for w in mixture.weights))
+        click.echo(f"mixture dev perplexity: {report['dev_perplexity']:.4f}")
+    if not static:
+        mixture.save(output)
+        return
+    from .ngram.arpa import write_arpa
+    from .ngram.merge import merge_ngram_models
+
+    merged = merge_ngram_models(mixture)
+    if is_arpa_name(output):
+        write_arpa(merged, output)
+    else:
+        merged.save(output)
+    if not quiet:
+        sizes = " ".join(f"{n}:{s:,}" for n, s in enumerate(merged.sizes, 1))
+        click.echo(f"{output}: merged {merged.order}-gram, vocabulary {len(merged.vocab):,}, n-grams {sizes}",
+                   err=True)
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
     if issubclass(category, LmtoolWarning):
         print(f"lmtool: warning: {message}", file=sys.stderr)
