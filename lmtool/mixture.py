@@ -41,11 +41,12 @@ class MemberMaps:
     words its ``<unk>`` stands for, where it lacks the word; else 0) and ``from_member``: int32[V_i]
     (the mixture id of each of its words)."""
 
-    def __init__(self, vocabs):
-        levels = {v.level for v in vocabs}
-        if len(levels) > 1:
-            raise LmtoolError(f"members mix word-level and character-level vocabularies ({', '.join(sorted(levels))}); "
-                              "mix models of one level")
+    def __init__(self, vocabs, names=None):
+        names = names or [f"member {i + 1}" for i in range(len(vocabs))]
+        for vocab, name in zip(vocabs, names):
+            if vocab.level != vocabs[0].level:
+                raise LmtoolError(f"its vocabulary is {vocab.level}-level, the first model's {vocabs[0].level}-level; "
+                                  "mix models of one level", name)
         tokens = list(vocabs[0].tokens)
         index = dict(vocabs[0].index)
         for vocab in vocabs[1:]:
@@ -105,7 +106,7 @@ class MixtureModel(LanguageModel):
             check_member(model, name)
         self.mode = mode
         self.weights = check_weights(weights, len(self.members), mode, what="weights")
-        self.maps = maps or MemberMaps([m.vocab for m in self.members])
+        self.maps = maps or MemberMaps([m.vocab for m in self.members], self.names)
         self.vocab = self.maps.vocab
         self.meta = dict(meta or {})
         self.member_bytes = member_bytes
