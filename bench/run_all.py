@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from common import CACHE  # noqa: E402
 
-SECTIONS = ("ngram", "kernels", "train", "threads", "scaling")
+SECTIONS = ("ngram", "kernels", "train", "threads", "scaling", "mixture")
 
 
 HEADER = """# lmtool benchmark results
@@ -91,6 +91,9 @@ def commands(section, quick):
                          [py, os.path.join(HERE, "bench_scaling.py"), synthetic(size), "--memory", "1G",
                           "--cpus", "0,1", *extra]))
         return runs
+    if section == "mixture":
+        return [("mixtures and n-best rescoring (bench_mixture.py)",
+                 [py, os.path.join(HERE, "bench_mixture.py"), *(["--quick"] if quick else [])])]
     raise ValueError(section)
 
 

@@ -6,7 +6,8 @@
     >>> model.perplexity("in the beginning")
 
 Models are built with ``lmtool.ngram.build.build_ngram_model`` (what ``lmtool count`` runs) or the
-recurrent trainer (``lmtool train``); both answer the ``LanguageModel`` interface.
+recurrent trainer (``lmtool train``), and mixed by ``lmtool.mixture`` (``lmtool mix``); all answer
+the ``LanguageModel`` interface.
 """
 
 __version__ = "0.1.0"

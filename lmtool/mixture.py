@@ -32,7 +32,9 @@ LN10 = math.log(10.0)
 LOG10_FLOOR = -99.0
 """As ``kernels.mixture.LOG10_FLOOR``: the log10 probability a log-linear weight multiplies at least."""
 MODES = (LINEAR, LOGLINEAR)
-WEIGHT_SUM_TOLERANCE = 1e-6
+WEIGHT_SUM_TOLERANCE = 1e-4
+"""How far from 1 linear weights given by hand may sum (printed weights are rounded); they are then
+scaled to sum to 1 exactly."""
 
 
 class MemberMaps:
@@ -69,7 +71,8 @@ class MemberMaps:
 
 
 def check_weights(weights, n_members, mode=LINEAR, what="--weights"):
-    """float64[M] weights, refused unless one per member, finite, not negative, and (linear) summing to 1."""
+    """float64[M] weights, refused unless one per member, finite, not negative, and (linear) summing to 1
+    (within ``WEIGHT_SUM_TOLERANCE``, then scaled to exactly 1)."""
     weights = np.asarray(weights, np.float64)
     if weights.shape != (n_members,):
         raise LmtoolError(f"{what}: {weights.size} weights for {n_members} models; give one weight per model")
@@ -78,6 +81,8 @@ def check_weights(weights, n_members, mode=LINEAR, what="--weights"):
                           f"{','.join(f'{w:g}' for w in weights)}")
     if mode == LINEAR and abs(weights.sum() - 1.0) > WEIGHT_SUM_TOLERANCE:
         raise LmtoolError(f"{what}: the weights of a linear mixture must sum to 1, these sum to {weights.sum():g}")
+    if mode == LINEAR:
+        weights = weights / weights.sum()
     if mode == LOGLINEAR and not weights.any():
         raise LmtoolError(f"{what}: at least one weight must be above 0")
     return weights
