@@ -462,7 +462,9 @@ def mix(models, output, dev, weights, loglinear, static, quiet):
         mixture, report = tune(mixture, [dev], progress=_tqdm_factory(quiet))
         for i, (name, ppl) in enumerate(zip(models, report["members_dev_perplexity"]), 1):
             click.echo(f"member {i}: {name} ({mixture.members[i - 1].kind}), dev perplexity {ppl:.4f}")
-        click.echo(f"weights ({report['method']}, {report['iterations']} iterations): "
+        steps = (f"{report['iterations']} iterations" if "iterations" in report
+                 else f"{report['passes']} passes over the dev text")
+        click.echo(f"weights ({report['method']}, {steps}): "
                    + ",".join(f"{w:.6f}" for w in mixture.weights))
         click.echo(f"mixture dev perplexity: {report['dev_perplexity']:.4f}")
     if not static:

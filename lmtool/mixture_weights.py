@@ -191,13 +191,12 @@ def _tune(mixture, paths, progress):
     members_ppl = [perplexity(float(row.sum()), N) for row in logp]
     if mixture.mode == LINEAR:
         weights, iterations, ppl = em_weights(logp)
-        method = "EM"
+        how = {"method": "EM", "iterations": int(iterations)}
     else:
-        weights, iterations, ppl = newton_weights(mixture, chunks, progress=progress)
-        method = "maximum likelihood (Newton)"
+        weights, passes, ppl = newton_weights(mixture, chunks, progress=progress)
+        how = {"method": "maximum likelihood", "passes": int(passes)}
     oov = sum(int((ids == UNK).sum()) for ids, _ in chunks)
-    report = {"method": method, "dev": [str(p) for p in paths], "iterations": int(iterations),
-              "dev_tokens": N, "dev_oov": oov,
+    report = {**how, "dev": [str(p) for p in paths], "dev_tokens": N, "dev_oov": oov,
               "members_dev_perplexity": [round(p, 4) for p in members_ppl], "dev_perplexity": round(ppl, 4)}
     weights = weights if mixture.mode == LOGLINEAR else weights / weights.sum()
     return mixture.with_weights(weights, {"tuning": report}), report

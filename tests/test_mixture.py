@@ -138,20 +138,21 @@ def test_em_weights_agree_with_a_grid_search(models):
     assert np.abs(tuned.weights - best).max() <= 0.01
 
 
-def test_loglinear_weights_maximise_the_dev_likelihood(models):
-    mixture = MixtureModel([models["ngram3"], models["lstm"], models["gru"]], [1 / 3] * 3, "loglinear")
-    tuned, report = mixture_weights.tune(mixture, [TINY_TEST])
-    chunks = mixture_weights.read_dev(mixture, [TINY_TEST])
+def test_loglinear_weights_maximise_the_dev_likelihood(models, tmp_path):
+    dev = tmp_path / "dev.txt"
+    dev.write_text("".join(TINY_TEST.read_text(encoding="utf-8").splitlines(True)[:30]), encoding="utf-8")
+    mixture = MixtureModel([models["ngram3"], models["gru"]], [0.5, 0.5], "loglinear")
+    tuned, report = mixture_weights.tune(mixture, [dev])
+    chunks = mixture_weights.read_dev(mixture, [dev])
     best, grad, _ = mixture_weights.loglinear_statistics(mixture, chunks, tuned.weights)
-    for i in range(3):
-        for delta in (-0.02, 0.02):
+    for i in range(2):
+        for delta in (-0.01, 0.01):
             moved = tuned.weights.copy()
             moved[i] = max(moved[i] + delta, 0.0)
             assert mixture_weights.loglinear_statistics(mixture, chunks, moved)[0] <= best + 1e-9
-    positive = tuned.weights > 0
-    assert np.abs(grad[positive]).max() < 1e-3 * abs(best) / 100
-    assert tuned.perplexity(TINY_TEST.read_text(encoding="utf-8")) == pytest.approx(report["dev_perplexity"],
-                                                                                    rel=1e-5)
+    tokens = sum(len(ids) + len(lengths) for ids, lengths in chunks)
+    assert np.abs(grad[tuned.weights > 0]).max() < 1e-3 * tokens  # a stationary point, not just a good one
+    assert tuned.perplexity(dev.read_text(encoding="utf-8")) == pytest.approx(report["dev_perplexity"], rel=1e-5)
 
 
 def test_members_must_be_probabilities_of_one_level(models):
