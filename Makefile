@@ -34,7 +34,8 @@ bench: install
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 lint: install
-	$(BIN)/python -m pyflakes lmtool tests bench || true
+	$(BIN)/python -m pyflakes lmtool tests bench .ci
+	$(BIN)/python .ci/lint.py
 
 clean:
 	rm -rf $(OUT) build dist *.egg-info .pytest_cache

@@ -33,10 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lmtool.kernels.dense import BLAS_BACKEND  # noqa: E402
-from lmtool.kernels.softmax import make_classes  # noqa: E402
-from lmtool.kernels.word_clusters import exchange_classes  # noqa: E402
+from lmtool.neural.classes import make_classes  # noqa: E402
+from lmtool.neural.classes import exchange_classes  # noqa: E402
 from lmtool.neural import NetworkConfig, RecurrentNetwork  # noqa: E402
-from lmtool.neural.optim import Optimizer, scale_for_norm  # noqa: E402
+from lmtool.neural.optimizer import Optimizer, scale_for_norm  # noqa: E402
 
 TARGETS = {"full": 1.5, "class": 8.0}
 """From the issue: full softmax >= 1.5x PyTorch; class softmax >= 8x PyTorch's full softmax."""

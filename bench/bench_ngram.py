@@ -36,7 +36,8 @@ def bench_count(tmp, rows):
             theirs = f"{theirs[0]:.2f}", f"{theirs[1]:.0f}"
         else:
             theirs, ratio = ("n/a", "n/a"), ("n/a", "n/a")
-        print(f"| KJV train x{times} | {ours[0]:.2f} | {ours[1]:.0f} | {theirs[0]} | {theirs[1]} | {ratio[0]} | {ratio[1]} |")
+        print(f"| KJV train x{times} | {ours[0]:.2f} | {ours[1]:.0f} | {theirs[0]} | {theirs[1]} "
+              f"| {ratio[0]} | {ratio[1]} |")
         rows[f"count_x{times}"] = ours
     print(f"\nANCHORS.md: lmplz -S 4G on KJV train x1: {ANCHOR['lmplz_wall_s']} s, {ANCHOR['lmplz_rss_mb']} MB.")
 
@@ -89,11 +90,13 @@ def bench_score(tmp, rows):
 
         theirs_s, theirs_total = min(kenlm_pass() for _ in range(5))
         assert abs(theirs_total - ours_total) < 1e-3 * abs(ours_total), (theirs_total, ours_total)
-        print(f"| kenlm module (model.score per line) | {tokens:,} | {theirs_s:.3f} | {tokens / theirs_s / 1e6:.2f} M | 1.00x |")
+        print(f"| kenlm module (model.score per line) | {tokens:,} | {theirs_s:.3f} "
+              f"| {tokens / theirs_s / 1e6:.2f} M | 1.00x |")
         ratio = f"{theirs_s / ours_s:.2f}x"
     else:
         arpa_load_s, ratio = float("nan"), "n/a (pip install kenlm)"
-    print(f"| lmtool (encode + score_ids, one batch) | {tokens:,} | {ours_s:.3f} | {tokens / ours_s / 1e6:.2f} M | {ratio} |")
+    print(f"| lmtool (encode + score_ids, one batch) | {tokens:,} | {ours_s:.3f} "
+          f"| {tokens / ours_s / 1e6:.2f} M | {ratio} |")
     rows["score_tok_s"] = tokens / ours_s
 
     size = os.path.getsize(model_path) / 1e6

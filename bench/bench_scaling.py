@@ -94,8 +94,8 @@ def main():
         runs = [("in memory, 1 thread", base, "base"),
                 (f"--memory {args.memory}", base + ["--memory", args.memory, "--tmp", tmp], "base"),
                 ("in memory, --threads 2", base + ["--threads", "2"], "base"),
-                (f"--memory {args.memory} --threads 2", base + ["--memory", args.memory, "--tmp", tmp, "--threads", "2"],
-                 f"--memory {args.memory}")]
+                (f"--memory {args.memory} --threads 2",
+                 base + ["--memory", args.memory, "--tmp", tmp, "--threads", "2"], f"--memory {args.memory}")]
         if not args.no_dask:
             runs.append(("--dask local:2", base + ["--dask", "local:2"], "base"))
         if lmplz:

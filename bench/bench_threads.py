@@ -61,7 +61,8 @@ print(best)
 def train_tokens_per_second(softmax, threads, budget, env=None):
     code = f"""
 import json, lmtool
-from lmtool.neural.session import TrainOptions, run_training
+from lmtool.neural.options import TrainOptions
+from lmtool.neural.pipeline import run_training
 out = {os.path.join(tempfile.gettempdir(), f"bench-threads-{os.getpid()}.lm")!r}
 run_training(TrainOptions(corpus=[{TRAIN!r}], output=out, hidden=200, embed=200, layers=2, softmax={softmax!r},
                           epochs=1, max_time={budget}, threads={threads}))
@@ -80,15 +81,16 @@ def train_steps_in_turns(softmax, rounds, block=5):
     rounds, so that the shared host's drift (10-40% within minutes) hits both alike."""
     import numpy as np
 
-    from lmtool.dataset import read_corpus
+    from lmtool.encoded_corpus import encode_corpus
     from lmtool.neural.config import NetworkConfig
     from lmtool.neural.model import RecurrentModel
-    from lmtool.neural.session import TrainOptions, word_classes
+    from lmtool.neural.options import TrainOptions
+    from lmtool.neural.pipeline import word_classes
     from lmtool.neural.train import TrainConfig, Trainer
     from lmtool.threads import set_blas_threads
 
     set_blas_threads(1)
-    data = read_corpus([TRAIN])
+    data = encode_corpus([TRAIN])
     classes = word_classes(data, len(data.vocab), TrainOptions([TRAIN], "-")) if softmax == "class" else None
     config = NetworkConfig(vocab_size=len(data.vocab), embed=200, hidden=200, layers=2, softmax=softmax,
                            n_classes=classes.n_classes if classes else 0)

@@ -7,9 +7,10 @@
 Each list (``id<TAB>score<TAB>hypothesis``, the id the sentence's line number) holds the reference
 and ``--size - 1`` corruptions of it, each made of 1 to ``--max-edits`` edits (default 1): two
 adjacent words swapped, or a word replaced by a random word of the ``--words`` text (drawn by
-frequency); with ``--drop-add`` a word may also be dropped or a random word added. The hypotheses are shuffled. Every score is 0,
-unless ``--noise S``: then a hypothesis scores -ACOUSTIC * edits + S * N(0, 1), a recogniser's
-acoustic score that knows something but not everything. The same seed gives the same file.
+frequency); with ``--drop-add`` a word may also be dropped or a random word added. The hypotheses
+are shuffled. Every score is 0, unless ``--noise S``: then a hypothesis scores -ACOUSTIC * edits +
+S * N(0, 1), a recogniser's acoustic score that knows something but not everything. The same seed
+gives the same file.
 """
 
 import argparse

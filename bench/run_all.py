@@ -18,17 +18,18 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import CACHE  # noqa: E402
+from common import CACHE, ROOT  # noqa: E402
 
 SECTIONS = ("ngram", "kernels", "train", "threads", "scaling", "mixture")
 
 
 HEADER = """# lmtool benchmark results
 
-Written by `bench/run_all.py` (`make bench`); each section says when, on what machine and with which
-command it last ran (`--only SECTION` reruns one and keeps the others). Every timed command is pinned
-to one core (`taskset -c 0`) unless its table says otherwise; ratios are taken side by side in the
-same run.
+Figures come from `make bench` (`python bench/run_all.py`, which writes the sections below; `--only
+SECTION` reruns one and keeps the others) and from the commands each section names. Timed commands
+are pinned with `taskset` (one core, `-c 0`, unless a section says otherwise), and each ratio is
+taken side by side in one run. The host's cores drift 10-30% in speed from minute to minute: compare
+ratios, not absolute times.
 """
 
 
@@ -44,6 +45,22 @@ def previous_sections(path):
         title, _, body = block.partition("\n\n")
         sections[title.strip()] = body
     return sections
+
+
+def shown_command(argv):
+    """``argv`` as typed from the project's folder: ``python``, then paths relative to it (or to ~)."""
+    home = os.path.expanduser("~")
+
+    def shown(arg):
+        if not os.path.isabs(arg):
+            return arg
+        if arg.startswith(ROOT + os.sep):
+            return os.path.relpath(arg, ROOT)
+        if arg.startswith(home + os.sep):
+            return "~" + arg[len(home):]
+        return arg
+
+    return " ".join(["python", *map(shown, argv[1:])])
 
 
 def cpu_name():
@@ -114,8 +131,7 @@ def main():
                 body = f"```text\n{body}\n```"
             if result.returncode:
                 body += f"\n\n**failed** (exit {result.returncode}); see its stderr."
-            shown = " ".join(os.path.relpath(x) if os.path.isabs(x) else x for x in argv[1:])
-            sections[title] = f"Run on {stamp}: `{shown}`\n\n{body}\n"
+            sections[title] = f"Last run {stamp}: `{shown_command(argv)}`\n\n{body}\n"
             print(body, flush=True)
     with open(a.output + ".tmp", "w") as f:
         f.write(HEADER + "".join(f"\n# {title}\n\n{body}" for title, body in sections.items()))

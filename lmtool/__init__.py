@@ -10,6 +10,8 @@ recurrent trainer (``lmtool train``), and mixed by ``lmtool.mixture`` (``lmtool 
 the ``LanguageModel`` interface.
 """
 
+from .registry import Registry
+
 __version__ = "0.1.0"
 
 
@@ -29,18 +31,13 @@ def load(path, verify=True):
                           path) from None
 
 
-MODEL_CLASSES = {"ngram": ("lmtool.ngram.model", "NgramModel"),
-                 "recurrent": ("lmtool.neural.model", "RecurrentModel"),
-                 "mixture": ("lmtool.mixture", "MixtureModel")}
-
-
 def model_class(kind):
-    """Registry lookup: the class with a ``from_file`` constructor for model-file ``kind``.
+    """The class with a ``from_file`` constructor for model-file ``kind`` (``MODEL_CLASSES``)."""
+    return MODEL_CLASSES[kind]
 
-    Imported on demand, so that opening an n-gram model does not load the neural code.
-    """
-    import importlib
 
-    module, name = MODEL_CLASSES[kind]
-    return getattr(importlib.import_module(module), name)
-
+MODEL_CLASSES = Registry("model kind", {"ngram": "lmtool.ngram.model:NgramModel",
+                                        "recurrent": "lmtool.neural.model:RecurrentModel",
+                                        "mixture": "lmtool.mixture:MixtureModel"})
+"""Model-file kinds and the classes that open them, imported on demand (opening an n-gram model
+does not load the neural code)."""

@@ -16,9 +16,10 @@ from functools import partial
 import click
 
 from .errors import LmtoolError, LmtoolWarning
+from .neural.options import TrainOptions
+from .ngram.options import CountOptions
+from .outputs import check_outputs
 
-SMOOTHING_CHOICES = ("modified-kneser-ney", "kneser-ney", "witten-bell", "add-k", "stupid-backoff")
-LEVEL_CHOICES = ("word", "char")
 
 
 def _tqdm_factory(quiet):
@@ -41,49 +42,31 @@ def quiet_option(command):
     return click.option("--quiet", "-q", is_flag=True, help="No progress bars on stderr.")(command)
 
 
-def _check_writable(path):
-    """Fail before long work if ``path`` cannot be written (missing folder, a directory, no permission)."""
-    from .modelfile import is_special
+def options_of(cls):
+    """Decorator: the click arguments and options of the fields of ``cls`` (``lmtool.options``), in
+    their order, each passed to the command under its field's name."""
+    from .options import declared
 
-    if is_special(path):  # written through (``--arpa /dev/stdout``, ``>(gzip > x.gz)``): its folder does not matter
-        if not os.access(path, os.W_OK):
-            raise LmtoolError("cannot write: no permission", path)
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise LmtoolError("is a directory, expected an output file name", path)
-    if not os.path.isdir(folder):
-        raise LmtoolError(f"cannot write: folder {folder} does not exist", path)
-    if not os.access(folder, os.W_OK):
-        raise LmtoolError(f"cannot write: no permission in {folder}", path)
-
-
-def _check_outputs(outputs, inputs=()):
-    """``_check_writable`` for each output, and refuse an output that is also an input (it would be
-    overwritten before it is read, or after) or that is named twice, before any work is done."""
-    seen = {}
-    for path in outputs:
-        if path is None:
-            continue
-        if not path.strip():
-            raise LmtoolError(f"an output file name cannot be empty, got {path!r}")
-        _check_writable(path)
-        real = os.path.realpath(path)
-        if real in seen:
-            also = "" if seen[real] == path else f" (also as {seen[real]})"
-            raise LmtoolError(f"named twice as an output{also}; give each output its own name", path)
-        seen[real] = path
-        for source in inputs:
-            if source and source != "-" and _same_file(source, path):
-                raise LmtoolError(f"is also an input ({source}); choose another output name", path)
-
-
-def _same_file(a, b):
-    """Whether paths ``a`` and ``b`` name one file (through links too)."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one does not exist (yet)
-        return os.path.realpath(a) == os.path.realpath(b)
+    def decorate(command):
+        for f, meta in reversed(declared(cls)):
+            if meta.argument:
+                command = click.argument(f.name, nargs=-1, required=True,
+                                         callback=lambda ctx, param, value: list(value))(command)
+                continue
+            help_text, shown = meta.help, f.default is not None
+            if meta.default_text:
+                help_text, shown = f"{help_text}  [default: {meta.default_text}]".lstrip(), False
+            if meta.is_flag:
+                kind = {"is_flag": True}
+            else:
+                kind = {"type": click.Choice(tuple(meta.choices)) if meta.choices is not None else
+                        str if meta.convert else f.type, "show_default": shown}
+                if f.default is not None:  # click takes an explicit None as a default that satisfies required=True
+                    kind["default"] = f.default
+            command = click.option(*(meta.flags or (meta.flag(f.name),)), f.name, help=help_text or None,
+                                   metavar=meta.metavar, required=meta.required, **kind)(command)
+        return command
+    return decorate
 
 
 def _given_on_the_command_line():
@@ -110,131 +93,40 @@ def cli():
 
 
 @cli.command()
-@click.argument("corpus", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, metavar="MODEL", help="Model file to write.")
-@click.option("--order", "-n", default=3, show_default=True, type=int, help="Longest n-gram.")
-@click.option("--smoothing", type=click.Choice(SMOOTHING_CHOICES), default="modified-kneser-ney",
-              show_default=True, help="How counts become probabilities.")
-@click.option("--k", "add_k", type=float, help="Count added to every n-gram with --smoothing add-k  [default: 1, Laplace]")
-@click.option("--arpa", metavar="FILE", help="Also write the model as an ARPA file.")
-@click.option("--level", type=click.Choice(LEVEL_CHOICES), default="word", show_default=True,
-              help="Tokens are words (split on spaces) or characters (spaces included).")
-@click.option("--vocab", "vocab_file", metavar="FILE", help="Only these tokens (whitespace-separated); others are <unk>.")
-@click.option("--min-count", type=int, default=1, show_default=True, help="Rarer tokens become <unk>.")
-@click.option("--max-vocab", type=int, help="Keep only the N most frequent tokens (specials included).")
-@click.option("--memory", "-S", metavar="SIZE",
-              help="Count within about SIZE of memory (500M, 2G, 50% of RAM; as lmplz -S), spilling sorted "
-                   "counts to --tmp. The final counts are still held for smoothing.")
-@click.option("--tmp", "-T", metavar="DIR", help="Folder for --memory's temporary files  [default: $TMPDIR, "
-                                                 "else the output's folder]")
-@click.option("--threads", type=int, default=1, show_default=True,
-              help="Count chunks of the corpus on N threads (same model, byte for byte).")
-@click.option("--dask", metavar="ADDRESS",
-              help="Count on a Dask cluster: tcp://HOST:PORT of a scheduler, or local:N worker processes. "
-                   "CORPUS files (globs allowed) are shards, large plain ones cut at line boundaries; paths "
-                   "must be visible to the workers.")
+@options_of(CountOptions)
 @quiet_option
-def count(corpus, output, order, smoothing, add_k, arpa, level, vocab_file, min_count, max_vocab, memory, tmp,
-          threads, dask, quiet):
+def count(quiet, **fields):
     """Count n-grams in CORPUS files and write a smoothed n-gram model.
 
     Modified Kneser-Ney, interpolated, with three discounts per order estimated as KenLM's lmplz
     estimates them, is the default. --memory, --threads and --dask change how counts are gathered,
     never the model: its bytes are the same.
     """
-    from .modelfile import staged_outputs
+    from .ngram import build
     from .ngram.arpa import write_arpa
-    from .ngram.build import check_order, counting_plan, describe_counting, write_ngram_model
-    from .vocab import read_vocab_file
+    from .outputs import staged_outputs
 
-    check_order(order)
-    plan = counting_plan(memory=memory, tmp=tmp, threads=threads, dask=dask, output=output)
-    if add_k is not None and smoothing != "add-k":
-        raise LmtoolError(f"--k applies to --smoothing add-k only, not to {smoothing}")
-    add_k = 1.0 if add_k is None else add_k
-    if smoothing == "add-k" and not 0 < add_k <= 1e6:
-        raise LmtoolError(f"--k must be positive (and at most 1e6), got {add_k}")
-    if arpa and level == "char":
-        raise LmtoolError("a character-level model cannot be written as ARPA (its tokens include the space); "
-                          "drop --arpa", arpa)
-    _check_outputs((output, arpa), (*corpus, vocab_file))
-    keep = read_vocab_file(vocab_file) if vocab_file else None
-    options = {"k": add_k} if smoothing == "add-k" else {}
+    options = CountOptions(**fields).check()
+    check_outputs((options.output, options.arpa), (*options.corpus, options.vocab_file))
     stats = {}
-    with staged_outputs(output, arpa) as staged:  # both files appear together, or neither
-        model = write_ngram_model(list(corpus), staged[0], order=order, smoothing=smoothing, level=level,
-                                  min_count=min_count, max_vocab=max_vocab, keep=keep,
-                                  progress=_tqdm_factory(quiet), stats=stats, **plan, **options)
-        if arpa:
+    with staged_outputs(options.output, options.arpa) as staged:  # both files appear together, or neither
+        model = build.write_ngram_model(options.corpus, staged[0], options, progress=_tqdm_factory(quiet),
+                                        stats=stats)
+        if options.arpa:
             write_arpa(model, staged[1])
     if not quiet:
         sizes = " ".join(f"{n}:{s:,}" for n, s in enumerate(model.sizes, 1))
-        click.echo(f"{output}: {model.order}-gram {smoothing}, vocabulary {len(model.vocab):,}, "
+        click.echo(f"{options.output}: {model.order}-gram {options.smoothing}, vocabulary {len(model.vocab):,}, "
                    f"n-grams {sizes}", err=True)
-        how = describe_counting(stats, plan)
-        if how and not quiet:
+        how = build.describe_counting(stats, options)
+        if how:
             click.echo(how, err=True)
 
 
-def _duration(text):
-    """Seconds in '15m', '90s', '1h30m', '2.5h' or a plain number of seconds."""
-    import re
-
-    if text is None:
-        return None
-    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms]?)", text.strip().lower())
-    if not parts or "".join(a + b for a, b in parts) != re.sub(r"\s", "", text.strip().lower()):
-        raise LmtoolError(f"--max-time: expected a duration like 15m, 90s or 1h30m, got {text!r}")
-    seconds = sum(float(a) * {"h": 3600, "m": 60, "s": 1, "": 1}[b] for a, b in parts)
-    if seconds <= 0:
-        raise LmtoolError(f"--max-time must be positive, got {text!r}")
-    return seconds
-
-
 @cli.command()
-@click.argument("corpus", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, metavar="MODEL", help="Model file to write (the best on --valid).")
-@click.option("--valid", "valid_file", metavar="FILE", help="Validation text: drives learning-rate decay and early stopping.")
-@click.option("--cell", type=click.Choice(("rnn", "lstm", "gru")), default="lstm", show_default=True)
-@click.option("--activation", type=click.Choice(("tanh", "relu", "sigmoid")),
-              help="Nonlinearity of --cell rnn  [default: tanh]")
-@click.option("--init", type=click.Choice(("default", "identity")), default="default", show_default=True,
-              help="identity: recurrent weights start as the identity (IRNN; use with --activation relu).")
-@click.option("--embed", type=int, help="Embedding size (default: --hidden).")
-@click.option("--hidden", type=int, default=200, show_default=True, help="Units per recurrent layer.")
-@click.option("--layers", type=int, default=1, show_default=True)
-@click.option("--dropout", type=float, default=0.0, show_default=True, help="Dropout between layers and before the output.")
-@click.option("--tie", is_flag=True, help="Share embedding and output weights (needs --embed = --hidden).")
-@click.option("--softmax", type=click.Choice(("full", "class")), default="full", show_default=True,
-              help="class: words in ~sqrt(V) classes, P(w|h) = P(class|h) P(w|class,h) (faster).")
-@click.option("--classes", "n_classes", type=int, help="Number of classes for --softmax class (default sqrt(V)).")
-@click.option("--class-method", type=click.Choice(("exchange", "frequency")), default="exchange", show_default=True,
-              help="Classes of --softmax class: exchange clustering of word bigrams, or frequency bins (RNNLM's).")
-@click.option("--level", type=click.Choice(LEVEL_CHOICES), default="word", show_default=True)
-@click.option("--vocab", "vocab_file", metavar="FILE", help="Only these tokens; others are <unk>.")
-@click.option("--min-count", type=int, default=1, show_default=True, help="Rarer tokens become <unk>.")
-@click.option("--max-vocab", type=int, help="Keep only the N most frequent tokens.")
-@click.option("--batch", type=int, default=20, show_default=True, help="Parallel streams per batch.")
-@click.option("--bptt", type=int, default=35, show_default=True, help="Steps of backpropagation through time.")
-@click.option("--optimizer", type=click.Choice(("sgd", "adam")), default="sgd", show_default=True)
-@click.option("--lr", type=float, help="Learning rate (default: 20 for sgd, 0.002 for adam).")
-@click.option("--clip", type=float, default=0.25, show_default=True, help="Largest gradient norm (0: no clipping).")
-@click.option("--decay", type=float, default=4.0, show_default=True, help="Divide the learning rate by this when valid stops improving.")
-@click.option("--min-improvement", type=float, default=0.0, show_default=True,
-              help="Also decay when valid perplexity improves by less than this fraction (RNNLM's rule, e.g. 0.01).")
-@click.option("--patience", type=int, default=3, show_default=True, help="Stop after this many epochs without improvement.")
-@click.option("--epochs", type=int, default=20, show_default=True)
-@click.option("--max-time", help="Training time budget, e.g. 15m or 1h30m.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Same command and seed, same model bytes.")
-@click.option("--threads", type=int, default=1, show_default=True,
-              help="Worker threads, each training on its share of the --batch streams (same seed and N, same bytes).")
-@click.option("--resume", metavar="CKPT", help="Continue an interrupted run from its checkpoint (MODEL.ckpt).")
-@click.option("--log", "log_file", metavar="FILE", help="Write the per-epoch log as CSV.")
-@click.option("--plot", "plot_file", metavar="FILE.png", help="Draw train and valid perplexity per epoch (needs matplotlib).")
+@options_of(TrainOptions)
 @quiet_option
-def train(corpus, output, valid_file, cell, activation, init, embed, hidden, layers, dropout, tie, softmax, n_classes,
-          class_method, level, vocab_file, min_count, max_vocab, batch, bptt, optimizer, lr, clip, decay,
-          min_improvement, patience, epochs, max_time, seed, threads, resume, log_file, plot_file, quiet):
+def train(quiet, **fields):
     """Train a recurrent language model (RNN, LSTM or GRU) on CORPUS files.
 
     Truncated backpropagation through time over sentences (each starts from a fresh state, as it is
@@ -242,30 +134,19 @@ def train(corpus, output, valid_file, cell, activation, init, embed, hidden, lay
     validation perplexity stops improving. The best model on --valid is written to MODEL; a
     checkpoint MODEL.ckpt is kept every few minutes and on Ctrl-C for --resume.
     """
-    from .neural.session import TrainOptions, run_training
-
-    if activation is not None and cell != "rnn":
-        raise LmtoolError(f"--activation applies to --cell rnn only; {cell.upper()} cells have their own gates")
-    options = TrainOptions(
-        corpus=list(corpus), output=output, valid=valid_file, cell=cell, activation=activation or "tanh",
-        init=init, embed=hidden if embed is None else embed, hidden=hidden, layers=layers, dropout=dropout, tie=tie,
-        softmax=softmax,
-        n_classes=n_classes, class_method=class_method, level=level, vocab_file=vocab_file, min_count=min_count,
-        max_vocab=max_vocab,
-        batch=batch, bptt=bptt, optimizer=optimizer, lr=lr, clip=clip, decay=decay, min_improvement=min_improvement,
-        patience=patience,
-        epochs=epochs, max_time=_duration(max_time), seed=seed, threads=threads, resume=resume,
-        log_file=log_file, plot_file=plot_file, given=_given_on_the_command_line())
+    from .neural.pipeline import run_training
     from .neural.train import checkpoint_path
 
-    _check_outputs((output, checkpoint_path(output), log_file, plot_file), (*corpus, valid_file, vocab_file))
+    options = TrainOptions(**fields, given=_given_on_the_command_line())
+    check_outputs((options.output, checkpoint_path(options.output), options.log_file, options.plot_file),
+                  (*options.corpus, options.valid, options.vocab_file))
     model = run_training(options, progress=_tqdm_factory(quiet), echo=None if quiet else
                          (lambda text: click.echo(text, err=True)))
     if not quiet:
         best = model.meta.get("training", {}).get("best")
         net = model.config  # the checkpoint's, on --resume
-        click.echo(f"{output}: {net.cell} {net.layers}x{net.hidden}, vocabulary {len(model.vocab):,}"
-                   + (f", best {'valid' if valid_file else 'training'} perplexity {best:.2f}" if best else ""),
+        click.echo(f"{options.output}: {net.cell} {net.layers}x{net.hidden}, vocabulary {len(model.vocab):,}"
+                   + (f", best {'valid' if options.valid else 'training'} perplexity {best:.2f}" if best else ""),
                    err=True)
 
 
@@ -286,9 +167,7 @@ def perplexity(model, files, as_json, threads, quiet):
 
     check_threads(threads)
     lm = _load(model)
-    if not lm.normalized:
-        raise LmtoolError(f"its {lm.meta.get('smoothing')} scores are not probabilities (they do not sum "
-                          "to one), so perplexity is meaningless; use 'lmtool score' for the raw scores", model)
+    lm.check_normalized(model)
     summary = corpus_totals(lm, list(files), progress=_tqdm_factory(quiet), threads=threads).summary()
     if as_json:
         click.echo(json.dumps(dict(summary, model=model, kind=lm.kind)))
@@ -364,20 +243,18 @@ def convert(source, target, quiet):
     """
     from . import modelfile
     from .ngram.arpa import is_arpa_name, read_arpa, write_arpa
+    from .progress import bar
     from .scratch import is_pipe
 
-    _check_outputs((target,), (source,))
+    check_outputs((target,), (source,))
     progress = _tqdm_factory(quiet)
     if not is_pipe(source) and modelfile.is_model_file(source):  # a pipe is read once: as ARPA
         lm = _load(source)
         if lm.kind != "ngram":
             raise LmtoolError(f"a {lm.kind} model has no ARPA form; only n-gram models convert", source)
     else:
-        bar = progress("reading ARPA", unit="order")
-        try:
-            lm = read_arpa(source, progress=bar.update)
-        finally:
-            bar.close()
+        with bar(progress, "reading ARPA", unit="order") as shown:
+            lm = read_arpa(source, progress=shown.update)
     if is_arpa_name(target):
         write_arpa(lm, target)
     else:
@@ -449,7 +326,7 @@ def mix(models, output, dev, weights, loglinear, static, quiet):
     if is_arpa_name(output) and not static:
         raise LmtoolError("a mixture has no ARPA form; add --static to merge n-gram members into one n-gram model",
                           output)
-    _check_outputs((output,), (*models, dev))
+    check_outputs((output,), (*models, dev))
     start = [1.0 / len(models)] * len(models)
     mixture = MixtureModel.from_files(list(models), start, mode)
     if static:
@@ -514,7 +391,7 @@ def rescore(model, nbest, lm_weight, word_penalty, best, sort, references, outpu
         raise LmtoolError("--tune prints the weights it finds; run again with them for --best or --sort")
     if references is not None and output is not None:
         raise LmtoolError("--tune prints the weights it finds to stdout; drop -o")
-    _check_outputs((output,), (*nbest, references, model))
+    check_outputs((output,), (*nbest, references, model))
     lm = _load(model)
     if not lm.normalized:
         raise LmtoolError(f"its {lm.meta.get('smoothing')} scores are not probabilities, so they do not weigh "
@@ -523,7 +400,7 @@ def rescore(model, nbest, lm_weight, word_penalty, best, sort, references, outpu
     if references is not None:
         _tune_rescoring(lists, references, lm_weight, word_penalty)
         return
-    from .modelfile import atomic_output
+    from .outputs import atomic_output
 
     def write(out):
         for scored in lists:
@@ -598,6 +475,7 @@ def main(argv=None):
               file=sys.stderr)
         return 2
     from .interrupts import catching, received
+    from .outputs import remove_pending
 
     try:
         with catching():
@@ -607,8 +485,7 @@ def main(argv=None):
                 status = 130
             return status
     finally:
-        if "lmtool.modelfile" in sys.modules:
-            sys.modules["lmtool.modelfile"].remove_pending()
+        remove_pending()
 
 
 def _run(argv):

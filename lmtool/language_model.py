@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import LmtoolError
+
+
 @dataclass
 class Scores:
     """Scores of a batch of S sentences holding n words in all.
@@ -95,10 +98,17 @@ class LanguageModel:
         ids, lengths = self.encode(sentence.replace("\n", " "))
         return float(self.score_ids(ids, lengths).sentence.sum())
 
+    def check_normalized(self, path=None):
+        """Refuse to compute perplexity from scores that are not probabilities (stupid backoff's)."""
+        if not self.normalized:
+            raise LmtoolError(f"its {self.meta.get('smoothing')} scores are not probabilities (they do not sum "
+                              "to one), so perplexity is meaningless; use 'lmtool score' for the raw scores", path)
+
     def perplexity(self, text):
         """Perplexity of ``text`` (one sentence per line), OOVs included, as KenLM reports it."""
         from .evaluate import Totals
 
+        self.check_normalized()
         ids, lengths = self.encode(text)
         totals = Totals.of(self.score_ids(ids, lengths), ids, lengths)
         return totals.summary()["perplexity"]

@@ -38,8 +38,10 @@ BATCH_SENTENCES = 256
 
 
 def check_options(temperature, top_k, max_tokens, n, seed=0):
-    if not 0 <= seed < 2 ** 64:
-        raise LmtoolError(f"--seed must be an integer from 0 to 2**64-1, got {seed}")
+    """Refuse sampling options no command should run with, in one line naming the option."""
+    from .options import seed_value
+
+    seed_value("--seed", seed)
     if not temperature > 0 or not np.isfinite(temperature):
         raise LmtoolError(f"--temperature must be a positive number, got {temperature}")
     if top_k < 0:

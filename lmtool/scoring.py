@@ -12,7 +12,7 @@ import numpy as np
 
 from . import corpus
 from .evaluate import Totals, word_positions
-from .progress import silent
+from .progress import bar, silent
 from .threads import ordered_map, set_blas_threads
 from .vocab import UNK
 
@@ -57,12 +57,11 @@ def score_chunks(model, paths, progress=silent, chunk_bytes=1 << 20, threads=1, 
             workers.put(lm)
         return scored if then is None else then(scored)
 
-    bar = progress("scoring", total=corpus.input_size(paths), unit="B")
     try:
-        chunks = corpus.read_chunks(paths, chunk_bytes=chunk_bytes, progress=bar.update)
-        yield from ordered_map(score, chunks, threads)
+        with bar(progress, "scoring", total=corpus.input_size(paths), unit="B") as shown:
+            chunks = corpus.read_chunks(paths, chunk_bytes=chunk_bytes, progress=shown.update)
+            yield from ordered_map(score, chunks, threads)
     finally:
-        bar.close()
         if blas_threads:
             set_blas_threads(blas_threads)
 

@@ -102,8 +102,10 @@ class _WordTable:
             self.pool = np.concatenate([self.pool[:used], np.zeros(max(used, 1 << 16), np.uint8)])
         if self.hashes.shape[0] < 2 * (self.n + 1):
             extra = max(self.n, 1024)
-            self.hashes = np.concatenate([self.hashes[:self.n], np.zeros(self.hashes.shape[0] - self.n + extra, np.uint64)])
-            self.offsets = np.concatenate([self.offsets[:self.n + 1], np.zeros(self.offsets.shape[0] - self.n - 1 + extra, np.int64)])
+            self.hashes = np.concatenate([self.hashes[:self.n],
+                                          np.zeros(self.hashes.shape[0] - self.n + extra, np.uint64)])
+            self.offsets = np.concatenate([self.offsets[:self.n + 1],
+                                           np.zeros(self.offsets.shape[0] - self.n - 1 + extra, np.int64)])
         if self.slots.shape[0] < 4 * (self.n + 1):
             self._rehash(4 * (self.n + 1))
 

@@ -637,6 +637,7 @@ def test_model_and_arpa_appear_together(tmp_path):
 _SWALLOWED = """
 import os, signal, sys, time
 import lmtool.ngram.build as build
+from lmtool.ngram.options import CountOptions
 from lmtool import interrupts
 from lmtool.cli import main
 
@@ -648,12 +649,12 @@ class InterruptInDel:  # SIGINT from __del__: Python reports the KeyboardInterru
             pass
 
 
-check_order = build.check_order
+check = CountOptions.check
 
 
-def check_then_interrupt(order):
+def check_then_interrupt(options):
     InterruptInDel()  # dropped at once
-    return check_order(order)
+    return check(options)
 
 
 def never_finished(*args, **kwargs):
@@ -661,7 +662,7 @@ def never_finished(*args, **kwargs):
     raise AssertionError("count went on after a swallowed Ctrl-C")
 
 
-build.check_order, build.write_ngram_model = check_then_interrupt, never_finished
+CountOptions.check, build.write_ngram_model = check_then_interrupt, never_finished
 status = main(sys.argv[1:])
 assert not interrupts.received()  # a later command or library call in the process is not refused
 sys.exit(status)

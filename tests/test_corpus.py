@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from lmtool import corpus
-from lmtool.dataset import read_corpus
+from lmtool.encoded_corpus import encode_corpus
 from lmtool.errors import LmtoolError
 from lmtool.vocab import BOS, EOS, UNK, TokenTally
 
@@ -49,7 +49,7 @@ def test_stdin(monkeypatch):
 def test_tokens_split_like_kenlm(tmp_path):
     path = tmp_path / "c.txt"
     path.write_text("a\u00a0b c\x0cd  e\n<s> x </s>\n", encoding="utf-8")
-    data = read_corpus([str(path)])
+    data = encode_corpus([str(path)])
     words = [data.vocab.tokens[i] for i in data.ids]
     # only space, tab, CR and LF separate tokens; <s> and </s> in the text are dropped
     assert words == ["a\u00a0b", "c\x0cd", "e", "x"]
@@ -61,29 +61,29 @@ def test_a_byte_order_mark_is_not_part_of_the_first_word(tmp_path):
     with_bom, plain = tmp_path / "bom.txt", tmp_path / "plain.txt"
     with_bom.write_bytes(corpus.UTF8_BOM + "and god said\nand it was so\n".encode())
     plain.write_bytes(b"and god said\nand it was so\n")
-    a, b = read_corpus([with_bom, plain]), read_corpus([plain, plain])
+    a, b = encode_corpus([with_bom, plain]), encode_corpus([plain, plain])
     assert a.vocab.tokens == b.vocab.tokens and (a.ids == b.ids).all()
     inner = tmp_path / "inner.txt"
     inner.write_bytes(b"and god said\n" + corpus.UTF8_BOM + b"and\n")  # only at the start of a file
-    assert "\ufeffand" in read_corpus([inner]).vocab.tokens
+    assert "\ufeffand" in encode_corpus([inner]).vocab.tokens
 
 
 def test_word_level_ids_and_vocab_order(tmp_path):
     path = tmp_path / "c.txt"
     path.write_text(TEXT, encoding="utf-8")
-    data = read_corpus([str(path)], max_vocab=5)
+    data = encode_corpus([str(path)], max_vocab=5)
     assert data.vocab.tokens[:3] == ["<unk>", "<s>", "</s>"]
     assert data.vocab.tokens[3:] == ["the", "sat"]  # most frequent first
     assert data.lengths.tolist() == [3, 0, 4, 3]
     assert (data.ids == UNK).sum() == 10 - 5
-    again = read_corpus([str(path)], vocab=data.vocab)
+    again = encode_corpus([str(path)], vocab=data.vocab)
     np.testing.assert_array_equal(again.ids, data.ids)
 
 
 def test_char_level(tmp_path):
     path = tmp_path / "c.txt"
     path.write_text("ab a\r\nb\n", encoding="utf-8")
-    data = read_corpus([str(path)], level="char")
+    data = encode_corpus([str(path)], level="char")
     assert [data.vocab.tokens[i] for i in data.ids] == list("ab a") + ["b"]
     assert data.lengths.tolist() == [4, 1]
     assert BOS not in data.ids and EOS not in data.ids
@@ -92,8 +92,8 @@ def test_char_level(tmp_path):
 def test_min_count_and_keep(tmp_path):
     path = tmp_path / "c.txt"
     path.write_text(TEXT, encoding="utf-8")
-    assert read_corpus([str(path)], min_count=2).vocab.tokens[3:] == ["the", "sat"]
-    assert read_corpus([str(path)], keep={"dog", "zebra"}).vocab.tokens[3:] == ["dog"]
+    assert encode_corpus([str(path)], min_count=2).vocab.tokens[3:] == ["the", "sat"]
+    assert encode_corpus([str(path)], keep={"dog", "zebra"}).vocab.tokens[3:] == ["dog"]
 
 
 @pytest.mark.parametrize("level, limits", [("word", {}), ("word", {"max_vocab": 500, "min_count": 2}),
@@ -101,14 +101,14 @@ def test_min_count_and_keep(tmp_path):
 def test_reading_on_threads_gives_the_same_corpus(level, limits):
     """Chunks encoded on several threads, each into a token table of its own, give the vocabulary
     and ids of one thread (the tables are joined, then ranked by frequency)."""
-    one = read_corpus([KJV_VALID], level=level, chunk_bytes=50_000, **limits)
+    one = encode_corpus([KJV_VALID], level=level, chunk_bytes=50_000, **limits)
     assert len(one.lengths) == len(KJV_VALID.read_text().splitlines())
     for threads in (2, 3):
-        many = read_corpus([KJV_VALID], level=level, chunk_bytes=50_000, threads=threads, **limits)
+        many = encode_corpus([KJV_VALID], level=level, chunk_bytes=50_000, threads=threads, **limits)
         assert many.vocab.tokens == one.vocab.tokens and many.fingerprint == one.fingerprint
         np.testing.assert_array_equal(many.ids, one.ids)
         np.testing.assert_array_equal(many.lengths, one.lengths)
-    again = read_corpus([KJV_VALID], level=level, vocab=one.vocab, chunk_bytes=50_000, threads=3)
+    again = encode_corpus([KJV_VALID], level=level, vocab=one.vocab, chunk_bytes=50_000, threads=3)
     np.testing.assert_array_equal(again.ids, one.ids)
 
 
@@ -158,7 +158,7 @@ def test_only_empty_lines(tmp_path):
     path = tmp_path / "blank.txt"
     path.write_text("\n\n\n")
     with pytest.raises(LmtoolError, match="no tokens"):
-        read_corpus([str(path)])
+        encode_corpus([str(path)])
 
 
 def owned_lines(data, start, end):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from lmtool.cli import main
-from lmtool.ngram import runs
+from lmtool.ngram import spilled_runs as runs
 
 WORDS = [f"w{i}" for i in range(300)] + ["é", "<unk>", "ünï"]
 
@@ -77,7 +77,7 @@ def test_memory_budget_spills_and_gives_the_same_file(capsys, tmp_path, texts, i
     out = tmp_path / "bounded.lm"
     # slices of a vocabulary's worth of rows (the smallest allowed): many per order, in the merge too
     monkeypatch.setattr("lmtool.ngram.smoothing.SLICE_ROWS", 1)
-    monkeypatch.setattr("lmtool.ngram.runs.MERGE_ROWS", 20000)
+    monkeypatch.setattr("lmtool.ngram.spilled_runs.MERGE_ROWS", 20000)
     err = lmtool(capsys, "count", *paths, "-o", out, *options, "--memory", "128K", "--tmp", scratch)
     assert spills(err) >= 3, err
     assert out.read_bytes() == plain
@@ -127,11 +127,11 @@ def test_memory_budget_too_small_for_smoothing_is_said_once(capsys, tmp_path, te
 
 
 def test_slices_cut_between_contexts_and_cover_every_row(tmp_path, texts):
-    from lmtool.dataset import read_corpus
+    from lmtool.encoded_corpus import encode_corpus
     from lmtool.ngram.counts import count_ngrams
     from lmtool.ngram.smoothing import context_slices
 
-    data = read_corpus([texts["a"]])
+    data = encode_corpus([texts["a"]])
     counts = count_ngrams(data.ids, data.lengths, 4, len(data.vocab))
     sizes = counts.sizes()
     for n in range(2, 5):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from lmtool.dataset import read_corpus
+from lmtool.encoded_corpus import encode_corpus
 from lmtool.ngram.counts import count_ngrams
 from tests import naive
 
@@ -15,7 +15,7 @@ corpora = st.lists(st.lists(st.sampled_from(WORDS), max_size=9), min_size=1, max
 def kernel_counts(tmp_path, lines, order):
     path = tmp_path / "c.txt"
     path.write_text("".join(" ".join(words) + "\n" for words in lines), encoding="utf-8")
-    data = read_corpus([str(path)])
+    data = encode_corpus([str(path)])
     counts = count_ngrams(data.ids, data.lengths, order, len(data.vocab))
     return data.vocab, counts
 
@@ -60,7 +60,7 @@ def test_levels_are_sorted_and_linked(tmp_path_factory, lines, order):
 
 def test_kjv_sizes_match_kenlm():
     """KenLM's lmplz reports these n-gram counts for KJV train (../shared/ANCHORS.md)."""
-    data = read_corpus(["corpora/kjv/train.txt"])
+    data = encode_corpus(["corpora/kjv/train.txt"])
     counts = count_ngrams(data.ids, data.lengths, 5, len(data.vocab))
     assert counts.sizes() == [12389, 133623, 369043, 558039, 645256]
     assert len(data.ids) == 822470 and len(data.lengths) == 27990

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import lmtool
-from lmtool import modelfile
+from lmtool import modelfile, outputs
 from lmtool.errors import LmtoolError
 
 
@@ -156,10 +156,10 @@ def test_opening_an_ngram_model_leaves_the_neural_code_unloaded(tiny_model):
 def write_through(how, path, data):
     """Write ``data`` to ``path`` the way one output (``atomic_output``) or a set of them does."""
     if how == "atomic":
-        with modelfile.atomic_output(path, "wb") as out:
+        with outputs.atomic_output(path, "wb") as out:
             out.write(data)
     else:
-        with modelfile.staged_outputs(path) as (tmp,):
+        with outputs.staged_outputs(path) as (tmp,):
             with open(tmp, "wb") as out:
                 out.write(data)
 
@@ -217,7 +217,7 @@ def test_an_interrupt_between_staged_renames_never_mixes_old_and_new(tmp_path, m
     a.write_bytes(b"old a")
     b.write_bytes(b"old b")
     try:
-        with modelfile.staged_outputs(a, b) as (tmp_a, tmp_b):
+        with outputs.staged_outputs(a, b) as (tmp_a, tmp_b):
             open(tmp_a, "wb").write(b"new a")
             open(tmp_b, "wb").write(b"new b")
     except KeyboardInterrupt:
@@ -243,7 +243,7 @@ def test_a_ctrl_c_during_staged_renames_waits_until_both_are_done(tmp_path, monk
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt):
-            with modelfile.staged_outputs(a, b) as (tmp_a, tmp_b):
+            with outputs.staged_outputs(a, b) as (tmp_a, tmp_b):
                 open(tmp_a, "wb").write(b"new a")
                 open(tmp_b, "wb").write(b"new b")
     finally:
@@ -259,7 +259,7 @@ def test_full_disk_in_a_staged_output_names_the_output_not_its_temporary(tmp_pat
     path = tmp_path / "m.lm"
     path.write_bytes(b"old")
     with pytest.raises(LmtoolError) as caught:
-        with modelfile.staged_outputs(path) as (tmp,):
+        with outputs.staged_outputs(path) as (tmp,):
             if where == "raw":
                 raise OSError(errno.ENOSPC, "No space left on device", tmp)
             monkeypatch.setattr(modelfile.os, "fdopen", failing_at_close(os.fdopen))

@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from lmtool.kernels.softmax import make_classes
+from lmtool.neural.classes import make_classes
 from lmtool.neural import NetworkConfig, RecurrentNetwork
 from lmtool.neural.network import ALIGN
 from tests import naive_recurrent as naive
@@ -199,7 +199,7 @@ def test_config_validation_and_round_trip():
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_gradient_is_zero_outside_its_support_and_clearing_only_the_support_is_exact(case):
-    """The sparse bookkeeping (``neural.support``): after each of several segments the gradient is
+    """The sparse bookkeeping (``neural.spans``): after each of several segments the gradient is
     the one a freshly zeroed vector gets, and nothing outside ``grad_support`` is nonzero."""
     cfg = config(**case)
     sparse, dense = network(cfg), network(cfg)

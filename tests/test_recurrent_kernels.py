@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from lmtool.kernels import dense, gru, lstm, rnn
-from lmtool.kernels.softmax import ClassSoftmax, FullSoftmax, WordClasses, make_classes
+from lmtool.neural.classes import WordClasses, make_classes
+from lmtool.neural.output import ClassSoftmax, FullSoftmax
 from tests import naive_recurrent as naive
 
 CELLS = [(lstm, None), (gru, None), (rnn, "tanh"), (rnn, "relu"), (rnn, "sigmoid")]

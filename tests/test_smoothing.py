@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from lmtool.ngram.smoothing import METHODS, SmoothingWarning
+from lmtool.ngram.choices import SMOOTHING
+from lmtool.ngram.smoothing import SmoothingWarning
 from lmtool.vocab import BOS
 from tests import naive
 from tests.helpers import model_from_text
 
-NORMALIZED = [m for m in METHODS if m != "stupid-backoff"]
+NORMALIZED = [m for m in SMOOTHING if m != "stupid-backoff"]
 WORDS = ["a", "b", "c", "d", "e", "f"]
 corpora = st.lists(st.lists(st.sampled_from(WORDS), min_size=0, max_size=8), min_size=2, max_size=20)
 

@@ -1,12 +1,12 @@
-"""Gradient support spans (``neural.support``) and the optimiser kernels over them."""
+"""Gradient support spans (``neural.spans``) and the optimiser kernels over them."""
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmtool.kernels.optim import add_spans, sgd_step, sgd_step_spans, squared_norm, squared_norm_spans, zero_spans
-from lmtool.neural.optim import Optimizer, clip_scale
-from lmtool.neural.support import merge_spans, range_spans, row_spans, split_spans
+from lmtool.kernels.param_update import add_spans, sgd_step, sgd_step_spans, squared_norm, squared_norm_spans, zero_spans
+from lmtool.neural.optimizer import Optimizer, clip_scale
+from lmtool.neural.spans import merge_spans, range_spans, row_spans, split_spans
 
 SIZE = 64
 span = st.tuples(st.integers(0, SIZE), st.integers(0, SIZE)).map(lambda t: (min(t), max(t)))

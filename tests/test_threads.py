@@ -11,12 +11,13 @@ from click.testing import CliRunner
 
 import lmtool
 from lmtool.cli import cli, main
-from lmtool.kernels.softmax import make_classes
+from lmtool.neural.classes import make_classes
 from lmtool.neural.config import NetworkConfig
 from lmtool.neural.network import RecurrentNetwork
-from lmtool.neural.optim import Optimizer
+from lmtool.neural.optimizer import Optimizer
 from lmtool.neural.parallel import DataParallel
-from lmtool.neural.session import TrainOptions, run_training
+from lmtool.neural.options import TrainOptions
+from lmtool.neural.pipeline import run_training
 from lmtool.scoring import format_scores, score_chunks
 
 from .conftest import KJV_TRAIN, ROOT, TINY_TEST, TINY_TRAIN

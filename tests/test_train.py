@@ -8,7 +8,8 @@ import pytest
 
 import lmtool
 from lmtool.errors import LmtoolError
-from lmtool.neural.session import TrainOptions, run_training
+from lmtool.neural.options import TrainOptions
+from lmtool.neural.pipeline import run_training
 from lmtool.neural.train import Trainer
 
 TINY = "corpora/tiny/train.txt"
@@ -48,9 +49,9 @@ def test_train_serves_through_the_common_interface(tmp_path, kw):
 
 
 def test_class_softmax_counts_eos_and_keeps_its_classes_in_the_model_file(tmp_path):
-    from lmtool.dataset import read_corpus
-    from lmtool.kernels.softmax import make_classes
-    from lmtool.kernels.word_clusters import exchange_classes
+    from lmtool.encoded_corpus import encode_corpus
+    from lmtool.neural.classes import make_classes
+    from lmtool.neural.classes import exchange_classes
     from lmtool.neural.batches import sentence_stream
     from lmtool.vocab import EOS
 
@@ -63,7 +64,7 @@ def test_class_softmax_counts_eos_and_keeps_its_classes_in_the_model_file(tmp_pa
     loaded = lmtool.load(tmp_path / "e.lm")
     assert loaded.meta["training"]["class_method"] == "exchange"
     saved = loaded.network.classes
-    data = read_corpus([TINY])
+    data = encode_corpus([TINY])
     x, y, _ = sentence_stream(data.ids, data.lengths)
     expected = exchange_classes(x, y, len(data.vocab), 12)
     np.testing.assert_array_equal(saved.order, expected.order)
@@ -140,7 +141,7 @@ def test_a_resumed_run_takes_a_new_budget_and_the_checkpoint_settings_given_agai
     from types import SimpleNamespace
 
     from lmtool.neural.config import NetworkConfig
-    from lmtool.neural.session import _resumed_config
+    from lmtool.neural.pipeline import _resumed_config
     from lmtool.neural.train import TrainConfig
 
     vocabulary = {"min_count": 2, "max_vocab": None, "vocab_file": None}

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from lmtool.kernels.softmax import make_classes
-from lmtool.kernels.word_clusters import exchange_classes
+from lmtool.neural.classes import make_classes
+from lmtool.neural.classes import exchange_classes
 
 from . import naive
 

@@ -86,8 +86,12 @@ def _lookup(table, start, bits, parent, w):
 @njit(cache=True, nogil=True)
 def score_sentences_hashed(ids, lengths, order, region_start, region_bits, table, values, bos, eos,
                            out_logp, out_length):
-    """As ``ngram_query.score_sentences``, through the hash table of ``build_table``.
+    """log10 p of every word of every sentence, and of each sentence's ``</s>``, looked up in the
+    hash table of ``build_table``.
 
+    ids: int32[n] word ids of all sentences back to back; lengths: int32[S] words per sentence; every
+    sentence starts in the context ``<s>``, and each n-gram's probability is the longest match's
+    plus the backoffs of the longer contexts that exist (ARPA's semantics, as KenLM's query).
     region_start: int64[N] first slot of each order's region; region_bits: int64[N] log2 of its
     size (unused for unigrams). Returns float64[S] sentence totals; fills out_logp (float32[n+S])
     and out_length (int8[n+S]).

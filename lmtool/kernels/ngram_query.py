@@ -29,54 +29,6 @@ def find_child(node, w, child_start, word):
 
 
 @njit(cache=True)
-def score_sentences(ids, lengths, order, child_start, word, prob, backoff, bos, eos,
-                    out_logp, out_length):
-    """log10 p of every word of every sentence, and of each sentence's ``</s>``.
-
-    ids: int32[n] word ids of all sentences back to back; lengths: int32[S] words per sentence.
-    Writes out_logp: float32[n + S] and out_length: int8[n + S] (the n-gram length used), each
-    sentence's words followed by its ``</s>``; every sentence starts in the context ``<s>``.
-    Returns float64[S], the total log10 probability of each sentence.
-    """
-    max_context = order - 1
-    context = np.empty(max(max_context, 1), np.int64)
-    found = np.empty(order, np.int64)
-    totals = np.zeros(lengths.shape[0], np.float64)
-    src = 0
-    dst = 0
-    for s in range(lengths.shape[0]):
-        n_context = 1 if max_context > 0 else 0
-        context[0] = bos
-        total = 0.0
-        for j in range(lengths[s] + 1):
-            if j < lengths[s]:
-                w = ids[src]
-                src += 1
-            else:
-                w = eos
-            found[0] = w
-            m = 1
-            for k in range(n_context):
-                child = find_child(context[k], w, child_start, word)
-                if child < 0:
-                    break
-                found[k + 1] = child
-                m = k + 2
-            lp = np.float64(prob[found[m - 1]])
-            for k in range(m - 1, n_context):
-                lp += backoff[context[k]]
-            n_context = min(m, max_context)
-            for k in range(n_context):
-                context[k] = found[k]
-            out_logp[dst] = lp
-            out_length[dst] = m
-            dst += 1
-            total += lp
-        totals[s] = total
-    return totals
-
-
-@njit(cache=True)
 def context_nodes(history, order, child_start, word):
     """Nodes of the suffixes of ``history`` (int32[h], most recent last) that the model knows.
 

@@ -74,8 +74,9 @@ def encode_words(data, pos, slots, pool, offsets, hashes, n_tokens, grow, skip_a
 
     data: uint8[L], whole lines (the last may lack its line feed). slots/pool/offsets/hashes: the
     table (int32[2^b], uint8[cap], int64[cap_tokens+1], uint64[cap_tokens]) holding ``n_tokens``
-    tokens. With ``grow``, unseen tokens are added; without, they map to ``unk``. Tokens with id ``skip_a`` or ``skip_b`` (``<s>``, ``</s>``) are
-    dropped. Writes ids to out_ids[n_ids:] and words per line to out_lengths[n_lines:].
+    tokens. With ``grow``, unseen tokens are added; without, they map to ``unk``. Tokens with id
+    ``skip_a`` or ``skip_b`` (``<s>``, ``</s>``) are dropped. Writes ids to out_ids[n_ids:] and words
+    per line to out_lengths[n_lines:].
     Returns (status, pos, n_ids, n_lines, n_tokens, pool_used): status NEED_SPACE means the table
     would pass half full or the pool, offsets or hashes are full; grow them and call again from
     ``pos`` (a line start) with the returned counts.

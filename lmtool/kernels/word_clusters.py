@@ -1,9 +1,7 @@
-"""Word classes for the class-factored softmax, clustered by predictive exchange.
+"""Kernels of predictive exchange clustering (``lmtool.neural.classes.exchange_classes``).
 
-Frequency binning (``softmax.make_classes``) groups words by count alone, so one class mixes words that
-follow unrelated contexts, and p(class | h) has to spread its mass over them. Exchange clustering (Kneser
-and Ney 1993, in the one-sided "predictive" form of Uszkoreit and Brants 2008) instead moves one word
-at a time to the class that most raises the likelihood of the class bigram model
+Exchange clustering moves one word at a time to the class that most raises the likelihood of the
+class bigram model
 
     p(w | v) = p(c(w) | v) p(w | c(w)),
 
@@ -21,7 +19,6 @@ into class b changes that by
 where the first bracket is F(n_vw) wherever N(v, b) = 0: a pass costs (distinct bigrams) x C steps, with a
 logarithm only for the nonzero cells of a dense N(v, c) table of contexts x classes (on KJV: 0.2 s
 per pass with sqrt(V) classes, 0.6 s with 800; 1.7 s on 10M tokens).
-Contexts beyond ``MAX_TABLE`` cells are pooled: the rarest context words share one row.
 
 Unconstrained, the clustering puts frequent words into large classes, and the class softmax computes
 C + |c(w)| logits per target w. A penalty per logit (the speed regularisation of Zweig and Makarychev
@@ -31,13 +28,6 @@ penalty x (N(b) + n_w (|b| + 1)) to the cost of moving w into b.
 
 import numpy as np
 from numba import njit
-
-PASSES = 20
-"""Most passes ``exchange_classes`` makes: on KJV the class bigram perplexity moves by under 0.1%
-after about 10 (57.92 after 7, 57.89 after 14, with no penalty)."""
-MAX_TABLE = 1 << 26
-"""Cells of the int64 N(context, class) table (512 MB); more contexts than fit share its last row."""
-
 
 @njit(cache=True, nogil=True)
 def _xlogx(x):
@@ -126,60 +116,3 @@ def class_bigram_loglik(table, class_count, target_count):
     for w in range(len(target_count)):
         total += _xlogx(np.float64(target_count[w]))
     return total
-
-
-def exchange_classes(contexts, targets, vocab_size, n_classes=None, penalty=1e-3, passes=PASSES, tolerance=0.001,
-                     log=None):
-    """Word classes clustered by predictive exchange over (context, target) id pairs.
-
-    contexts, targets: int[n] token ids, each target following its context (for the recurrent LM:
-    the inputs and targets of ``batches.sentence_stream``, so ``</s>`` counts as a target).
-    Starts from ``make_classes``' frequency bins (so about ``n_classes`` classes, default sqrt(V)),
-    then runs passes over the words, most frequent first, until fewer than ``tolerance`` x V words
-    move or ``passes`` are done; ``log(pass, moved, loglik)`` is called after each pass if given
-    (loglik: the class bigram log-likelihood, without the penalty). Classes left empty are dropped;
-    within a class, positions are in falling frequency.
-
-    penalty: nats per logit per target token. On KJV (sqrt(V) = 111 classes) the class bigram
-    perplexity and the logits per token are 57.9 and 229 with no penalty, 58.9 and 156 with the
-    default 1e-3, 63.7 and 135 with 1e-2; frequency bins give 138 and 131.
-    """
-    from .softmax import WordClasses, make_classes
-
-    contexts = np.asarray(contexts, np.int64)
-    targets = np.asarray(targets, np.int64)
-    V = int(vocab_size)
-    if contexts.shape != targets.shape or contexts.ndim != 1:
-        raise ValueError(f"contexts and targets: expected two int arrays of one length, found "
-                         f"{contexts.shape} and {targets.shape}")
-    if len(targets) and (min(contexts.min(), targets.min()) < 0 or max(contexts.max(), targets.max()) >= V):
-        raise ValueError(f"contexts and targets: ids must lie in 0..{V - 1}")
-    target_count = np.bincount(targets, minlength=V).astype(np.int64)
-    initial = make_classes(target_count + 1, n_classes)
-    C = initial.n_classes
-    word_class = initial.word_class[initial.rank].astype(np.int32)
-
-    # Contexts as table rows, most frequent first; the rarest share the last row if V x C is too big.
-    rows = max(1, min(V, MAX_TABLE // C))
-    row_of = np.empty(V, np.int64)
-    row_of[np.argsort(-np.bincount(contexts, minlength=V), kind="stable")] = np.minimum(np.arange(V), rows - 1)
-    pairs, pair_count = np.unique(targets * rows + row_of[contexts], return_counts=True)
-    pair_target = pairs // rows
-    context = (pairs % rows).astype(np.int32)
-    indptr = np.searchsorted(pair_target, np.arange(V + 1)).astype(np.int64)
-    pair_count = pair_count.astype(np.int64)
-
-    table, class_count = class_tables(indptr, context, pair_count, target_count, word_class, rows, C)
-    class_size = np.bincount(word_class, minlength=C).astype(np.int64)
-    visit = np.argsort(-target_count, kind="stable").astype(np.int64)
-    for p in range(passes):
-        moved = exchange_pass(indptr, context, pair_count, target_count, word_class, table, class_count,
-                              class_size, visit, float(penalty))
-        if log is not None:
-            log(p + 1, moved, class_bigram_loglik(table, class_count, target_count))
-        if moved <= tolerance * V:
-            break
-    order = np.lexsort((np.arange(V), -target_count, word_class)).astype(np.int32)
-    sorted_class = word_class[order]
-    start = np.r_[np.flatnonzero(np.r_[True, sorted_class[1:] != sorted_class[:-1]]), V].astype(np.int32)
-    return WordClasses.from_arrays(order, start)

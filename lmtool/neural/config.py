@@ -1,22 +1,15 @@
 """NetworkConfig: everything that fixes a recurrent LM's architecture and parameter layout.
 
 Saved beside the weights (``to_dict``/``from_dict``); with the class table of a class softmax it is
-all that is needed to rebuild the network. The registries below are what the CLI offers as choices.
+all that is needed to rebuild the network. Its defaults are ``train``'s (``TrainOptions``).
 """
 
 from dataclasses import asdict, dataclass, fields
 
-from ..kernels import gru, lstm, rnn
-from ..kernels.softmax import OUTPUTS
+from ..options import default
+from .choices import ACTIVATIONS, CELLS, INITS, OUTPUTS
+from .options import TrainOptions
 
-CELLS = {"rnn": rnn, "lstm": lstm, "gru": gru}
-"""Recurrent cells by name; each module follows the cell protocol in ``lmtool.kernels.lstm``."""
-ACTIVATIONS = tuple(rnn.ACTIVATIONS)
-"""Nonlinearities of the vanilla RNN (LSTM and GRU have their own fixed ones)."""
-INITS = ("default", "identity")
-"""default: PyTorch-like; identity: W = I, b = 0 for the RNN (IRNN, use with relu)."""
-SOFTMAXES = tuple(OUTPUTS)
-"""Output layers: full softmax or class-factored softmax."""
 DTYPES = ("float32", "float64")
 
 
@@ -29,20 +22,20 @@ class NetworkConfig:
     layers: L; dropout: probability of zeroing, applied to the embedding output, between layers and
     before the output layer; tie: share the embedding with the output weights (needs embed == hidden);
     softmax: "full" or "class"; n_classes: C for "class" (must equal the classes' count, see
-    ``lmtool.kernels.softmax.make_classes``); dtype: float32 for use, float64 for gradient checks.
+    ``lmtool.neural.classes``); dtype: float32 for use, float64 for gradient checks.
     """
 
     vocab_size: int
-    cell: str = "lstm"
-    activation: str = "tanh"
-    init: str = "default"
+    cell: str = default(TrainOptions, "cell")
+    activation: str = default(TrainOptions, "activation")
+    init: str = default(TrainOptions, "init")
     init_range: float = 0.1
-    embed: int = 200
-    hidden: int = 200
-    layers: int = 1
-    dropout: float = 0.0
-    tie: bool = False
-    softmax: str = "full"
+    embed: int = default(TrainOptions, "hidden")
+    hidden: int = default(TrainOptions, "hidden")
+    layers: int = default(TrainOptions, "layers")
+    dropout: float = default(TrainOptions, "dropout")
+    tie: bool = default(TrainOptions, "tie")
+    softmax: str = default(TrainOptions, "softmax")
     n_classes: int = 0
     dtype: str = "float32"
 
@@ -55,7 +48,7 @@ class NetworkConfig:
         need(self.init in INITS, f"init: expected one of {INITS}", self.init)
         need(self.init != "identity" or self.cell == "rnn", "init='identity' is for cell='rnn' only; cell",
              self.cell)
-        need(self.softmax in SOFTMAXES, f"softmax: expected one of {SOFTMAXES}", self.softmax)
+        need(self.softmax in OUTPUTS, f"softmax: expected one of {tuple(OUTPUTS)}", self.softmax)
         need(self.dtype in DTYPES, f"dtype: expected one of {DTYPES}", self.dtype)
         for name in ("vocab_size", "embed", "hidden", "layers"):
             need(int(getattr(self, name)) >= 1, f"{name}: expected a positive integer", getattr(self, name))

@@ -56,7 +56,7 @@ class RecurrentModel(LanguageModel):
     @classmethod
     def from_file(cls, model, writable=False):
         """Rebuild from an opened ``ModelFile`` of kind ``recurrent``."""
-        from ..kernels.softmax import WordClasses
+        from .classes import WordClasses
         from .network import RecurrentNetwork
 
         try:

@@ -21,10 +21,9 @@ import math
 import numpy as np
 
 from ..kernels.dense import dropout_mask, gather_rows, multiply, scatter_add_rows
-from ..kernels.optim import squared_norm, squared_norm_spans, zero_spans
-from ..kernels.softmax import ClassSoftmax, FullSoftmax
-from .config import CELLS
-from .support import merge_spans, range_spans, row_spans
+from ..kernels.param_update import squared_norm, squared_norm_spans, zero_spans
+from .choices import CELLS, OUTPUTS
+from .spans import merge_spans, range_spans, row_spans
 
 ALIGN = 16
 """Each view starts on a multiple of 16 elements (64 bytes: a cache line, any SIMD width)."""
@@ -158,16 +157,13 @@ class RecurrentNetwork:
         self.p = self.layout.views(self.params)
         self.g = self.layout.views(self.grad)
         V, H = config.vocab_size, config.hidden
-        if config.softmax == "class":
-            if classes is None or classes.n_classes != config.n_classes:
-                raise ValueError(
-                    f"softmax='class' needs the word classes, with n_classes equal to the config's "
-                    f"{config.n_classes}; found {None if classes is None else classes.n_classes}: build "
-                    f"them with make_classes(counts, n) and set NetworkConfig(n_classes=classes.n_classes)")
-            self.output = ClassSoftmax(V, H, classes)
-        else:
-            self.output = FullSoftmax(V, H)
+        if config.softmax == "class" and (classes is None or classes.n_classes != config.n_classes):
+            raise ValueError(
+                f"softmax='class' needs the word classes, with n_classes equal to the config's "
+                f"{config.n_classes}; found {None if classes is None else classes.n_classes}: build "
+                f"them with make_classes(counts, n) and set NetworkConfig(n_classes=classes.n_classes)")
         self.classes = classes if config.softmax == "class" else None
+        self.output = OUTPUTS[config.softmax](V, H, self.classes)
         self._layers_p = [self._group(self.p, f"layer{l}.") for l in range(config.layers)]
         self._layers_g = [self._group(self.g, f"layer{l}.") for l in range(config.layers)]
         self._out_p, self._out_g = self._group(self.p, "output."), self._group(self.g, "output.")
@@ -178,7 +174,7 @@ class RecurrentNetwork:
         self._dense_spans = np.array([[o[n], o[n] + int(np.prod(s))] for n, s in self.layout.shapes.items()
                                       if n not in ("embed", "output.W", "output.b")], np.int64).reshape(-1, 2)
         self.grad_support = self._dirty = np.empty((0, 2), np.int64)
-        """grad_support: spans (``neural.support``) outside which ``grad`` is zero (None: unknown)."""
+        """grad_support: spans (``neural.spans``) outside which ``grad`` is zero (None: unknown)."""
         self._norm_parts = None  # (the output layer, which may know its rows' norm; the other spans): grad_norm
         self.deferred = None  # the output weights' gradient, when forward_backward deferred it
 
@@ -284,7 +280,7 @@ class RecurrentNetwork:
         A shard of a bigger batch (see ``neural.parallel``) passes its slice of the batch's dropout
         ``masks`` (from ``dropout_masks``) and the batch's token count as ``normaliser``.
         ``defer_output``: leave the output weights' gradient (untied) out of ``grad`` and in
-        ``deferred`` (``kernels.softmax.FactoredGradient`` or ``TransposedGradient``), for an SGD
+        ``deferred`` (``neural.output.FactoredGradient`` or ``TransposedGradient``), for an SGD
         step to apply with ``apply_deferred``; ``grad_support`` and ``grad_norm`` account for it.
         """
         pos, tgt = self._positions(x_ids), self._positions(y_ids)

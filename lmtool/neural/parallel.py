@@ -16,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..kernels.optim import add_spans, squared_norm_spans
+from ..kernels.param_update import add_spans, squared_norm_spans
 from ..threads import even_ranges, set_blas_threads
 from .network import NetworkState, RecurrentNetwork
-from .support import merge_spans, split_spans
+from .spans import merge_spans, split_spans
 
 
 class DataParallel:

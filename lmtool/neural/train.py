@@ -14,50 +14,44 @@ import os
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from .. import modelfile
 from ..errors import LmtoolError
 from ..interrupts import STOPPING
-from ..progress import silent
+from ..progress import bar, silent
+from ..options import default
 from .batches import columns, sentence_stream
-from .optim import DEFAULT_LR, Optimizer, scale_for_norm
+from .history import History
+from .choices import DEFAULT_LR
+from .optimizer import Optimizer, scale_for_norm
+from .options import TrainOptions
 
 CHECKPOINT_VERSION = 1
 
 
 @dataclass
 class TrainConfig:
-    """How to train (what to train is a ``NetworkConfig``)."""
+    """How to train (what to train is a ``NetworkConfig``); the defaults are ``train``'s."""
 
-    batch: int = 20
-    bptt: int = 35
-    optimizer: str = "sgd"
+    batch: int = default(TrainOptions, "batch")
+    bptt: int = default(TrainOptions, "bptt")
+    optimizer: str = default(TrainOptions, "optimizer")
     lr: float = None
-    clip: float = 0.25
-    decay: float = 4.0
-    min_improvement: float = 0.0  # decay also when valid improves by less than this fraction (RNNLM's rule)
-    patience: int = 3
-    epochs: int = 20
+    clip: float = default(TrainOptions, "clip")
+    decay: float = default(TrainOptions, "decay")
+    min_improvement: float = default(TrainOptions, "min_improvement")  # decay also when valid improves by less
+    patience: int = default(TrainOptions, "patience")
+    epochs: int = default(TrainOptions, "epochs")
     max_time: float = None  # seconds of training, evaluation included
-    seed: int = 0
+    seed: int = default(TrainOptions, "seed")
     checkpoint_minutes: float = 5.0
 
     def __post_init__(self):
         if self.lr is None:
             self.lr = DEFAULT_LR[self.optimizer]
-
-
-@dataclass
-class History:
-    """Per-epoch record kept in the model file: epoch, lr, train and valid perplexity, tokens."""
-
-    epochs: list = field(default_factory=list)
-
-    def add(self, **row):
-        self.epochs.append(row)
 
 
 class TrainingDiverged(LmtoolError):
@@ -142,19 +136,19 @@ class Trainer:
         deadline = None if cfg.max_time is None else cfg.max_time
         try:
             while not self.done and self.epoch <= cfg.epochs:
-                bar = self.progress(f"epoch {self.epoch}", total=steps_per_epoch, unit="batch")
-                bar.update(self.position // cfg.bptt)
-                started = time.monotonic()
-                try:
+                with bar(self.progress, f"epoch {self.epoch}", total=steps_per_epoch, unit="batch") as shown:
+                    shown.update(self.position // cfg.bptt)
+                    started = time.monotonic()
                     while self.position < self.x.shape[0]:
                         t0 = time.monotonic()
                         loss, n = self._step()
                         self.elapsed += time.monotonic() - t0
-                        bar.update(1)
+                        shown.update(1)
                         if n:
-                            bar.set_postfix_str(f"lr {self.lr:.3g} loss {self.epoch_loss / max(self.epoch_tokens, 1):.3f} "
-                                                f"tok/s {self.epoch_tokens / max(time.monotonic() - started, 1e-9):,.0f}"
-                                                + (f" valid ppl {self.best:.2f}" if self.best else ""))
+                            shown.set_postfix_str(
+                                f"lr {self.lr:.3g} loss {self.epoch_loss / max(self.epoch_tokens, 1):.3f} "
+                                f"tok/s {self.epoch_tokens / max(time.monotonic() - started, 1e-9):,.0f}"
+                                + (f" valid ppl {self.best:.2f}" if self.best else ""))
                         if self.stop_requested:
                             raise KeyboardInterrupt
                         if deadline is not None and self.elapsed >= deadline:
@@ -163,8 +157,6 @@ class Trainer:
                         if checkpoint_path and time.monotonic() - last_checkpoint > 60 * cfg.checkpoint_minutes:
                             self.save_checkpoint(checkpoint_path)
                             last_checkpoint = time.monotonic()
-                finally:
-                    bar.close()
                 self._end_epoch(complete=not self.done)
         except KeyboardInterrupt:
             if checkpoint_path:

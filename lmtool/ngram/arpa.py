@@ -16,7 +16,7 @@ import numpy as np
 
 from ..corpus import read_chunks
 from ..errors import LmtoolError, LmtoolWarning
-from ..modelfile import atomic_output
+from ..outputs import atomic_output
 from ..vocab import SPECIALS, UNK, Vocabulary, token_pool, token_table
 from .assemble import LOG10_ZERO
 from .model import NgramModel
@@ -130,7 +130,7 @@ def read_arpa(path, progress=None):
             progress(1)
     if data[at + len(b"\\end\\"):].strip():
         fail(at + len(b"\\end\\"), "text after '\\end\\'")
-    return _build(sections, path, normalized=not unnormalized)
+    return _model_from_sections(sections, path, normalized=not unnormalized)
 
 
 def _parse_unigrams(data, start, end, expected, with_backoff, fail):
@@ -142,8 +142,8 @@ def _parse_unigrams(data, start, end, expected, with_backoff, fail):
         fields = line.split()
         if fields:
             if len(fields) not in ((2, 3) if with_backoff else (2,)):
-                fail(offset, f"expected a log10 probability, a word{' and an optional backoff' if with_backoff else ''}, "
-                             f"found '{line.strip()}'")
+                backoff = " and an optional backoff" if with_backoff else ""
+                fail(offset, f"expected a log10 probability, a word{backoff}, found '{line.strip()}'")
             try:
                 probs.append(float(fields[0]))
                 backs.append(float(fields[2]) if len(fields) == 3 else 0.0)
@@ -216,7 +216,7 @@ def _line_of_entry(data, start, end, k):
     return start
 
 
-def _build(sections, path, normalized=True):
+def _model_from_sections(sections, path, normalized=True):
     """Turn parsed sections into a closed trie (adding blank n-grams) and an ``NgramModel``."""
     unigrams, uni_prob, uni_backoff = sections[0]
     tokens = list(SPECIALS) + [w for w in unigrams if w not in SPECIALS]

@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from ..modelfile import StoredArray
+from ..progress import bar, silent
 
 LOG10_ZERO = -99.0
 SMALL_CHILDREN = 255  # child counts from here on are kept aside, the rest in one byte each
@@ -72,12 +73,9 @@ def model_arrays(vocab_size, estimation, folder=None, progress=None, threads=1):
             out["children_big"] = children[big]
         return out
 
-    bar = progress("smoothing", total=int(first_node[-1]), unit="n-gram") if progress else None
-    for s, _, added in estimation.run(then=slice_columns, threads=threads):
-        if bar is not None:
-            bar.update(s.hi - s.lo)
-        for name, values in added.items():
-            columns.append(name, values)
-    if bar is not None:
-        bar.close()
+    with bar(progress or silent, "smoothing", total=int(first_node[-1]), unit="n-gram") as shown:
+        for s, _, added in estimation.run(then=slice_columns, threads=threads):
+            shown.update(s.hi - s.lo)
+            for name, values in added.items():
+                columns.append(name, values)
     return columns.finish()

@@ -1,125 +1,83 @@
 """The ``count`` pipeline: corpus -> vocabulary -> n-gram counts -> smoothing -> NgramModel."""
 
 import os
-import tempfile
 import warnings
 from contextlib import contextmanager
 
 from .. import __version__, modelfile
-from ..corpus import LEVELS
-from ..dataset import read_corpus
-from ..errors import LmtoolError, LmtoolWarning
-from ..progress import silent
-from ..vocab import check_limits
-from .counts import chunk_tokens_for, count_ngrams
+from ..encoded_corpus import encode_corpus
+from ..errors import LmtoolWarning
+from ..progress import bar, silent
+from ..vocab import read_vocab_file
 from .assemble import model_arrays
+from .counts import chunk_tokens_for, count_ngrams
 from .model import NgramModel, write_model_file
-from .runs import Run
-from .smoothing import DEFAULT_METHOD, METHODS, Estimation
+from .options import CountOptions
+from .smoothing import Estimation
+from .spilled_runs import Run
 
-MAX_ORDER = 16
-
-
-def check_order(order):
-    """Refuse orders outside 1..MAX_ORDER with a message that says what is allowed."""
-    if not 1 <= order <= MAX_ORDER:
-        raise LmtoolError(f"--order must be between 1 and {MAX_ORDER}, got {order}")
-
-
-def counting_plan(memory=None, tmp=None, threads=1, dask=None, output=None):
-    """Check ``count``'s --memory, --tmp, --threads and --dask together and fill in defaults.
-
-    Returns the ``build_ngram_model`` keywords. --dask leaves the work to the cluster's workers,
-    so it refuses --memory and --threads; --tmp (default $TMPDIR, else the output's folder)
-    matters only with --memory.
-    """
-    from ..memory import parse_memory
-    from ..threads import check_threads
-
-    check_threads(threads)
-    if dask is not None:
-        if memory is not None or threads != 1:
-            raise LmtoolError("--dask counts on the cluster's workers, one shard per worker thread; drop "
-                              "--memory and --threads and size the cluster instead")
-        return {"dask": dask}
-    if memory is None:
-        if tmp is not None:
-            raise LmtoolError("--tmp holds the temporary files of --memory; give --memory too, or drop --tmp")
-        return {"threads": threads}
-    from ..scratch import check_parent
-
-    tmp = tmp or os.environ.get("TMPDIR") or os.path.dirname(os.path.abspath(output or "."))
-    check_parent(tmp)
-    return {"memory": parse_memory(memory), "tmp": tmp, "threads": threads}
-
-
-def describe_counting(stats, plan):
+def describe_counting(stats, options):
     """One line on how counting went (chunks and spilled runs, or shards), or None."""
     from ..memory import format_size
 
     if "runs" in stats:
-        spilled = (f", spilled {stats['runs']} runs ({format_size(stats['spilled_bytes'])}) to {plan['tmp']}"
-                   if stats["runs"] else ", nothing spilled")
-        return f"counted {stats['chunks']} chunks within --memory {format_size(plan['memory'])}{spilled}"
+        spilled = (f", spilled {stats['runs']} runs ({format_size(stats['spilled_bytes'])}) to "
+                   f"{options.scratch_folder()}" if stats["runs"] else ", nothing spilled")
+        return f"counted {stats['chunks']} chunks within --memory {format_size(options.memory_bytes())}{spilled}"
     if "shards" in stats:
         return f"counted {stats['shards']} shards on {stats['workers']} Dask workers"
     return None
 
 
-def build_ngram_model(paths, order=3, smoothing=DEFAULT_METHOD, level="word", min_count=1, max_vocab=None,
-                      keep=None, progress=silent, threads=1, memory=None, tmp=None, dask=None, stats=None,
-                      **options):
+def count_options(paths, options=None, **fields):
+    """A checked ``CountOptions`` for ``paths``: ``options`` as given, or one made of ``fields``."""
+    if options is None:
+        options = CountOptions(corpus=list(paths), **fields)
+    elif fields:
+        raise TypeError(f"give either options or fields, not both ({', '.join(fields)})")
+    return options.check()
+
+
+def build_ngram_model(paths, options=None, progress=silent, stats=None, **fields):
     """Count ``paths`` and smooth the counts into an ``NgramModel`` held in memory.
 
-    ``options`` go to the smoothing class (``k`` for add-k, ``discounts`` for modified
-    Kneser-Ney); ``keep`` limits the vocabulary to a set of tokens. Counting runs in memory on
-    ``threads`` threads, or within ``memory`` bytes spilling to the folder ``tmp``
-    (``ngram.external``), or on the Dask cluster at ``dask`` (``ngram.distributed``); the model is
-    the same byte for byte. A ``stats`` dict receives how the counting went (chunks, runs, shards).
+    ``options``: a ``CountOptions`` (what ``count`` runs with), or its fields as keywords
+    (``order=5, smoothing="witten-bell"``...). Counting runs in memory on ``threads`` threads, or
+    within ``memory`` spilling to ``tmp`` (``ngram.external``), or on the Dask cluster at ``dask``
+    (``ngram.distributed``); the model is the same byte for byte. A ``stats`` dict receives how the
+    counting went (chunks, runs, shards).
     """
-    return _build(paths, None, order, smoothing, level, min_count, max_vocab, keep, progress, threads, memory, tmp,
-                  dask, stats, options)
+    return _estimate(count_options(paths, options, **fields), None, progress, stats)
 
 
-def write_ngram_model(paths, output, order=3, smoothing=DEFAULT_METHOD, level="word", min_count=1, max_vocab=None,
-                      keep=None, progress=silent, threads=1, memory=None, tmp=None, dask=None, stats=None,
-                      **options):
+def write_ngram_model(paths, output, options=None, progress=silent, stats=None, **fields):
     """Build as ``build_ngram_model`` does and write the model file ``output``; returns the model.
 
     Within ``memory`` the counts, the smoothing and the model's arrays all go through files in
     the scratch folder, so the model is never held whole, and the model returned is opened from
     ``output`` (memory-mapped).
     """
-    model = _build(paths, output, order, smoothing, level, min_count, max_vocab, keep, progress, threads, memory,
-                   tmp, dask, stats, options)
+    model = _estimate(count_options(paths, options, **fields), output, progress, stats)
     if model is None:
         return NgramModel.from_file(modelfile.read(output, verify=False))
     model.save(output)
     return model
 
 
-def _build(paths, output, order, smoothing, level, min_count, max_vocab, keep, progress, threads, memory, tmp, dask,
-           stats, options):
+def _estimate(options, output, progress, stats):
     """The model in memory, or None once it is written to ``output`` through the scratch folder."""
-    check_order(order)
-    if smoothing not in METHODS:
-        raise LmtoolError(f"unknown smoothing {smoothing!r}; expected one of {', '.join(METHODS)}")
-    if level not in LEVELS:
-        raise LmtoolError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
-    check_limits(min_count, max_vocab)
-    limits = {"level": level, "min_count": min_count, "max_vocab": max_vocab, "keep": keep}
-    with _counted(paths, order, limits, progress, threads, memory, tmp, dask) as (vocab, counts, training, how,
-                                                                                  scratch):
+    with _counted(options, progress) as (vocab, counts, training, how, scratch):
         if stats is not None:
             stats.update(how)
         folder = scratch.join("model") if output is not None and scratch is not None else None
         if folder:
             os.mkdir(folder)
-        estimation = Estimation(counts, smoothing, folder=folder, **options)
-        if memory is not None:
-            _warn_if_over_budget(memory, estimation.held_bytes())
-        arrays = model_arrays(len(vocab), estimation, folder=folder, progress=progress, threads=threads)
-        meta = _meta(smoothing, options, limits, training, estimation)
+        method_options = options.smoothing_options()
+        estimation = Estimation(counts, options.smoothing, folder=folder, **method_options)
+        if options.memory is not None:
+            _warn_if_over_budget(options.memory_bytes(), estimation.held_bytes())
+        arrays = model_arrays(len(vocab), estimation, folder=folder, progress=progress, threads=options.threads)
+        meta = _meta(options, method_options, training, estimation)
         if folder:
             if isinstance(counts, Run):  # spent: its files go while the model file is written
                 scratch.remove_soon(counts.folder)
@@ -138,13 +96,13 @@ def _warn_if_over_budget(memory, held):
                       LmtoolWarning, stacklevel=3)
 
 
-def _meta(smoothing, options, limits, training, estimation):
+def _meta(options, method_options, training, estimation):
     """What the model file records about how it was built."""
     return {
-        "smoothing": smoothing,
-        "options": {k: v for k, v in options.items() if v is not None},
-        "vocabulary": {"level": limits["level"], "min_count": limits["min_count"], "max_vocab": limits["max_vocab"],
-                       "limited_to_list": limits["keep"] is not None},
+        "smoothing": options.smoothing,
+        "options": {k: v for k, v in method_options.items() if v is not None},
+        "vocabulary": {"level": options.level, "min_count": options.min_count, "max_vocab": options.max_vocab,
+                       "limited_to_list": options.vocab_file is not None},
         "training": training,
         "estimated": _plain(estimation.info),
         "lmtool_version": __version__,
@@ -155,28 +113,30 @@ def _meta(smoothing, options, limits, training, estimation):
 
 
 @contextmanager
-def _counted(paths, order, limits, progress, threads, memory, tmp, dask):
-    """Count ``paths``: yields ``(vocab, counts, training, how, scratch)``; within ``memory``,
-    ``counts`` may be a run on disk in the ``ScratchFolder`` ``scratch``, which lasts as long as
-    the context (``scratch`` is None otherwise)."""
-    if dask is not None:
+def _counted(options, progress):
+    """Count as ``options`` say: yields ``(vocab, counts, training, how, scratch)``; within
+    ``--memory``, ``counts`` may be a run on disk in the ``ScratchFolder`` ``scratch``, which lasts
+    as long as the context (``scratch`` is None otherwise)."""
+    keep = read_vocab_file(options.vocab_file) if options.vocab_file else None
+    limits = {"level": options.level, "min_count": options.min_count, "max_vocab": options.max_vocab, "keep": keep}
+    paths, order = list(options.corpus), options.order
+    if options.dask is not None:
         from .distributed import count_distributed
 
-        yield *count_distributed(paths, dask, order, progress=progress, **limits), None
-    elif memory is not None:
+        yield *count_distributed(paths, options.dask, order, progress=progress, **limits), None
+    elif options.memory is not None:
         from ..scratch import ScratchFolder
         from .external import count_external
 
-        with ScratchFolder(tmp or tempfile.gettempdir()) as scratch:
-            yield *count_external(paths, order, memory, scratch, threads=threads, progress=progress, **limits), scratch
+        with ScratchFolder(options.scratch_folder()) as scratch:
+            yield *count_external(paths, order, options.memory_bytes(), scratch, threads=options.threads,
+                                  progress=progress, **limits), scratch
     else:
-        data = read_corpus(paths, progress=progress, threads=threads, **limits)
-        bar = progress("counting", total=-(-data.tokens // chunk_tokens_for(threads)), unit="chunk")
-        try:
-            counts = count_ngrams(data.ids, data.lengths, order, len(data.vocab), progress=bar.update,
-                                  threads=threads)
-        finally:
-            bar.close()
+        data = encode_corpus(paths, progress=progress, threads=options.threads, **limits)
+        with bar(progress, "counting", total=-(-data.tokens // chunk_tokens_for(options.threads)),
+                 unit="chunk") as chunks:
+            counts = count_ngrams(data.ids, data.lengths, order, len(data.vocab), progress=chunks.update,
+                                  threads=options.threads)
         vocab, training = data.vocab, data.describe()
         del data
         yield vocab, counts, training, {}, None

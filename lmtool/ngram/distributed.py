@@ -6,7 +6,7 @@ defaults to a quarter of each worker's share of the input (at least 1 MiB); the 
 variable ``LMTOOL_DASK_SHARD_BYTES`` sets it in bytes.
 
 Pass 1: workers count the tokens of their shards; the client sums them by token and ranks the
-vocabulary exactly as ``read_corpus`` would. Pass 2: workers encode their shards with that
+vocabulary exactly as ``encode_corpus`` would. Pass 2: workers encode their shards with that
 vocabulary and return sorted ``NgramCounts``, which the client merges (merging is exact and
 order-free) and smooths. Meanwhile one task hashes the whole files in order, since the
 fingerprint is a sequential BLAKE2b of every file's bytes and cannot be combined from per-shard
@@ -24,13 +24,13 @@ import threading
 from contextlib import contextmanager
 
 from .. import corpus
-from ..dataset import check_not_empty, training_record
+from ..encoded_corpus import check_not_empty, training_record
 from ..errors import LmtoolError
-from ..progress import silent
+from ..progress import bar, silent
 from ..scratch import is_pipe
 from ..vocab import SPECIALS, rank_vocabulary
 from .counts import merge_counts
-from .passes import count_shard, tally_tokens
+from .two_pass import count_shard, tally_tokens
 
 MISSING = "--dask needs dask.distributed: pip install 'lmtool[dask]'"
 SHARD_BYTES_VARIABLE = "LMTOOL_DASK_SHARD_BYTES"
@@ -207,14 +207,11 @@ def count_distributed(paths, address, order, level="word", min_count=1, max_voca
         digest = client.submit(corpus.fingerprint, files, pure=False)
         workers = len(client.scheduler_info().get("workers", {}))
         shards = client.submit(plan_shards, files, workers, shard_bytes, pure=False).result()
-        bar = progress("counting tokens", total=len(shards), unit="shard")
-        try:
+        with bar(progress, "counting tokens", total=len(shards), unit="shard") as shown:
             futures = client.map(shard_tokens, shards, level=level, pure=False)
             for _ in distributed.as_completed(futures):
-                bar.update(1)
+                shown.update(1)
             tallies = client.gather(futures)
-        finally:
-            bar.close()
         totals, words, sentences = {}, 0, 0
         for tokens, counts, shard_words, shard_sentences in tallies:
             for token, n in zip(tokens, counts.tolist()):
@@ -227,14 +224,11 @@ def count_distributed(paths, address, order, level="word", min_count=1, max_voca
                                    level, min_count, max_vocab, keep)
         del totals
         shared = client.scatter(vocab, broadcast=True)
-        bar = progress("counting n-grams", total=len(shards), unit="shard")
-        try:
+        with bar(progress, "counting n-grams", total=len(shards), unit="shard") as shown:
             futures = client.map(shard_counts, shards, vocab=shared, order=order, pure=False)
             for _ in distributed.as_completed(futures):
-                bar.update(1)
+                shown.update(1)
             parts = client.gather(futures)
-        finally:
-            bar.close()
         counts = merge_counts(parts) if len(parts) > 1 else parts[0]
         training = training_record(files, digest.result(), words, sentences)
         stats = {"shards": len(shards), "workers": len(client.scheduler_info().get("workers", {}))}

@@ -4,20 +4,20 @@ disk as runs when they pass a share of the budget, and the runs are merged on di
 Pass 1 builds the vocabulary (and the data's fingerprint); stdin and other pipes are spooled
 into the scratch folder first so that they can be read twice. Pass 2 counts chunks sized so that
 the chunks in flight fit the budget. The result is the same counts as in memory (merging is exact and
-order-free), as a ``runs.Run`` that the smoothing reads slice by slice, so the model file is the
+order-free), as a ``spilled_runs.Run`` that the smoothing reads slice by slice, so the model file is the
 same byte for byte.
 """
 
 import itertools
 
 from .. import corpus
-from ..dataset import check_not_empty, training_record
+from ..encoded_corpus import check_not_empty, training_record
 from ..memory import release_free_memory
-from ..progress import silent
+from ..progress import bar, silent
 from ..scratch import readable_twice
-from . import runs as spill
+from . import spilled_runs
 from .counts import merge_counts, merge_levels
-from .passes import chunk_counts, nbytes, tally_tokens
+from .two_pass import chunk_counts, nbytes, tally_tokens
 
 MIN_CHUNK_BYTES = 1 << 10
 SPILL_SHARE = 5
@@ -39,17 +39,14 @@ def count_external(paths, order, memory, scratch, level="word", min_count=1, max
     """Count ``paths`` in two passes spilling into the ``ScratchFolder`` ``scratch``; returns
     ``(vocab, counts, training, stats)``.
 
-    ``counts`` is in memory when nothing had to be spilled, else a ``runs.Run`` in ``scratch``;
+    ``counts`` is in memory when nothing had to be spilled, else a ``spilled_runs.Run`` in ``scratch``;
     ``training`` is what the model records about its data, ``stats`` says how many chunks were
     counted and runs spilled.
     """
     readable = [readable_twice(scratch, p, k) for k, p in enumerate(paths)]
     hasher = corpus.data_hasher()
-    bar = progress("reading", total=corpus.input_size(readable), unit="B")
-    try:
-        tally = tally_tokens(readable, level, hasher=hasher, progress=bar.update, threads=threads)
-    finally:
-        bar.close()
+    with bar(progress, "reading", total=corpus.input_size(readable), unit="B") as shown:
+        tally = tally_tokens(readable, level, hasher=hasher, progress=shown.update, threads=threads)
     check_not_empty(tally.words, paths)
     vocab, _ = tally.vocabulary(min_count=min_count, max_vocab=max_vocab, keep=keep)
     training = training_record(paths, hasher.hexdigest(), tally.words, tally.sentences)
@@ -65,11 +62,8 @@ def count_external(paths, order, memory, scratch, level="word", min_count=1, max
     if len(runs) == 1:
         counts = runs[0]
     elif runs:
-        bar = progress("merging runs", total=sum(sum(r.sizes()[1:]) for r in runs), unit="n-gram")
-        try:
-            counts = spill.merge_runs(runs, new_name(), progress=bar.update, threads=threads)
-        finally:
-            bar.close()
+        with bar(progress, "merging runs", total=sum(sum(r.sizes()[1:]) for r in runs), unit="n-gram") as shown:
+            counts = spilled_runs.merge_runs(runs, new_name(), progress=shown.update, threads=threads)
         scratch.remove_soon(*(run.folder for run in runs))
         release_free_memory()
     return vocab, counts, training, stats
@@ -81,18 +75,15 @@ def _spill_chunks(paths, vocab, order, memory, threads, new_name, progress):
     be spilled ([], the in-memory ``NgramCounts``, chunks counted)."""
     share = memory // SPILL_SHARE
     pending, held, runs, n_chunks = [], 0, [], 0
-    bar = progress("counting", total=corpus.input_size(paths), unit="B")
-    try:
+    with bar(progress, "counting", total=corpus.input_size(paths), unit="B") as shown:
         for counts in chunk_counts(paths, vocab, order, threads=threads,
-                                   chunk_bytes=chunk_bytes_for(memory, order, threads), progress=bar.update):
+                                   chunk_bytes=chunk_bytes_for(memory, order, threads), progress=shown.update):
             n_chunks += 1
             pending.append(counts)
             held += nbytes(counts)
             if held >= share:
                 runs.append(_spill(pending, new_name(), threads))
                 held = 0
-    finally:
-        bar.close()
     if not runs:
         return [], merge_counts(pending, threads) if len(pending) > 1 else pending[0], n_chunks
     if pending:
@@ -105,8 +96,8 @@ def _spill(pending, folder, threads=1):
 
     On ``threads`` threads, by key ranges: the ranges together hold what one merge holds, and no
     chunk is read meanwhile (those already being counted finish)."""
-    parts = merge_levels(pending, threads) if len(pending) > 1 else spill.levels(pending[0])
-    run = spill.write_run(parts, folder, pending[0].vocab_size)
+    parts = merge_levels(pending, threads) if len(pending) > 1 else spilled_runs.levels(pending[0])
+    run = spilled_runs.write_run(parts, folder, pending[0].vocab_size)
     pending.clear()
     release_free_memory()
     return run

@@ -8,7 +8,7 @@ methods write p(w | h) = u(w | h) + gamma(h) p(w | h'), whose backoff weight is 
 distribution covers the vocabulary without ``<s>``.
 
 An order is worked through in slices of rows that hold every child of a range of contexts, so
-that the counts can stay on disk (``runs.Run``) and only the previous order's probabilities,
+that the counts can stay on disk (``spilled_runs.Run``) and only the previous order's probabilities,
 plus Kneser-Ney's adjusted counts of the current one, are held whole. Within a slice the
 arithmetic is vectorised with NumPy and sums run in row order, so the result does not depend
 on where the slices are cut.
@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import LmtoolWarning
 from ..vocab import BOS
+from .choices import DEFAULT_METHOD, SMOOTHING
 
 STUPID_BACKOFF_ALPHA = 0.4
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
@@ -341,18 +342,8 @@ class StupidBackoff(Smoothing):
         return p, np.where(total > 0, self.alpha, 1.0)
 
 
-METHODS = {
-    "modified-kneser-ney": ModifiedKneserNey,
-    "kneser-ney": KneserNey,
-    "witten-bell": WittenBell,
-    "add-k": AddK,
-    "stupid-backoff": StupidBackoff,
-}
-DEFAULT_METHOD = "modified-kneser-ney"
-
-
 class Estimation:
-    """Smooth counts (``NgramCounts`` in memory or a ``runs.Run`` on disk) with ``method``: ``run()``
+    """Smooth counts (``NgramCounts`` in memory or a ``spilled_runs.Run`` on disk) with ``method``: ``run()``
     yields ``(slice, prob, backoff)`` order by order, unigrams first; ``normalized`` and ``info``
     (what the method decided, such as discounts) are complete once the iteration is.
 
@@ -363,7 +354,7 @@ class Estimation:
     def __init__(self, counts, method=DEFAULT_METHOD, folder=None, **options):
         self.counts = counts
         self.sizes = counts.sizes()
-        self.method = METHODS[method](counts, self.sizes, **options)
+        self.method = SMOOTHING[method](counts, self.sizes, **options)
         self.normalized = self.method.normalized
         self.info = self.method.info
         self.folder = folder

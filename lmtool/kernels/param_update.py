@@ -47,7 +47,7 @@ def adam_step(params, grad, scale, m, v, lr, beta1, beta2, eps, step):
         params[i] -= a * mi / (np.sqrt(vi) + e)
 
 
-# Over spans: int64[k, 2] rows [a, b) of the flat vector (``neural.support``), values elsewhere zero.
+# Over spans: int64[k, 2] rows [a, b) of the flat vector (``neural.spans``), values elsewhere zero.
 # Each span is handed to the whole-vector kernel as a 1-D slice, so the inner loop still vectorises.
 
 @njit(**KERNEL)

@@ -4,7 +4,7 @@ text chunk by chunk, encodes it with the final vocabulary and counts each chunk'
 Vocabulary ids depend on the counts of the whole corpus, so n-grams can only be counted once
 every token has been seen; ``ngram.external`` and ``ngram.distributed`` run these two passes over
 files, one process or many. Both give the vocabulary, counts and fingerprint that
-``read_corpus`` + ``count_ngrams`` give.
+``encode_corpus`` + ``count_ngrams`` give.
 """
 
 from .. import corpus

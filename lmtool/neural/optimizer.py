@@ -8,15 +8,14 @@ import math
 
 import numpy as np
 
-OPTIMIZERS = ("sgd", "adam")
-DEFAULT_LR = {"sgd": 20.0, "adam": 2e-3}
+from .choices import OPTIMIZERS
 
 
 def clip_scale(grad, max_norm, spans=None):
     """The factor that brings ``grad``'s L2 norm down to ``max_norm`` (1 if already below, or if
     ``max_norm`` <= 0), and the norm; the optimiser applies it, so the gradient is read only once.
-    ``spans``: the gradient's support (``neural.support``) if known, to read only there."""
-    from ..kernels.optim import squared_norm, squared_norm_spans
+    ``spans``: the gradient's support (``neural.spans``) if known, to read only there."""
+    from ..kernels.param_update import squared_norm, squared_norm_spans
 
     return scale_for_norm(math.sqrt(squared_norm(grad) if spans is None else squared_norm_spans(grad, spans)),
                           max_norm)
@@ -47,13 +46,13 @@ class Optimizer:
         ``map_spans(fn)``, if given, calls ``fn((a, b))`` for spans covering the vector, and
         ``map_spans(fn, support)`` ``fn(spans)`` for parts of ``support`` (on several threads, see
         ``neural.parallel``); the update is elementwise, so the result is the same.
-        ``support``: spans outside which grad is zero (``neural.support``); SGD then updates only
+        ``support``: spans outside which grad is zero (``neural.spans``); SGD then updates only
         there, with the same result. Adam updates everywhere (its moments move without a gradient).
         ``clear``: SGD over a support may zero grad in the same pass; returns whether it did.
         """
         self.steps += 1
         if support is not None and self.kind == "sgd":
-            from ..kernels.optim import sgd_step_spans
+            from ..kernels.param_update import sgd_step_spans
 
             rate = np.float32(lr * scale)
             if map_spans is None:
@@ -68,7 +67,7 @@ class Optimizer:
         return False
 
     def _update(self, params, grad, lr, scale, span):
-        from ..kernels.optim import adam_step, sgd_step
+        from ..kernels.param_update import adam_step, sgd_step
 
         a, b = span
         if self.kind == "sgd":

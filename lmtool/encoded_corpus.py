@@ -6,7 +6,7 @@ import numpy as np
 
 from . import corpus
 from .errors import LmtoolError
-from .progress import silent
+from .progress import bar, silent
 from .vocab import ThreadTallies, check_limits
 
 
@@ -46,7 +46,7 @@ def check_not_empty(words, paths):
         raise LmtoolError("no tokens in the corpus (only empty lines)", name)
 
 
-def read_corpus(paths, level="word", vocab=None, min_count=1, max_vocab=None, keep=None, progress=silent, threads=1,
+def encode_corpus(paths, level="word", vocab=None, min_count=1, max_vocab=None, keep=None, progress=silent, threads=1,
                 chunk_bytes=None):
     """Read and encode ``paths``.
 
@@ -68,16 +68,13 @@ def read_corpus(paths, level="word", vocab=None, min_count=1, max_vocab=None, ke
     else:
         encode = lambda data: (0, *vocab.encode_bytes(data))  # noqa: E731
     tallied, ids, lengths = [], [], []
-    bar = progress("reading", total=corpus.input_size(paths), unit="B")
-    try:
-        chunks = corpus.read_chunks(paths, chunk_bytes=chunk_bytes or corpus.CHUNK_BYTES, progress=bar.update,
+    with bar(progress, "reading", total=corpus.input_size(paths), unit="B") as shown:
+        chunks = corpus.read_chunks(paths, chunk_bytes=chunk_bytes or corpus.CHUNK_BYTES, progress=shown.update,
                                     hasher=hasher)
         for tally, chunk_ids, chunk_lengths in ordered_map(lambda chunk: encode(chunk.data), chunks, threads):
             tallied.append(tally)
             ids.append(chunk_ids)
             lengths.append(chunk_lengths)
-    finally:
-        bar.close()
     check_not_empty(sum(map(len, ids)), paths)
     if vocab is None:
         joined, maps = tallies.joined()
