@@ -1,6 +1,5 @@
 """N-best rescoring (``lmtool rescore``): the three formats read and written back, --best picking what
-``score`` ranks first, word errors and the weight search against slow references, --tune lowering
-WER, streaming, and bad input named by its line."""
+``score`` ranks first, --tune lowering WER, streaming, and bad input named by its line."""
 
 import itertools
 import os
@@ -10,8 +9,6 @@ import pytest
 
 import lmtool
 from lmtool import nbest
-from lmtool.kernels.nbest import word_errors
-from lmtool.wer import Gathered, _line_search, picked_errors, tune_weights, word_error_rate
 
 from . import naive
 from .conftest import TINY_TEST, run_lmtool
@@ -111,42 +108,6 @@ def test_best_picks_what_score_ranks_first(model, tiny_model, tmp_path):
     assert sum(b[1] == s for b, s in zip(best, SENTENCES[:60])) > 20  # the reference wins often
 
 
-def test_word_errors_match_the_definition():
-    rng = np.random.default_rng(0)
-    hyps = [rng.integers(0, 5, size=int(rng.integers(0, 9))).astype(np.int32) for _ in range(300)]
-    refs = [rng.integers(0, 5, size=int(rng.integers(0, 9))).astype(np.int32) for _ in range(30)]
-    which = rng.integers(0, 30, size=300)
-    out = np.empty(300, np.int32)
-    word_errors(np.concatenate(hyps), np.array([len(h) for h in hyps], np.int32), np.concatenate(refs),
-                np.array([len(r) for r in refs], np.int32), which.astype(np.int64), out)
-    assert out.tolist() == [naive.levenshtein(h.tolist(), refs[w].tolist()) for h, w in zip(hyps, which)]
-
-
-def random_gathered(rng, lists=40):
-    sizes = rng.integers(1, 8, size=lists)
-    H = int(sizes.sum())
-    return Gathered(base=rng.normal(size=H), lm=rng.normal(size=H) * 3, words=rng.integers(3, 9, size=H) * 1.0,
-                    errors=rng.integers(0, 6, size=H), list_start=np.concatenate([[0], np.cumsum(sizes)]),
-                    reference_words=rng.integers(5, 9, size=lists))
-
-
-def test_the_line_search_finds_the_fewest_errors_on_the_line():
-    rng = np.random.default_rng(1)
-    for _ in range(20):
-        g = random_gathered(rng)
-        point = np.array([rng.uniform(0, 2), rng.normal()])
-        angle = rng.uniform(0, np.pi)
-        direction = np.array([np.cos(angle), np.sin(angle)])
-        x, found = _line_search(g, point, direction)
-        xs = np.linspace(-30, 30, 6001)
-        xs = xs[point[0] + xs * direction[0] >= 0]
-        sampled = [picked_errors(g, g.base + (point[0] + t * direction[0]) * g.lm
-                                 + (point[1] + t * direction[1]) * g.words) for t in xs]
-        assert found <= min(sampled)
-        at = point + x * direction
-        assert picked_errors(g, g.base + at[0] * g.lm + at[1] * g.words) == found
-
-
 def test_tune_lowers_the_word_error_rate(model, tiny_model, tmp_path):
     text, refs = synthetic_lists(SENTENCES, np.random.default_rng(4), size=8, drop_add=True, noise=1.5)
     (tmp_path / "lists.tsv").write_text(text, encoding="utf-8")
@@ -163,13 +124,6 @@ def test_tune_lowers_the_word_error_rate(model, tiny_model, tmp_path):
                       "--word-penalty", word_penalty).stdout.decode().splitlines()
     errors = sum(naive.levenshtein(b.split("\t")[1].split(), r.split()) for b, r in zip(best, refs))
     assert 100 * errors / len(" ".join(refs).split()) == pytest.approx(after, abs=0.01)
-
-
-def test_tune_weights_is_deterministic_and_never_worse():
-    g = random_gathered(np.random.default_rng(2), lists=200)
-    first = tune_weights(g, 1.0, 0.0)
-    assert first == tune_weights(g, 1.0, 0.0)
-    assert first[2] <= word_error_rate(g, 1.0, 0.0) and first[0] >= 0
 
 
 def test_lists_stream_through(model):
