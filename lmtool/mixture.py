@@ -128,7 +128,7 @@ class MixtureModel(LanguageModel):
         for path in paths:
             members.append(lmtool.load(path))
             try:
-                raw.append(np.fromfile(path, np.uint8))
+                raw.append(np.memmap(path, np.uint8, mode="r"))  # copied into the mixture's file block by block
             except OSError as err:
                 raise LmtoolError(f"cannot read: {err.strerror or err}", path) from None
         return cls(members, weights, mode, meta, raw, names=[os.fspath(p) for p in paths])
