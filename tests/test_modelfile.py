@@ -150,7 +150,8 @@ def test_opening_an_ngram_model_leaves_the_neural_code_unloaded(tiny_model):
     done = subprocess.run([sys.executable, "-c", code, str(tiny_model.lm)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
-    assert {k: lmtool.model_class(k).kind for k in lmtool.MODEL_CLASSES} == {"ngram": "ngram", "recurrent": "recurrent"}
+    assert {k: lmtool.model_class(k).kind for k in lmtool.MODEL_CLASSES} == {"ngram": "ngram", "recurrent": "recurrent",
+                                                                              "mixture": "mixture"}
 
 
 def write_through(how, path, data):
