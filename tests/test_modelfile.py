@@ -153,7 +153,7 @@ def test_opening_an_ngram_model_leaves_the_neural_code_unloaded(tiny_model):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
     assert {k: lmtool.model_class(k).kind for k in lmtool.MODEL_CLASSES} == {"ngram": "ngram", "recurrent": "recurrent",
-                                                                            "window": "window"}
+                                                                            "window": "window", "mixture": "mixture"}
 
 
 def write_through(how, path, data):
