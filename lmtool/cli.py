@@ -534,32 +534,9 @@ def rescore(model, nbest, lm_weight, word_penalty, best, sort, references, outpu
 
 def _tune_rescoring(lists, references, lm_weight, word_penalty):
     """``rescore --tune``: gather WER statistics list by list, search the weights, print the result."""
-    from .corpus import read_chunks
-    from .wer import ErrorStats, oracle_error_rate, tune_weights, word_error_rate
+    from .wer import gather, oracle_error_rate, tune_weights, word_error_rate
 
-    def reference_lines():
-        for chunk in read_chunks([references]):
-            text = chunk.data.decode("utf-8")
-            yield from (text[:-1] if text.endswith("\n") else text).split("\n")
-
-    refs = reference_lines()
-    stats, batch, batch_refs = ErrorStats(), [], []
-    for scored in lists:
-        line = next(refs, None)
-        if line is None:
-            raise LmtoolError(f"fewer references than n-best lists (list {scored.nbest.id!r} has none); give one "
-                              "reference line per list, in order", references)
-        batch.append(scored)
-        batch_refs.append(line)
-        if len(batch) >= 1024:
-            stats.add(batch, batch_refs)
-            batch, batch_refs = [], []
-    stats.add(batch, batch_refs)
-    extra = sum(1 for _ in refs)
-    gathered = stats.finish()
-    if extra:
-        raise LmtoolError(f"{gathered.lists + extra} references for {gathered.lists} n-best lists; give one "
-                          "reference line per list, in order", references)
+    gathered = gather(lists, references)
     before = word_error_rate(gathered, lm_weight, word_penalty)
     tuned_lm, tuned_wp, after = tune_weights(gathered, lm_weight, word_penalty)
     click.echo(f"lists {gathered.lists}, hypotheses {len(gathered.errors)}, reference words "

@@ -63,6 +63,42 @@ class ErrorStats:
                         reference_words=joined.pop("reference_words").astype(np.int64), **joined)
 
 
+GATHER_LISTS = 1024
+"""Lists whose word errors are counted at once by ``gather``."""
+
+
+def _reference_lines(path):
+    from .corpus import read_chunks
+
+    for chunk in read_chunks([path]):
+        text = chunk.data.decode("utf-8")
+        yield from (text[:-1] if text.endswith("\n") else text).split("\n")
+
+
+def gather(scored_lists, references):
+    """A ``Gathered`` of the ``ScoredList``s (a stream) against the file ``references``, one line per
+    list in order, gathered ``GATHER_LISTS`` at a time; a count that does not match is refused."""
+    refs = _reference_lines(references)
+    stats, batch, batch_refs = ErrorStats(), [], []
+    for scored in scored_lists:
+        line = next(refs, None)
+        if line is None:
+            raise LmtoolError(f"fewer references than n-best lists (list {scored.nbest.id!r} has none); give one "
+                              "reference line per list, in order", references)
+        batch.append(scored)
+        batch_refs.append(line)
+        if len(batch) >= GATHER_LISTS:
+            stats.add(batch, batch_refs)
+            batch, batch_refs = [], []
+    stats.add(batch, batch_refs)
+    extra = sum(1 for _ in refs)
+    gathered = stats.finish()
+    if extra:
+        raise LmtoolError(f"{gathered.lists + extra} references for {gathered.lists} n-best lists; give one "
+                          "reference line per list, in order", references)
+    return gathered
+
+
 @dataclass
 class Gathered:
     """What WER needs: per hypothesis base, lm, words (float64[H]) and errors (int64[H]); per list
