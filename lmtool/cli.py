@@ -376,7 +376,7 @@ def prune_command(model, output, threshold, size, history, chain_rule, prune_uni
         check_bits(quantize)
     check_outputs((output,), (model, *history))
     lm = _read_model_or_arpa(model, _tqdm_factory(quiet))
-    check_prunable(lm, model)
+    check_prunable(lm, model, size)
     history = list(history) or None
     if history is None and not chain_rule:
         history = recorded_training_text(lm)
