@@ -9,9 +9,9 @@ from lmtool.mixture import MixtureModel
 from lmtool.ngram.arpa import write_arpa
 from lmtool.ngram.merge import merge_ngram_models
 
-from . import naive
-from .conftest import TINY_TEST, TINY_TRAIN
-from .helpers import model_from_text
+from .. import naive
+from ..conftest import TINY_TEST, TINY_TRAIN
+from ..helpers import model_from_text
 
 TEXT = TINY_TRAIN.read_text(encoding="utf-8")
 
