@@ -274,7 +274,6 @@ def convert(source, target, quantize, quiet):
     becomes ARPA when TARGET ends in .arpa, gzipped when it ends in .arpa.gz. --quantize BITS
     writes the model with its values quantised (in ARPA too).
     """
-    from .ngram.arpa import is_arpa_name, write_arpa
 
     if quantize is not None:
         from .ngram.quantize import check_bits
@@ -284,14 +283,7 @@ def convert(source, target, quantize, quiet):
     lm = _read_model_or_arpa(source, _tqdm_factory(quiet))
     if lm.kind != "ngram":
         raise LmtoolError(f"a {lm.kind} model has no ARPA form; only n-gram models convert", source)
-    if quantize is not None:
-        from .ngram.quantize import quantize as quantized
-
-        lm = quantized(lm, quantize)
-    if is_arpa_name(target):
-        write_arpa(lm, target)
-    else:
-        lm.save(target)
+    _write_ngram(lm, target, quantize)
 
 
 @cli.command()
@@ -326,6 +318,22 @@ def _read_model_or_arpa(source, progress):
         return _load(source)
     with bar(progress, "reading ARPA", unit="order") as shown:
         return read_arpa(source, progress=shown.update)
+
+
+def _write_ngram(model, path, bits=None):
+    """Write an n-gram ``model`` to ``path`` (ARPA if the name says so), quantised to ``bits`` if
+    given; returns what was written."""
+    from .ngram.arpa import is_arpa_name, write_arpa
+
+    if bits is not None:
+        from .ngram.quantize import quantize
+
+        model = quantize(model, bits)
+    if is_arpa_name(path):
+        write_arpa(model, path)
+    else:
+        model.save(path)
+    return model
 
 
 def _quantized(model, bits, path):
@@ -364,7 +372,6 @@ def prune_command(model, output, threshold, size, history, chain_rule, prune_uni
     by less than --threshold, highest orders first; an n-gram that is the context of a kept
     longer one stays. The backoff weights are then recomputed, so the model stays normalised.
     """
-    from .ngram.arpa import is_arpa_name, write_arpa
     from .ngram.prune import check_prunable, check_request, prune, recorded_training_text
 
     check_request(threshold, size)
@@ -385,14 +392,7 @@ def prune_command(model, output, threshold, size, history, chain_rule, prune_uni
                        err=True)
     small, threshold = prune(lm, threshold=threshold, size=size, prune_unigrams=prune_unigrams, history=history,
                              path=model)
-    if quantize is not None:
-        from .ngram.quantize import quantize as quantized
-
-        small = quantized(small, quantize)
-    if is_arpa_name(output):
-        write_arpa(small, output)
-    else:
-        small.save(output)
+    small = _write_ngram(small, output, quantize)
     if not quiet:
         sizes = " ".join(f"{n}:{s:,}" for n, s in enumerate(small.sizes, 1))
         click.echo(f"{output}: pruned at threshold {threshold:.6g}, n-grams {sizes} ({sum(small.sizes):,} of "
@@ -464,14 +464,9 @@ def mix(models, output, dev, weights, loglinear, static, quiet):
     if not static:
         mixture.save(output)
         return
-    from .ngram.arpa import write_arpa
     from .ngram.merge import merge_ngram_models
 
-    merged = merge_ngram_models(mixture)
-    if is_arpa_name(output):
-        write_arpa(merged, output)
-    else:
-        merged.save(output)
+    merged = _write_ngram(merge_ngram_models(mixture), output)
     if not quiet:
         sizes = " ".join(f"{n}:{s:,}" for n, s in enumerate(merged.sizes, 1))
         click.echo(f"{output}: merged {merged.order}-gram, vocabulary {len(merged.vocab):,}, n-grams {sizes}",
