@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from common import CACHE, ROOT  # noqa: E402
 
-SECTIONS = ("ngram", "kernels", "train", "threads", "scaling", "small")
+SECTIONS = ("ngram", "kernels", "train", "threads", "scaling", "small", "mixture")
 
 
 HEADER = """# lmtool benchmark results
@@ -120,6 +120,9 @@ def commands(section, quick):
     if section == "small":
         return [("small n-gram models: pruning and quantisation (bench_small.py)",
                  [py, os.path.join(HERE, "bench_small.py"), "--plot", os.path.join(HERE, "small_models.png")])]
+    if section == "mixture":
+        return [("mixtures and n-best rescoring (bench_mixture.py)",
+                 [py, os.path.join(HERE, "bench_mixture.py"), *(["--quick"] if quick else [])])]
     raise ValueError(section)
 
 

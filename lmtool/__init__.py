@@ -6,7 +6,8 @@
     >>> model.perplexity("in the beginning")
 
 Models are built with ``lmtool.ngram.build.build_ngram_model`` (what ``lmtool count`` runs) or the
-recurrent trainer (``lmtool train``); both answer the ``LanguageModel`` interface.
+recurrent trainer (``lmtool train``), and mixed by ``lmtool.mixture`` (``lmtool mix``); all answer
+the ``LanguageModel`` interface.
 """
 
 from .registry import Registry
@@ -37,6 +38,7 @@ def model_class(kind):
 
 MODEL_CLASSES = Registry("model kind", {"ngram": "lmtool.ngram.model:NgramModel",
                                         "recurrent": "lmtool.neural.model:RecurrentModel",
-                                        "window": "lmtool.neural.window_model:WindowModel"})
+                                        "window": "lmtool.neural.window_model:WindowModel",
+                                        "mixture": "lmtool.mixture:MixtureModel"})
 """Model-file kinds and the classes that open them, imported on demand (opening an n-gram model
 does not load the neural code)."""

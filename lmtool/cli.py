@@ -7,6 +7,7 @@ renamed into place, so a failure never leaves a partial file.
 
 import errno
 import json
+import math
 import os
 import sys
 import warnings
@@ -292,7 +293,6 @@ def convert(source, target, quantize, quiet):
     becomes ARPA when TARGET ends in .arpa, gzipped when it ends in .arpa.gz. --quantize BITS
     writes the model with its values quantised (in ARPA too).
     """
-    from .ngram.arpa import is_arpa_name, write_arpa
 
     if quantize is not None:
         from .ngram.quantize import check_bits
@@ -302,14 +302,7 @@ def convert(source, target, quantize, quiet):
     lm = _read_model_or_arpa(source, _tqdm_factory(quiet))
     if lm.kind != "ngram":
         raise LmtoolError(f"a {lm.kind} model has no ARPA form; only n-gram models convert", source)
-    if quantize is not None:
-        from .ngram.quantize import quantize as quantized
-
-        lm = quantized(lm, quantize)
-    if is_arpa_name(target):
-        write_arpa(lm, target)
-    else:
-        lm.save(target)
+    _write_ngram(lm, target, quantize)
 
 
 @cli.command()
@@ -344,6 +337,22 @@ def _read_model_or_arpa(source, progress):
         return _load(source)
     with bar(progress, "reading ARPA", unit="order") as shown:
         return read_arpa(source, progress=shown.update)
+
+
+def _write_ngram(model, path, bits=None):
+    """Write an n-gram ``model`` to ``path`` (ARPA if the name says so), quantised to ``bits`` if
+    given; returns what was written."""
+    from .ngram.arpa import is_arpa_name, write_arpa
+
+    if bits is not None:
+        from .ngram.quantize import quantize
+
+        model = quantize(model, bits)
+    if is_arpa_name(path):
+        write_arpa(model, path)
+    else:
+        model.save(path)
+    return model
 
 
 def _quantized(model, bits, path):
@@ -382,7 +391,6 @@ def prune_command(model, output, threshold, size, history, chain_rule, prune_uni
     by less than --threshold, highest orders first; an n-gram that is the context of a kept
     longer one stays. The backoff weights are then recomputed, so the model stays normalised.
     """
-    from .ngram.arpa import is_arpa_name, write_arpa
     from .ngram.prune import check_prunable, check_request, prune, recorded_training_text
 
     check_request(threshold, size)
@@ -394,7 +402,7 @@ def prune_command(model, output, threshold, size, history, chain_rule, prune_uni
         check_bits(quantize)
     check_outputs((output,), (model, *history))
     lm = _read_model_or_arpa(model, _tqdm_factory(quiet))
-    check_prunable(lm, model)
+    check_prunable(lm, model, size)
     history = list(history) or None
     if history is None and not chain_rule:
         history = recorded_training_text(lm)
@@ -403,18 +411,154 @@ def prune_command(model, output, threshold, size, history, chain_rule, prune_uni
                        err=True)
     small, threshold = prune(lm, threshold=threshold, size=size, prune_unigrams=prune_unigrams, history=history,
                              path=model)
-    if quantize is not None:
-        from .ngram.quantize import quantize as quantized
-
-        small = quantized(small, quantize)
-    if is_arpa_name(output):
-        write_arpa(small, output)
-    else:
-        small.save(output)
+    small = _write_ngram(small, output, quantize)
     if not quiet:
         sizes = " ".join(f"{n}:{s:,}" for n, s in enumerate(small.sizes, 1))
         click.echo(f"{output}: pruned at threshold {threshold:.6g}, n-grams {sizes} ({sum(small.sizes):,} of "
                    f"{sum(lm.sizes):,})", err=True)
+
+
+def _weights(text):
+    """The numbers of --weights '0.7,0.3'."""
+    try:
+        return [float(w) for w in text.split(",")]
+    except ValueError:
+        raise LmtoolError(f"--weights: expected numbers separated by commas (one per model), got {text!r}") from None
+
+
+@cli.command()
+@click.argument("models", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, metavar="MODEL",
+              help="Mixture model file to write (with --static: an n-gram model, ARPA if named .arpa or .arpa.gz).")
+@click.option("--tune", "dev", metavar="DEV", help="Find the weights on this held-out text (EM; log-linear: maximum "
+                                                   "likelihood) and print the dev perplexities.")
+@click.option("--weights", metavar="W1,W2,...", help="Set the weights by hand, one per model.")
+@click.option("--loglinear", is_flag=True, help="P(w|h) proportional to prod_i P_i(w|h)^w_i, normalised over the "
+                                                "vocabulary, instead of sum_i w_i P_i(w|h).")
+@click.option("--static", is_flag=True, help="Merge n-gram members into one backoff n-gram model instead.")
+@quiet_option
+def mix(models, output, dev, weights, loglinear, static, quiet):
+    """Make one model of MODELS (n-gram, recurrent or mixtures), linearly or log-linearly.
+
+    The weights come from --tune DEV (EM on the members' probabilities of DEV's tokens, until the
+    dev perplexity improves by less than 1e-6 relative) or from --weights. Members may have
+    different vocabularies: a word a member lacks gets that member's <unk> probability shared
+    among all the words it lacks. The mixture file holds its members whole.
+    """
+    from .mixture import LINEAR, LOGLINEAR, MixtureModel
+    from .mixture_weights import given, tune
+
+    if len(models) < 2:
+        raise LmtoolError(f"a mixture needs at least two models, got {len(models)}")
+    if (dev is None) == (weights is None):
+        raise LmtoolError("give either --tune DEV (to find the weights) or --weights W1,W2,... (to set them)")
+    mode = LOGLINEAR if loglinear else LINEAR
+    hand = _weights(weights) if weights is not None else None
+    if static and loglinear:
+        raise LmtoolError("--static merges linear mixtures only (a log-linear one is normalised at every position, "
+                          "which no backoff model stores); drop --loglinear")
+    from .ngram.arpa import is_arpa_name
+
+    if is_arpa_name(output) and not static:
+        raise LmtoolError("a mixture has no ARPA form; add --static to merge n-gram members into one n-gram model",
+                          output)
+    check_outputs((output,), (*models, dev))
+    start = [1.0 / len(models)] * len(models)
+    mixture = MixtureModel.from_files(list(models), start, mode)
+    if static:
+        from .ngram.merge import check_mergeable
+
+        check_mergeable(mixture)
+    if hand is not None:
+        mixture = given(mixture, hand)
+    else:
+        mixture, report = tune(mixture, [dev], progress=_tqdm_factory(quiet))
+        for i, (name, ppl) in enumerate(zip(models, report["members_dev_perplexity"]), 1):
+            click.echo(f"member {i}: {name} ({mixture.members[i - 1].kind}), dev perplexity {ppl:.4f}")
+        steps = (f"{report['iterations']} iterations" if "iterations" in report
+                 else f"{report['passes']} passes over the dev text")
+        click.echo(f"weights ({report['method']}, {steps}): "
+                   + ",".join(f"{w:.6f}" for w in mixture.weights))
+        click.echo(f"mixture dev perplexity: {report['dev_perplexity']:.4f}")
+    if not static:
+        mixture.save(output)
+        return
+    from .ngram.merge import merge_ngram_models
+
+    merged = _write_ngram(merge_ngram_models(mixture), output)
+    if not quiet:
+        sizes = " ".join(f"{n}:{s:,}" for n, s in enumerate(merged.sizes, 1))
+        click.echo(f"{output}: merged {merged.order}-gram, vocabulary {len(merged.vocab):,}, n-grams {sizes}",
+                   err=True)
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("nbest", nargs=-1, required=True)
+@click.option("--lm-weight", type=float, default=1.0, show_default=True,
+              help="New score = score + LM_WEIGHT * log10 P(hypothesis) + WORD_PENALTY * words.")
+@click.option("--word-penalty", type=float, default=0.0, show_default=True, help="Added per word of a hypothesis.")
+@click.option("--best", is_flag=True, help="Print one line per list: id<TAB>its best hypothesis.")
+@click.option("--sort", is_flag=True, help="Print each list best first (default: in input order).")
+@click.option("--tune", "references", metavar="REFERENCES",
+              help="Find the LM weight and word penalty with the lowest word error rate against these "
+                   "references (one line per list, in order) and print them with the WER before and after.")
+@click.option("-o", "--output", metavar="FILE", help="Write here instead of stdout (whole, or not at all).")
+@quiet_option
+def rescore(model, nbest, lm_weight, word_penalty, best, sort, references, output, quiet):
+    """Re-rank the n-best lists of NBEST files with MODEL.
+
+    Formats (told apart by their first line): SRILM's NBestList1.0 ('(score) w1 w2 ...', bytelog
+    scores) and 'ascore lscore nwords w1 w2 ...' (log10), and 'id<TAB>score<TAB>hypothesis' with
+    the hypotheses of one list together. Each list is written back in its format with the scores
+    filled in, or, with --best, as 'id<TAB>best hypothesis' (a SRILM list's id is its file name).
+    """
+    from .nbest import format_best, format_list, read_lists, scored_lists
+
+    for name, value in (("--lm-weight", lm_weight), ("--word-penalty", word_penalty)):
+        if not math.isfinite(value):
+            raise LmtoolError(f"{name} must be a finite number, got {value}")
+    if references is not None and (best or sort):
+        raise LmtoolError("--tune prints the weights it finds; run again with them for --best or --sort")
+    if references is not None and output is not None:
+        raise LmtoolError("--tune prints the weights it finds to stdout; drop -o")
+    check_outputs((output,), (*nbest, references, model))
+    lm = _load(model)
+    if not lm.normalized:
+        raise LmtoolError(f"its {lm.meta.get('smoothing')} scores are not probabilities, so they do not weigh "
+                          "against the n-best scores; use a normalised model", model)
+    lists = scored_lists(lm, read_lists(list(nbest)))
+    if references is not None:
+        _tune_rescoring(lists, references, lm_weight, word_penalty)
+        return
+    from .outputs import atomic_output
+
+    def write(out):
+        for scored in lists:
+            out.write(format_best(scored, lm_weight, word_penalty) if best
+                      else format_list(scored, lm_weight, word_penalty, sort))
+
+    if output is None:
+        write(sys.stdout)
+        sys.stdout.flush()
+    else:
+        with atomic_output(output, "w", encoding="utf-8") as out:
+            write(out)
+
+
+def _tune_rescoring(lists, references, lm_weight, word_penalty):
+    """``rescore --tune``: gather WER statistics list by list, search the weights, print the result."""
+    from .wer import gather, oracle_error_rate, tune_weights, word_error_rate
+
+    gathered = gather(lists, references)
+    before = word_error_rate(gathered, lm_weight, word_penalty)
+    tuned_lm, tuned_wp, after = tune_weights(gathered, lm_weight, word_penalty)
+    click.echo(f"lists {gathered.lists}, hypotheses {len(gathered.errors)}, reference words "
+               f"{int(gathered.reference_words.sum())}")
+    click.echo(f"WER with the n-best scores alone: {100 * word_error_rate(gathered, 0.0, 0.0):.2f}%")
+    click.echo(f"WER before, --lm-weight {lm_weight:g} --word-penalty {word_penalty:g}: {100 * before:.2f}%")
+    click.echo(f"WER after, --lm-weight {tuned_lm:.4f} --word-penalty {tuned_wp:.4f}: {100 * after:.2f}%")
+    click.echo(f"oracle WER (each list's best hypothesis): {100 * oracle_error_rate(gathered):.2f}%")
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):

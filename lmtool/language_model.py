@@ -61,14 +61,15 @@ class LanguageModel:
     the context of the lines before it, ``</s>`` standing for the newline."""
 
     def score_ids(self, ids, lengths):
-        """``Scores`` of sentences given as ids (int32[n]) and words per sentence (int32[S]); a stream
-        model scores them as the lines of one text, from its start."""
+        """``Scores`` of sentences given as ids (int32[n]) and words per sentence (int32[S]), each on its
+        own (a stream model's each as the first line of a text: ``score_continuing`` reads them as one)."""
         raise NotImplementedError
 
     def score_continuing(self, ids, lengths, context=None):
         """``(Scores, context)`` of lines that continue a text: ``context`` is what this returned for
-        the lines before, None at a file's start. A model that scores each line on its own ignores
-        it (and returns None)."""
+        the lines before, None at a file's start. A stream model scores each line in the context of
+        the lines before it; a model that scores each line on its own ignores ``context`` (and
+        returns None), which makes this its ``score_ids``."""
         return self.score_ids(ids, lengths), None
 
     def begin(self, prefixes):
@@ -115,12 +116,13 @@ class LanguageModel:
                               "to one), so perplexity is meaningless; use 'lmtool score' for the raw scores", path)
 
     def perplexity(self, text):
-        """Perplexity of ``text`` (one sentence per line), OOVs included, as KenLM reports it."""
+        """Perplexity of ``text`` (one sentence per line; a stream model's one running text), OOVs
+        included, as KenLM reports it."""
         from .evaluate import Totals
 
         self.check_normalized()
         ids, lengths = self.encode(text)
-        totals = Totals.of(self.score_ids(ids, lengths), ids, lengths)
+        totals = Totals.of(self.score_continuing(ids, lengths)[0], ids, lengths)
         return totals.summary()["perplexity"]
 
     def next_token_probs(self, prefix=""):

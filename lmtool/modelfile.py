@@ -128,9 +128,7 @@ def read(path, verify=True):
             if not stat.S_ISREG(st.st_mode):
                 raise LmtoolError("a pipe or device, not a model file: models are memory-mapped, give the "
                                   "file itself", path)
-            size = st.st_size
-            head = f.read(_PREFIX.size)
-            if size == 0:
+            if st.st_size == 0:
                 raise LmtoolError("empty file, expected an lmtool model", path)
             buffer = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except FileNotFoundError:
@@ -139,6 +137,17 @@ def read(path, verify=True):
         raise LmtoolError("is a directory, expected an lmtool model file", path) from None
     except PermissionError:
         raise LmtoolError("permission denied", path) from None
+    return read_buffer(buffer, path, verify)
+
+
+def read_buffer(buffer, path, verify=True):
+    """A model file held in ``buffer`` (an mmap, or a uint8 array such as a mixture's embedded
+    member), its arrays views into it; ``path`` names it in messages. Checks as ``read`` does."""
+    buffer = memoryview(buffer).cast("B")
+    size = len(buffer)
+    head = bytes(buffer[:_PREFIX.size])
+    if size == 0:
+        raise LmtoolError("empty file, expected an lmtool model", path)
     if len(head) < _PREFIX.size or not head.startswith(MAGIC):
         hint = ""
         if head.lstrip().startswith(b"\\data\\") or head.startswith(b"\n\\data\\"):
@@ -156,7 +165,7 @@ def read(path, verify=True):
     if size < start:
         raise LmtoolError(f"truncated model file ({size:,} bytes, its header alone needs {start:,}); "
                           "rebuild it", path)
-    header_bytes = buffer[_PREFIX.size:start]
+    header_bytes = bytes(buffer[_PREFIX.size:start])
     if zlib.crc32(header_bytes) != header_crc:
         raise LmtoolError("corrupt model file (header checksum mismatch); rebuild it", path)
     header = _parse_header(header_bytes, path)
@@ -165,7 +174,7 @@ def read(path, verify=True):
         raise LmtoolError(f"truncated model file ({size:,} bytes, expected {expected:,}); rebuild it", path)
     if size > expected:
         raise LmtoolError(f"damaged model file ({size - expected:,} bytes after its end); rebuild it", path)
-    if verify and zlib.crc32(memoryview(buffer)[start:expected]) != header["data_crc32"]:
+    if verify and zlib.crc32(buffer[start:expected]) != header["data_crc32"]:
         raise LmtoolError("corrupt model file (data checksum mismatch); rebuild it", path)
     arrays = {}
     try:

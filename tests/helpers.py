@@ -146,3 +146,21 @@ def signal_when(proc, condition, sig, group=False, timeout=120):
                 return True
         time.sleep(0.001)
     return False
+
+
+def failing_at_close(real_fdopen):
+    """``os.fdopen`` whose files fail at close with a full disk (ENOSPC), after closing."""
+    import errno
+
+    def fdopen(*args, **kwargs):
+        f = real_fdopen(*args, **kwargs)
+        real_close = f.close
+
+        def close():
+            real_close()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        f.close = close
+        return f
+
+    return fdopen

@@ -490,3 +490,48 @@ def naive_nucleus(row, top_p):
         kept.add(i)
         mass += row[i]
     return kept
+
+
+def member_logprob(model, order, vocab, mixture_size, history, word):
+    """log10 p_i(word | history) of one mixture member over the mixture's vocabulary: words it lacks
+    are its <unk>, whose probability is shared equally among the ``mixture_size - len(vocab) + 1``
+    mixture words it stands for (the ones it lacks and <unk> itself)."""
+    lacking = mixture_size - len(vocab) + 1
+    history = [w if w in vocab else UNK for w in history]
+    mapped = word if word in vocab else UNK
+    share = math.log10(lacking) if mapped == UNK else 0.0
+    return backoff_logprob(model, order, history, mapped) - share
+
+
+def static_mixture(members, weights):
+    """SRILM's static interpolation, from the definition: members are (model {ngram: (log10 p, log10
+    backoff)}, order, vocabulary set). Every n-gram of any member gets log10 sum_i w_i p_i(w | h);
+    then each context's backoff is (1 - sum of its n-grams' p) / (1 - sum of what the merged lower
+    orders give the same words), lowest order first. Returns the merged {ngram: (log10 p, log10 b)}."""
+    vocab = set().union(*(v for _, _, v in members))
+    order = max(o for _, o, _ in members)
+    grams = set().union(*(m.keys() for m, _, _ in members))
+    merged = {}
+    for gram in grams:
+        total = sum(w * 10.0 ** member_logprob(m, o, v, len(vocab), gram[:-1], gram[-1])
+                    for (m, o, v), w in zip(members, weights) if w > 0)
+        merged[gram] = [-99.0 if gram == (BOS,) else math.log10(total), 0.0]
+    following = defaultdict(list)
+    for gram in merged:
+        following[gram[:-1]].append(gram[-1])
+    for n in range(1, order):
+        for context in [g for g in merged if len(g) == n]:
+            words = following[context]
+            kept = sum(10.0 ** merged[context + (w,)][0] for w in words)
+            lower = sum(10.0 ** backoff_logprob(merged, order, context[1:], w) for w in words)
+            merged[context][1] = math.log10((1.0 - kept) / (1.0 - lower))
+    return {gram: tuple(v) for gram, v in merged.items()}
+
+
+def levenshtein(a, b):
+    """Word edit distance between the sequences ``a`` and ``b`` (substitutions, insertions, deletions)."""
+    table = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            table[i][j] = min(table[i - 1][j] + 1, table[i][j - 1] + 1, table[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+    return table[len(a)][len(b)]

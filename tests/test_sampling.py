@@ -1,14 +1,15 @@
-"""Sampling: determinism under a seed, temperature, top-k and top-p shaping."""
+"""Sampling: determinism under a seed, temperature, top-k and top-p shaping, running text's budget."""
 
 import numpy as np
 import pytest
 
 from lmtool.errors import LmtoolError
-from lmtool.sampling import generate, sentences, shape_distribution
+from lmtool.language_model import LanguageModel
+from lmtool.sampling import generate, running_text, sentences, shape_distribution
 from lmtool.vocab import BOS, EOS, UNK
 from tests.conftest import TINY_TRAIN
-from tests.naive import naive_nucleus
 from tests.helpers import model_from_text
+from tests.naive import naive_nucleus
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +140,31 @@ def test_plain_ngram_samples_come_from_the_kernel_with_the_same_distribution(mod
 def test_absurd_sentence_count(model):
     with pytest.raises(LmtoolError, match="absurdly large"):
         generate(model, [], n=10 ** 20)
+
+
+class Cycle(LanguageModel):
+    """A stream model that writes ``5 6 </s>`` over and over, whatever the seed."""
+
+    stream = True
+    PATTERN = (5, 6, EOS)
+
+    def begin(self, prefixes):
+        return np.zeros(len(prefixes), np.int64)
+
+    def distribution(self, state):
+        p = np.zeros((len(state), 8))
+        p[np.arange(len(state)), np.take(self.PATTERN, state % 3)] = 1.0
+        return p
+
+    def advance(self, state, tokens):
+        return state + 1
+
+
+@pytest.mark.parametrize("lines,max_tokens,expected", [
+    (2, None, [[5, 6], [5, 6]]),
+    (10, 7, [[5, 6], [5, 6], [5]]),  # the budget counts the newlines; the line it cuts is written as it stands
+    (10, 6, [[5, 6], [5, 6]]),  # ... and a budget spent on a newline leaves no empty line after it
+    (1, 2, [[5, 6]]),
+])
+def test_running_text_stops_at_the_lines_or_the_budget(lines, max_tokens, expected):
+    assert [line.tolist() for line in running_text(Cycle(), [], lines, max_tokens=max_tokens)] == expected

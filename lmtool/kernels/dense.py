@@ -37,7 +37,7 @@ softmax block): Numba inlines it into each caller. Otherwise Numba links a copy 
 caller's module, where it is optimised again and fast math may sum or fuse in another order; the
 process that compiles the caller calls the callee's own code, later processes load the caller's
 copy from the cache, and the first run of a command after installing gave other floats (and model
-bytes) than the next ones with the same seed (``tests/test_train.py``). The cells' small row
+bytes) than the next ones with the same seed (``tests/neural/test_train.py``). The cells' small row
 functions stay as they are: LLVM inlines them either way, and Numba's inlining stops their loops
 from vectorising (the LSTM's forward pass was 1.6x slower)."""
 

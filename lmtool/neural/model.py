@@ -3,8 +3,10 @@
 Sentences are scored independently, each from a zero state fed ``<s>``, as they were trained; for
 speed they are packed back to back into the columns of a batch, with the state reset at every
 sentence start, so no time step is wasted on padding. A stream model (``train --stream``, ``meta
-["stream"]``) reads a file as one text: its lines are scored one after the other by a single
-stream whose state runs on, ``</s>`` being the newline, and its generator writes running text.
+["stream"]``) reads a file as one text (``score_continuing``): its lines are scored one after the
+other by a single stream whose state runs on, ``</s>`` being the newline, and its generator writes
+running text; ``score_ids`` still scores each line on its own, as the first line of a text (n-best
+rescoring and mixtures ask for that).
 """
 
 import math
@@ -91,8 +93,6 @@ class RecurrentModel(LanguageModel):
     # Scoring
 
     def score_ids(self, ids, lengths, batch=SCORE_BATCH, segment=SCORE_SEGMENT):
-        if self.stream:
-            return self.score_continuing(ids, lengths)[0]
         ids, lengths = check_batch(ids, lengths, len(self.vocab))
         n = len(ids) + len(lengths)
         token = np.zeros(n, np.float32)

@@ -63,7 +63,8 @@ class Trainer:
     """Trains ``model`` (a ``RecurrentModel``) on encoded sentences, or on running text if ``model.stream``.
 
     train: (ids, lengths) of the training text, or (ids, lengths, file_starts) (``EncodedCorpus``'s:
-    where a stream restarts); valid: (ids, lengths) or None, scored as ``model.score_ids`` scores; output: model path
+    where a stream restarts); valid: (ids, lengths) or None, scored as ``model.score_continuing`` scores a
+    file (``lmtool perplexity``); output: model path
     written whenever validation improves (and at the end); progress: factory as in
     ``lmtool.progress``; log: optional callback taking each epoch's row (dict); threads: worker
     threads, each running a fixed share of the batch's streams (see ``neural.parallel``).
@@ -251,7 +252,7 @@ class Trainer:
     def evaluate(self):
         """Perplexity of the validation text, scored as ``lmtool perplexity`` does (sentence by sentence,
         or as one stream)."""
-        scores = self.model.score_ids(*self.valid)
+        scores = self.model.score_continuing(*self.valid)[0]
         tokens = len(self.valid[0]) + len(self.valid[1])
         return 10.0 ** (-scores.sentence.sum() / tokens)
 

@@ -63,13 +63,16 @@ class Costs:
     history: list = None  # the corpus files P(h) was counted in, for the model's record
 
 
-def check_prunable(model, path=None):
-    """Refuse what relative-entropy pruning cannot work on: other model kinds and unnormalised scores."""
+def check_prunable(model, path=None, size=None):
+    """Refuse what relative-entropy pruning cannot work on: other model kinds, unnormalised scores,
+    and a --size the model is already within."""
     if model.kind != "ngram":
         raise LmtoolError(f"a {model.kind} model has no n-grams to prune; prune n-gram models", path)
     if not model.normalized:
         raise LmtoolError(f"its {model.meta.get('smoothing')} scores are not probabilities, and relative-entropy "
                           "pruning needs a normalised backoff model", path)
+    if size is not None and size > sum(model.sizes):
+        raise LmtoolError(f"--size {size:,} is more than the model's {sum(model.sizes):,} n-grams; give a smaller size")
 
 
 def links(model):

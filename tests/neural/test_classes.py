@@ -6,7 +6,7 @@ import pytest
 from lmtool.neural.classes import make_classes
 from lmtool.neural.classes import exchange_classes
 
-from . import naive
+from .. import naive
 
 
 def zipf_corpus(V=30, n=3000, seed=5):

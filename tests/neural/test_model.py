@@ -1,5 +1,6 @@
-"""Running text (``train --stream``): its layout, training, scoring each line in the context of the
-lines before it, and ``generate --lines``."""
+"""RecurrentModel over running text (``train --stream``): its layout, training, scoring each line in the
+context of the lines before it, and ``generate --lines``. Sentence-at-a-time scoring is checked against
+the networks in ``test_network.py`` and through every command in ``tests/test_cli.py``."""
 
 import subprocess
 import sys
@@ -9,7 +10,6 @@ import pytest
 
 import lmtool
 from lmtool.errors import LmtoolError
-from lmtool.language_model import LanguageModel
 from lmtool.neural.batches import text_stream
 from lmtool.neural.model import LN10
 from lmtool.neural.options import TrainOptions
@@ -19,7 +19,7 @@ from lmtool.sampling import running_text
 from lmtool.scoring import corpus_totals, score_chunks
 from lmtool.vocab import BOS, EOS
 
-from .conftest import TINY_TEST, TINY_TRAIN
+from ..conftest import TINY_TEST, TINY_TRAIN
 
 
 @pytest.fixture(scope="module")
@@ -86,15 +86,26 @@ def test_a_stream_model_scores_a_file_as_one_text(char_model, texts):
     for a, b in zip(x, y):
         lp, state = net.log_probs(np.array([[a]], np.int32), np.array([[b]], np.int32), state)
         logp.append(lp[0, 0] / LN10)
-    scores = char_model.score_ids(ids, lengths)
+    scores, context = char_model.score_continuing(ids, lengths)
     np.testing.assert_allclose(scores.token, logp, rtol=1e-4, atol=1e-6)
     totals = corpus_totals(char_model, [str(valid)])
     assert totals.logprob10 == pytest.approx(sum(logp), rel=1e-5)
+    assert char_model.perplexity(text) == pytest.approx(totals.summary()["perplexity"], rel=1e-5)
     best = char_model.meta["training"]["best"]
     assert totals.summary()["perplexity"] == pytest.approx(best, rel=1e-5)  # the trainer scores valid as perplexity
-    # in context a line scores otherwise than alone, from the start of a text
-    alone = [char_model.score_ids(*char_model.encode(line)).sentence[0] for line in text.splitlines()[1:4]]
-    assert not np.allclose(alone, scores.sentence[1:4], rtol=1e-3)
+    # the text cut in two: the second part continues from the context the first leaves
+    cut = int(lengths[:5].sum())
+    first, context = char_model.score_continuing(ids[:cut], lengths[:5])
+    second, _ = char_model.score_continuing(ids[cut:], lengths[5:], context)
+    np.testing.assert_allclose(np.concatenate([first.token, second.token]), scores.token, rtol=1e-4, atol=1e-6)
+    # score_ids scores each line on its own, as the first line of a text: otherwise than in context
+    alone = char_model.score_ids(ids, lengths)
+    lines = text.splitlines()
+    assert alone.sentence[0] == pytest.approx(scores.sentence[0], rel=1e-5)
+    np.testing.assert_allclose(alone.sentence[1:4], [char_model.score(line) for line in lines[1:4]], rtol=1e-5)
+    np.testing.assert_allclose(alone.sentence[1:4], [char_model.score_continuing(*char_model.encode(line))[0]
+                                                     .sentence[0] for line in lines[1:4]], rtol=1e-5)
+    assert not np.allclose(alone.sentence[1:4], scores.sentence[1:4], rtol=1e-3)
 
 
 def test_scores_in_context_do_not_depend_on_chunks_or_threads(char_model, texts):
@@ -137,34 +148,6 @@ def test_running_text_writes_the_lines_asked_for(char_model):
     assert sum(len(line) + 1 for line in cut) <= 31 and len(cut) < 50  # the budget counts the newlines
     narrow = list(running_text(char_model, [], 3, seed=3, top_p=0.5, top_k=5, max_tokens=200))
     assert 1 <= len(narrow) <= 3 and sum(map(len, narrow)) + len(narrow) - 1 <= 200
-
-
-class Cycle(LanguageModel):
-    """A stream model that writes ``5 6 </s>`` over and over, whatever the seed."""
-
-    stream = True
-    PATTERN = (5, 6, EOS)
-
-    def begin(self, prefixes):
-        return np.zeros(len(prefixes), np.int64)
-
-    def distribution(self, state):
-        p = np.zeros((len(state), 8))
-        p[np.arange(len(state)), np.take(self.PATTERN, state % 3)] = 1.0
-        return p
-
-    def advance(self, state, tokens):
-        return state + 1
-
-
-@pytest.mark.parametrize("lines,max_tokens,expected", [
-    (2, None, [[5, 6], [5, 6]]),
-    (10, 7, [[5, 6], [5, 6], [5]]),  # the budget counts the newlines; the line it cuts is written as it stands
-    (10, 6, [[5, 6], [5, 6]]),  # ... and a budget spent on a newline leaves no empty line after it
-    (1, 2, [[5, 6]]),
-])
-def test_running_text_stops_at_the_lines_or_the_budget(lines, max_tokens, expected):
-    assert [line.tolist() for line in running_text(Cycle(), [], lines, max_tokens=max_tokens)] == expected
 
 
 def test_generate_lines_on_the_command_line(char_model, texts):

@@ -17,8 +17,8 @@ from lmtool.evaluate import Totals
 from lmtool.ngram.arpa import read_arpa, write_arpa
 from lmtool.ngram.build import build_ngram_model
 
-from .conftest import KENLM_DATA, KJV_TEST, ROOT, TINY_TEST, TINY_TRAIN
-from .helpers import import_unless_ci, skip_unless_ci
+from ..conftest import KENLM_DATA, KJV_TEST, ROOT, TINY_TEST, TINY_TRAIN
+from ..helpers import import_unless_ci, skip_unless_ci
 
 TOLERANCE = 1e-6
 # KenLM's full-KJV ARPA files: ../shared/reference beside the repository, or where this says.

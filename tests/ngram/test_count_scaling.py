@@ -20,8 +20,8 @@ import pytest
 from lmtool.cli import main
 from lmtool.ngram import spilled_runs as runs
 
-from .conftest import KJV_TRAIN
-from .helpers import as_in_a_terminal, has_open, import_unless_ci, process_group, signal_when
+from ..conftest import KJV_TRAIN
+from ..helpers import as_in_a_terminal, has_open, import_unless_ci, process_group, signal_when
 
 WORDS = [f"w{i}" for i in range(300)] + ["é", "<unk>", "ünï"]
 DISTRIBUTED_HTTP_PORT = 8787  # where distributed puts a scheduler's HTTP server unless told otherwise

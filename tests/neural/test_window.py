@@ -300,7 +300,7 @@ def test_the_command_line_trains_scores_and_samples_a_window_model(tmp_path):
 
 
 def test_the_run_that_compiles_the_kernels_gives_the_bytes_of_later_runs(tmp_path):
-    """As ``tests/test_train.py`` checks for the recurrent cells: a fresh Numba cache makes the first
+    """As ``tests/neural/test_train.py`` checks for the recurrent cells: a fresh Numba cache makes the first
     run compile the window kernels, the second loads them; both train the same bytes and scores."""
     import json
     import os

@@ -14,7 +14,7 @@ from lmtool.vocab import BOS
 from tests import naive
 from tests.conftest import TINY_TRAIN, run_lmtool
 from tests.helpers import model_from_text
-from tests.test_smoothing import distribution_sums
+from .test_smoothing import distribution_sums
 
 
 def as_dict(model):

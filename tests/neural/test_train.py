@@ -14,8 +14,8 @@ from lmtool.neural.options import TrainOptions
 from lmtool.neural.pipeline import run_training
 from lmtool.neural.train import Trainer
 
-from . import conftest
-from .helpers import import_unless_ci
+from .. import conftest
+from ..helpers import import_unless_ci
 
 TINY, TINY_TEST = str(conftest.TINY_TRAIN), str(conftest.TINY_TEST)  # str: options and the model's meta hold str
 
@@ -336,8 +336,8 @@ def test_sigterm_during_training_saves_the_checkpoint_it_names(tmp_path, sig):
     checkpoint that ``--resume`` takes (it used to say so and leave none)."""
     import signal
 
-    from .conftest import TINY_TRAIN, run_lmtool
-    from .helpers import as_in_a_terminal, signal_when
+    from ..conftest import TINY_TRAIN, run_lmtool
+    from ..helpers import as_in_a_terminal, signal_when
 
     out, log = tmp_path / "m.lm", tmp_path / "log.tsv"
     common = ["train", "-q", TINY_TRAIN, "-o", out, "--hidden", "16", "--embed", "16"]

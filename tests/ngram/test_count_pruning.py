@@ -12,10 +12,10 @@ from lmtool.ngram.build import build_ngram_model
 from lmtool.ngram.count_pruning import check_thresholds
 from tests import naive
 from tests.helpers import model_from_text
-from tests.test_kenlm_reference import SHARED, assert_same_ngrams
+from .test_kenlm_reference import SHARED, assert_same_ngrams
 
 REFERENCE = os.environ.get("LMTOOL_REFERENCE", SHARED)  # a checkout outside the usual layout names it
-from tests.test_smoothing import NORMALIZED, distribution_sums, text_of
+from .test_smoothing import NORMALIZED, distribution_sums, text_of
 
 WORDS = ["a", "b", "c", "d", "e", "f"]
 
