@@ -9,15 +9,10 @@ A ``ByteRange`` stands for part of a large plain file wherever a path is read, s
 workers can share one file (``byte_ranges`` cuts it).
 """
 
-import bz2
-import gzip
-import hashlib
 import io
-import lzma
 import os
 import re
 import sys
-import zlib
 from dataclasses import dataclass
 
 from .errors import LmtoolError
@@ -28,7 +23,28 @@ CHUNK_BYTES = 1 << 22
 MARKERS = frozenset(("<s>", "</s>"))
 
 _SEPARATORS = re.compile("[ \t\r\n]+")
-_MAGIC = ((b"\x1f\x8b", lambda f: gzip.GzipFile(fileobj=f)), (b"BZh", bz2.BZ2File), (b"\xfd7zXZ\x00", lzma.LZMAFile))
+
+
+def _gzip(f):
+    import gzip
+
+    return gzip.GzipFile(fileobj=f)
+
+
+def _bz2(f):
+    import bz2
+
+    return bz2.BZ2File(f)
+
+
+def _xz(f):
+    import lzma
+
+    return lzma.LZMAFile(f)
+
+
+_MAGIC = ((b"\x1f\x8b", _gzip), (b"BZh", _bz2), (b"\xfd7zXZ\x00", _xz))
+"""Compressed formats by their first bytes, and how to open each (its module imported when first met)."""
 
 
 @dataclass
@@ -195,7 +211,7 @@ def _blocks(path, chunk_bytes, progress=None, max_line=MAX_LINE_BYTES):
         while True:
             try:
                 block = stream.read(chunk_bytes)
-            except (OSError, EOFError, lzma.LZMAError, zlib.error, ValueError) as err:
+            except (OSError, EOFError, ValueError, *_decompression_errors()) as err:
                 raise LmtoolError(f"corrupt or truncated compressed data ({err})", display_name(path)) from None
             if progress is not None:
                 now = _position(raw)
@@ -207,6 +223,12 @@ def _blocks(path, chunk_bytes, progress=None, max_line=MAX_LINE_BYTES):
     finally:
         if raw is not sys.stdin.buffer:
             raw.close()
+
+
+def _decompression_errors():
+    """The exception classes of the decompressors imported so far (an error can only come from those)."""
+    return tuple(error for module, name in (("lzma", "LZMAError"), ("zlib", "error"))
+                 if (error := getattr(sys.modules.get(module), name, None)) is not None)
 
 
 def _read_one(path, chunk_bytes, max_line, progress, hasher):
@@ -292,6 +314,8 @@ def line_tokens(line, level="word"):
 
 def data_hasher():
     """The hash object used to fingerprint training data (BLAKE2b, 128-bit digest)."""
+    import hashlib
+
     return hashlib.blake2b(digest_size=16)
 
 

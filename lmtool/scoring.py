@@ -43,6 +43,7 @@ def score_chunks(model, paths, progress=silent, chunk_bytes=1 << 20, threads=1, 
     formatting is not left to one thread. A chunk is scored the same way whatever the thread count
     (BLAS is held to one thread meanwhile), so the results are identical.
     """
+    model.prepare(corpus.input_size(paths))
     workers = queue.SimpleQueue()
     for _ in range(max(threads, 1)):
         workers.put(model.worker())

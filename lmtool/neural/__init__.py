@@ -1,6 +1,16 @@
-"""Recurrent language models: configuration, parameters and the network (forward and backward)."""
+"""Recurrent language models: configuration, parameters and the network (forward and backward).
 
-from .config import NetworkConfig
-from .network import NetworkState, RecurrentNetwork
+``NetworkConfig``, ``NetworkState`` and ``RecurrentNetwork`` are imported on first use: the
+command line reads ``neural.options`` at start, and the network's kernels would load Numba.
+"""
 
 __all__ = ["NetworkConfig", "NetworkState", "RecurrentNetwork"]
+_HOMES = {"NetworkConfig": ".config", "NetworkState": ".state", "RecurrentNetwork": ".network"}
+
+
+def __getattr__(name):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(_HOMES[name], __name__), name)

@@ -1,0 +1,37 @@
+"""When the compiled kernels pay: Numba's start-up against the NumPy paths' cost per token.
+
+Numba costs about 0.2-0.45 s to import and as much again when the first kernel of a process runs
+(its typing and lowering registries load then), before each kernel's own cached machine code
+loads. Where an input is small, that start-up is most of the time a command takes, so each model
+kind also has a path written in NumPy and Python that needs no compilation: the tokeniser
+(``Vocabulary.encode_bytes``), n-gram scoring and generation (``ngram.trie``) and the recurrent
+forward pass (``neural.forward``). Those paths give the numbers the kernels give (n-gram scores
+exactly; recurrent scores within float32 rounding), and are chosen by input size, or because the
+kernels are loaded already.
+"""
+
+import sys
+
+NGRAM_NUMPY_TOKENS = 60_000
+"""An n-gram model scores a batch of at most this many tokens (words and ``</s>``) in NumPy while its
+hash table is not built: the trie search costs about 2-4 us per token against Numba's start-up
+and the table's build (0.5-0.8 s together), so the kernels pay from a few hundred thousand tokens."""
+TOKENISER_PYTHON_BYTES = 1 << 18
+"""Text of at most this many bytes is split and looked up in Python (about 0.1-0.2 us per token)
+unless the tokenising kernels are loaded already."""
+RECURRENT_NUMPY_TOKENS = 4096
+"""A recurrent model scores a batch of at most this many tokens with the NumPy forward pass. The
+choice depends on the batch alone, never on what ran before, since the two paths round differently:
+one input, one path, the same bytes whatever the threads or the cluster."""
+
+
+def numba_loaded():
+    """Whether Numba is imported in this process already (its start-up is paid)."""
+    return "numba" in sys.modules
+
+
+def expected_tokens(input_bytes, level="word"):
+    """About how many tokens ``input_bytes`` of text hold (None stays None: the size is unknown)."""
+    if input_bytes is None:
+        return None
+    return input_bytes if level == "char" else input_bytes // 5
