@@ -18,6 +18,7 @@ from .errors import LmtoolError, LmtoolWarning
 from .neural.options import TrainOptions
 from .ngram.options import CountOptions
 from .outputs import check_outputs
+from .scoring_options import PerplexityOptions, ScoreOptions
 
 
 
@@ -49,8 +50,8 @@ def options_of(cls):
     def decorate(command):
         for f, meta in reversed(declared(cls)):
             if meta.argument:
-                command = click.argument(f.name, nargs=-1, required=True,
-                                         callback=lambda ctx, param, value: list(value))(command)
+                listed = {"callback": lambda ctx, param, value: list(value)} if meta.nargs == -1 else {}
+                command = click.argument(f.name, nargs=meta.nargs, required=True, **listed)(command)
                 continue
             help_text, shown = meta.help, f.default is not None
             if meta.default_text:
@@ -150,26 +151,30 @@ def train(quiet, **fields):
 
 
 @cli.command()
-@click.argument("model")
-@click.argument("files", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the summary.")
-@click.option("--threads", type=int, default=1, show_default=True, help="Score chunks of the input on N threads.")
+@options_of(PerplexityOptions)
 @quiet_option
-def perplexity(model, files, as_json, threads, quiet):
+def perplexity(quiet, **fields):
     """Perplexity of MODEL on FILES (one sentence per line; '-' is stdin).
 
     Tokens are words plus one </s> per sentence; words outside the vocabulary (OOVs) are scored as
     <unk>, as KenLM's query does.
     """
-    from .scoring import corpus_totals
-    from .threads import check_threads
+    options = PerplexityOptions(**fields).check()
+    lm = _load(options.model)
+    lm.check_normalized(options.model)
+    if options.dask:
+        from .cluster_scoring import corpus_totals_distributed
+        from .scoring import CHUNK_BYTES
 
-    check_threads(threads)
-    lm = _load(model)
-    lm.check_normalized(model)
-    summary = corpus_totals(lm, list(files), progress=_tqdm_factory(quiet), threads=threads).summary()
-    if as_json:
-        click.echo(json.dumps(dict(summary, model=model, kind=lm.kind)))
+        totals = corpus_totals_distributed(options.model, options.files, options.dask, CHUNK_BYTES,
+                                           progress=_tqdm_factory(quiet))
+    else:
+        from .scoring import corpus_totals
+
+        totals = corpus_totals(lm, options.files, progress=_tqdm_factory(quiet), threads=options.threads)
+    summary = totals.summary()
+    if options.as_json:
+        click.echo(json.dumps(dict(summary, model=options.model, kind=lm.kind)))
         return
     click.echo(f"Perplexity including OOVs:\t{summary['perplexity']:.5f}\n"
                f"Perplexity excluding OOVs:\t{summary['perplexity_excluding_oov']:.5f}\n"
@@ -180,27 +185,31 @@ def perplexity(model, files, as_json, threads, quiet):
 
 
 @cli.command()
-@click.argument("model")
-@click.argument("files", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of tab-separated values.")
-@click.option("--per-token", is_flag=True, help="Add each token's log10 probability (and n-gram length).")
-@click.option("--threads", type=int, default=1, show_default=True,
-              help="Score chunks of the input on N threads (same output, in order).")
+@options_of(ScoreOptions)
 @quiet_option
-def score(model, files, as_json, per_token, threads, quiet):
+def score(quiet, **fields):
     """Score each line of FILES with MODEL: one output line per input line, in order.
 
     Columns: total log10 probability (</s> included), tokens (words + </s>), OOVs. With
     --per-token, then one column per token: TOKEN, the n-gram length used, and its log10 p.
     """
-    from .scoring import format_scores, score_chunks
-    from .threads import check_threads
-
-    check_threads(threads)
-    lm = _load(model)
+    options = ScoreOptions(**fields).check()
+    lm = _load(options.model)
     out = sys.stdout
-    formatted = partial(format_scores, lm, as_json=as_json, per_token=per_token)
-    for text in score_chunks(lm, list(files), progress=_tqdm_factory(quiet), threads=threads, then=formatted):
+    if options.dask:
+        from .cluster_scoring import score_text_distributed
+        from .scoring import CHUNK_BYTES
+
+        texts = score_text_distributed(options.model, options.files, options.dask, CHUNK_BYTES,
+                                       as_json=options.as_json, per_token=options.per_token,
+                                       progress=_tqdm_factory(quiet))
+    else:
+        from .scoring import format_scores, score_chunks
+
+        formatted = partial(format_scores, lm, as_json=options.as_json, per_token=options.per_token)
+        texts = score_chunks(lm, options.files, progress=_tqdm_factory(quiet), threads=options.threads,
+                             then=formatted)
+    for text in texts:
         out.write(text)
     out.flush()
 

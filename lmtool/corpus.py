@@ -101,6 +101,32 @@ def byte_ranges(path, shard_bytes):
     return [ByteRange(str(path), a, b) for a, b in zip(cuts, cuts[1:])]
 
 
+def chunk_cuts(path, chunk_bytes=CHUNK_BYTES, max_line=MAX_LINE_BYTES):
+    """Offsets in the plain file ``path`` where ``read_chunks(..., chunk_bytes)`` ends its chunks
+    (each just past a line feed), the file's size last: ``ByteRange``s between two of them read as
+    those chunks, byte for byte, so that work shared out by ranges can be joined in order as if one
+    process had read the file. Lines longer than ``max_line`` are left to the readers to report.
+    """
+    raw = _open_raw(path)
+    try:
+        size = os.fstat(raw.fileno()).st_size
+        cuts, last = [], 0
+        for grid in range(chunk_bytes, size, chunk_bytes):  # a chunk ends at the last line feed before a block's end
+            at = grid
+            while at > last:
+                low = max(last, at - (1 << 16))
+                raw.seek(low)
+                found = raw.read(at - low).rfind(b"\n")
+                if found >= 0:
+                    last = low + found + 1
+                    cuts.append(last)
+                    break
+                at = low
+        return cuts + [size] if not cuts or cuts[-1] != size else cuts
+    finally:
+        raw.close()
+
+
 def display_name(path):
     """The name used in messages: ``<stdin>`` for ``-``, ``FILE (bytes START-END)`` for a ``ByteRange``."""
     return "<stdin>" if str(path) == "-" else str(path)
@@ -112,6 +138,9 @@ def input_size(paths):
     for path in paths:
         if str(path) == "-":
             return None
+        if isinstance(path, ByteRange):
+            total += path.end - path.start
+            continue
         try:
             total += os.path.getsize(path)
         except OSError:
@@ -165,7 +194,7 @@ class _Window:
     def __init__(self, raw, span, max_line):
         begin, stop = _line_start(raw, span.start, max_line), _line_start(raw, span.end, max_line)
         raw.seek(begin)
-        self.raw, self.left = raw, max(stop - begin, 0)
+        self.raw, self.begin, self.left = raw, begin, max(stop - begin, 0)
 
     def read(self, n):
         block = self.raw.read(min(n, self.left))
@@ -208,9 +237,12 @@ def _blocks(path, chunk_bytes, progress=None, max_line=MAX_LINE_BYTES):
     try:
         stream = _Window(raw, span, max_line) if span else _decompressing(raw)
         position = _position(raw)
+        # a range's blocks end where the whole file's would, so its chunks are the whole file's (chunk_cuts)
+        size = chunk_bytes - stream.begin % chunk_bytes if span else chunk_bytes
         while True:
             try:
-                block = stream.read(chunk_bytes)
+                block = stream.read(size)
+                size = chunk_bytes
             except (OSError, EOFError, ValueError, *_decompression_errors()) as err:
                 raise LmtoolError(f"corrupt or truncated compressed data ({err})", display_name(path)) from None
             if progress is not None:

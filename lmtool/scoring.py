@@ -34,7 +34,11 @@ class ScoredChunk:
         return np.bincount(sentence[self.ids == UNK], minlength=len(self.lengths))
 
 
-def score_chunks(model, paths, progress=silent, chunk_bytes=1 << 20, threads=1, then=None):
+CHUNK_BYTES = 1 << 20
+"""Input scored at a time: ``--threads`` share chunks out, ``--dask`` shards are runs of whole chunks."""
+
+
+def score_chunks(model, paths, progress=silent, chunk_bytes=None, threads=1, then=None):
     """Yield a ``ScoredChunk`` for each chunk of lines of ``paths``, in input order, or what
     ``then(scored)`` makes of it (e.g. its formatted text), computed on the scoring thread.
 
@@ -43,6 +47,7 @@ def score_chunks(model, paths, progress=silent, chunk_bytes=1 << 20, threads=1, 
     formatting is not left to one thread. A chunk is scored the same way whatever the thread count
     (BLAS is held to one thread meanwhile), so the results are identical.
     """
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
     model.prepare(corpus.input_size(paths))
     workers = queue.SimpleQueue()
     for _ in range(max(threads, 1)):
@@ -85,7 +90,9 @@ def format_scores(model, scored, as_json=False, per_token=False):
         if as_json:
             return "".join(json.dumps({"logprob10": round(t, 6), "tokens": n, "oov": o}) + "\n"
                            for t, n, o in zip(totals, tokens, oov))
-        return "".join(f"{t:.6f}\t{n}\t{o}\n" for t, n, o in zip(totals, tokens, oov))
+        cells = [None] * (3 * len(totals))  # one % over the chunk: half the time of an f-string per line
+        cells[0::3], cells[1::3], cells[2::3] = totals, tokens, oov
+        return ("%.6f\t%d\t%d\n" * len(totals)) % tuple(cells)
     lines = scored.chunk.data.decode("utf-8").split("\n")
     level = model.vocab.level
     token_lp = s.token.tolist()

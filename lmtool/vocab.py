@@ -120,10 +120,9 @@ class _WordTable:
         self.offsets = np.zeros(max(16, self.n + 1), np.int64)
         np.cumsum(lengths, out=self.offsets[1:self.n + 1])
         self.hashes = np.zeros(max(16, self.n), np.uint64)
-        from .kernels.tokenize import hash_bytes
+        from .kernels.tokenize import hash_tokens
 
-        for i in range(self.n):
-            self.hashes[i] = hash_bytes(self.pool, self.offsets[i], self.offsets[i + 1])
+        hash_tokens(self.pool, self.offsets, self.n, self.hashes)
         self._rehash(max(64, 4 * self.n))
 
     def _rehash(self, n_slots):

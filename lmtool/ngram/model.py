@@ -21,7 +21,7 @@ import numpy as np
 from .. import modelfile
 from ..compiled import NGRAM_NUMPY_TOKENS, expected_tokens, numba_loaded
 from ..errors import LmtoolError
-from ..language_model import LanguageModel, Scores, check_batch, check_ids
+from ..language_model import LanguageModel, Scores, check_ids
 from ..vocab import BOS, EOS, Vocabulary
 from .assemble import SMALL_CHILDREN
 from .trie import context_nodes, next_logprobs, score_sentences
@@ -159,7 +159,9 @@ class NgramModel(LanguageModel):
         regions = region_sizes(self.sizes)
         start = np.concatenate([[0], np.cumsum(regions)[:-1]]).astype(np.int64)
         bits = np.array([int(r).bit_length() - 1 for r in regions], np.int64)
-        table = np.full(2 * int(regions.sum()), EMPTY, np.uint64)
+        n = 2 * int(regions.sum())
+        table = np.full(n + 8, EMPTY, np.uint64)
+        table = table[(-table.ctypes.data) % 64 // 8:][:n]  # on a cache line: an entry never straddles two
         values = table.view(np.float32)
         build_table(np.asarray(self.sizes, np.int64), regions, self.word, self.prob, self.backoff,
                     self.child_start, table, values)
