@@ -51,9 +51,9 @@ class Vocabulary:
         table is built once, and encoding only reads it.
         """
         if self._table is None:
-            from .compiled import TOKENISER_PYTHON_BYTES, numba_loaded
+            from . import compiled
 
-            if len(data) <= TOKENISER_PYTHON_BYTES or not numba_loaded():
+            if len(data) <= compiled.TOKENISER_PYTHON_BYTES or not compiled.numba_loaded():
                 return self.encode_python(data)
             with _TABLE_BUILT:
                 if self._table is None:

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from .. import modelfile
-from ..compiled import RECURRENT_NUMPY_TOKENS
+from .. import compiled
 from ..errors import LmtoolError
 from ..language_model import LanguageModel, Scores, check_ids
 from ..vocab import BOS, Vocabulary
@@ -118,7 +118,7 @@ class RecurrentModel(LanguageModel):
     # Scoring
 
     def numpy_pays(self, n_tokens):
-        return n_tokens <= RECURRENT_NUMPY_TOKENS and self.forward is not None
+        return n_tokens <= compiled.RECURRENT_NUMPY_TOKENS and self.forward is not None
 
     def score_ids_numpy(self, ids, lengths):
         return self._score(self.forward, ids, lengths)

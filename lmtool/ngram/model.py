@@ -19,7 +19,7 @@ import threading
 import numpy as np
 
 from .. import modelfile
-from ..compiled import NGRAM_NUMPY_TOKENS, expected_tokens, numba_loaded
+from .. import compiled
 from ..errors import LmtoolError
 from ..language_model import LanguageModel, Scores, check_ids
 from ..vocab import BOS, EOS, Vocabulary
@@ -66,6 +66,7 @@ class NgramModel(LanguageModel):
         self.normalized = bool(meta.get("normalized", True))
         self._children = self._child_start = self._hashed = None
         self._building = threading.Lock()
+        self._numpy_tokens = 0
         small, big_at, big = self._stored_children
         total = int(small.sum(dtype=np.int64)) + int((big - small[big_at]).sum())
         if len(word) != sum(self.sizes) or len(small) != sum(self.sizes[:-1]) or total + self.sizes[0] != len(word):
@@ -122,10 +123,15 @@ class NgramModel(LanguageModel):
     # Scoring
 
     def numpy_pays(self, n_tokens):
-        return self._hashed is None and n_tokens <= NGRAM_NUMPY_TOKENS
+        """While the hash table is not built, and until the NumPy path has scored ``NGRAM_NUMPY_TOKENS``
+        tokens in all (many small calls add up to a large input)."""
+        if self._hashed is not None or self._numpy_tokens + n_tokens > compiled.NGRAM_NUMPY_TOKENS:
+            return False
+        self._numpy_tokens += n_tokens  # the same numbers either way: a race between threads is harmless
+        return True
 
     def prepare(self, input_bytes):
-        if (expected_tokens(input_bytes, self.vocab.level) or 0) > NGRAM_NUMPY_TOKENS:
+        if (compiled.expected_tokens(input_bytes, self.vocab.level) or 0) > compiled.NGRAM_NUMPY_TOKENS:
             self._hash_table()
 
     def score_ids_numpy(self, ids, lengths):
@@ -175,7 +181,7 @@ class NgramModel(LanguageModel):
                 else np.zeros(0, np.int32) for p in prefixes]
 
     def distribution(self, state):
-        if len(state) <= FEW_ROWS and not numba_loaded():
+        if len(state) <= FEW_ROWS and not compiled.numba_loaded():
             find, fill = context_nodes, next_logprobs
         else:
             from ..kernels import ngram_query

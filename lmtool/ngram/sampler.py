@@ -46,8 +46,8 @@ class NgramSampler:
         m = self.model
         ids = np.empty(self.size * self.max_len, np.int32)
         lengths = np.empty(self.size, np.int32)
-        n = sample_sentences(index * self.size, self.size, seed, self.max_len, m.order, m.child_start, m.word,
-                             self.cum, len(m.vocab), BOS, EOS, UNK, ids, lengths)
+        n = sample_sentences(index * self.size, self.size, np.uint64(seed), self.max_len, m.order, m.child_start,
+                             m.word, self.cum, len(m.vocab), BOS, EOS, UNK, ids, lengths)
         return ids[:n], lengths
 
     def text(self, ids, lengths):
