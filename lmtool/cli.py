@@ -15,8 +15,6 @@ from functools import partial
 import click
 
 from .errors import LmtoolError, LmtoolWarning
-from .neural.options import TrainOptions
-from .ngram.options import CountOptions
 from .outputs import check_outputs
 from .scoring_options import PerplexityOptions, ScoreOptions
 
@@ -82,7 +80,42 @@ def _load(path):
     return lmtool.load(path)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """The command group, where a command declared with ``deferred`` is built when it is used: ``train``
+    and ``count`` have dozens of options, and making their dataclasses and click options is a good part
+    of what ``lmtool score`` on one sentence would otherwise spend starting."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.deferred = {}
+
+    def list_commands(self, ctx):
+        return sorted({*self.commands, *self.deferred})
+
+    def get_command(self, ctx, name):
+        if name not in self.commands and name in self.deferred:
+            function, options = self.deferred[name]
+            self.add_command(click.command(name)(options_of(_resolve(options))(quiet_option(function))))
+        return self.commands.get(name)
+
+
+def _resolve(path):
+    from importlib import import_module
+
+    module, _, name = path.partition(":")
+    return getattr(import_module(module), name)
+
+
+def deferred(options):
+    """Decorator: a command taking the options of the dataclass at ``options`` ("module:Class") and
+    ``--quiet``, built when first used (``_Commands``)."""
+    def register(function):
+        cli.deferred[function.__name__] = (function, options)
+        return function
+    return register
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="lmtool", prog_name="lmtool")
 def cli():
     """Language models from plain text: n-gram (Kneser-Ney, ARPA) and recurrent (RNN, LSTM, GRU).
@@ -92,9 +125,7 @@ def cli():
     """
 
 
-@cli.command()
-@options_of(CountOptions)
-@quiet_option
+@deferred("lmtool.ngram.options:CountOptions")
 def count(quiet, **fields):
     """Count n-grams in CORPUS files and write a smoothed n-gram model.
 
@@ -104,6 +135,7 @@ def count(quiet, **fields):
     """
     from .ngram import build
     from .ngram.arpa import write_arpa
+    from .ngram.options import CountOptions
     from .outputs import staged_outputs
 
     options = CountOptions(**fields).check()
@@ -123,9 +155,7 @@ def count(quiet, **fields):
             click.echo(how, err=True)
 
 
-@cli.command()
-@options_of(TrainOptions)
-@quiet_option
+@deferred("lmtool.neural.options:TrainOptions")
 def train(quiet, **fields):
     """Train a recurrent language model (RNN, LSTM or GRU) on CORPUS files.
 
@@ -134,6 +164,7 @@ def train(quiet, **fields):
     validation perplexity stops improving. The best model on --valid is written to MODEL; a
     checkpoint MODEL.ckpt is kept every few minutes and on Ctrl-C for --resume.
     """
+    from .neural.options import TrainOptions
     from .neural.pipeline import run_training
     from .neural.train import checkpoint_path
 
@@ -308,7 +339,7 @@ def main(argv=None):
               file=sys.stderr)
         return 1
     if not (sys.argv[1:] if argv is None else argv):
-        print(f"lmtool: error: missing command, one of: {', '.join(cli.commands)} (see 'lmtool --help')",
+        print(f"lmtool: error: missing command, one of: {', '.join(cli.list_commands(None))} (see 'lmtool --help')",
               file=sys.stderr)
         return 2
     from .interrupts import catching, received

@@ -95,7 +95,7 @@ def _ngram_sentences(model, n, seed, max_tokens):
     from .ngram.sampler import BLOCK, FewSentences, NgramSampler
 
     if n <= FEW_SENTENCES and not numba_loaded():
-        ids, lengths = FewSentences(model, max_len=max_tokens).ids(seed, 0, n)
+        ids, lengths = FewSentences(model, max_len=max_tokens, sentences=n).ids(seed, 0, n)
         ends = np.cumsum(lengths)
         for k in range(n):
             yield ids[ends[k] - lengths[k]:ends[k]]

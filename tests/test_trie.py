@@ -114,3 +114,15 @@ def test_few_sentences_sum_masses_as_the_kernel(models):
     for node in range(0, len(model.child_start) - 1, 3):
         lo, cum = few._group(node)
         assert np.array(cum, np.float64).tobytes() == kernel.cum[lo:lo + len(cum)].tobytes()
+
+
+def test_child_starts_of_a_few_nodes_are_the_arrays(tmp_path):
+    """Node by node, from the stored counts, including counts of 255 and more (kept aside)."""
+    text = "".join(f"u{i} v{i % 7} w\n" for i in range(700))  # <s> and w have hundreds of children
+    model = model_from_text(tmp_path, text, order=3)
+    small, big_at, big = model._stored_children
+    assert len(big_at) >= 1
+    few = trie.ChildStarts(model.sizes[0], small, big_at, big)
+    nodes = np.concatenate([np.arange(len(model.child_start)), big_at, big_at + 1])
+    assert few[nodes].tolist() == model.child_start[nodes].tolist()
+    assert few[int(big_at[0]) + 1] == model.child_start[int(big_at[0]) + 1]

@@ -24,10 +24,13 @@ from ..errors import LmtoolError
 from ..language_model import LanguageModel, Scores, check_ids
 from ..vocab import BOS, EOS, Vocabulary
 from .assemble import SMALL_CHILDREN
-from .trie import context_nodes, next_logprobs, score_sentences
+from .trie import ChildStarts, context_nodes, next_logprobs, score_sentences
 
 FEW_ROWS = 32
 """Generation steps of at most this many rows find their contexts in NumPy while Numba is not loaded."""
+FEW_LOOKUPS = 320
+"""Up to this many trie searches (a batch of about 64 tokens of a 5-gram) find children's ranges node
+by node (``trie.ChildStarts``, a few us each) while the whole ``child_start`` array is not built."""
 
 
 def write_model_file(path, vocab, sizes, meta, arrays):
@@ -64,7 +67,7 @@ class NgramModel(LanguageModel):
                                      children[big].astype(np.int64))
         self.meta = meta
         self.normalized = bool(meta.get("normalized", True))
-        self._children = self._child_start = self._hashed = None
+        self._children = self._child_start = self._hashed = self._few_starts = None
         self._building = threading.Lock()
         self._numpy_tokens = 0
         small, big_at, big = self._stored_children
@@ -98,6 +101,14 @@ class NgramModel(LanguageModel):
                 start[a:b] += extra
             self._child_start = start
         return self._child_start
+
+    def child_starts(self, lookups):
+        """``child_start``, or for about ``lookups`` searches while it is not built, ``trie.ChildStarts``."""
+        if self._child_start is not None or lookups > FEW_LOOKUPS:
+            return self.child_start
+        if self._few_starts is None:
+            self._few_starts = ChildStarts(self.sizes[0], *self._stored_children)
+        return self._few_starts
 
     # The model file
 
@@ -135,8 +146,9 @@ class NgramModel(LanguageModel):
             self._hash_table()
 
     def score_ids_numpy(self, ids, lengths):
-        sentence, token, ngram_length = score_sentences(ids, lengths, self.order, self.child_start, self.word,
-                                                        self.prob, self.backoff, BOS, EOS)
+        starts = self.child_starts((len(ids) + len(lengths)) * self.order)
+        sentence, token, ngram_length = score_sentences(ids, lengths, self.order, starts, self.word, self.prob,
+                                                        self.backoff, BOS, EOS)
         return Scores(sentence, token, ngram_length)
 
     def score_ids_compiled(self, ids, lengths):
@@ -183,15 +195,17 @@ class NgramModel(LanguageModel):
     def distribution(self, state):
         if len(state) <= FEW_ROWS and not compiled.numba_loaded():
             find, fill = context_nodes, next_logprobs
+            starts = self.child_starts(len(state) * self.order ** 2)
         else:
             from ..kernels import ngram_query
 
             find, fill = ngram_query.context_nodes, ngram_query.next_logprobs
+            starts = self.child_start
         out = np.empty((len(state), len(self.vocab)), np.float64)
         for row, history in enumerate(state):
             history = check_ids(history, len(self.vocab))
-            nodes = find(history, self.order, self.child_start, self.word)
-            fill(nodes, len(self.vocab), self.child_start, self.word, self.prob, self.backoff, BOS, out[row])
+            nodes = find(history, self.order, starts, self.word)
+            fill(nodes, len(self.vocab), starts, self.word, self.prob, self.backoff, BOS, out[row])
         return 10.0 ** out
 
     def advance(self, state, tokens):

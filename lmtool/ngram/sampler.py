@@ -64,14 +64,16 @@ _GOLDEN = 0x9E3779B97F4A7C15
 
 
 class FewSentences:
-    """``NgramSampler.ids`` in Python, for a few sentences: the kernel's draws step by step
-    (``kernels.ngram_sample``), the cumulative masses of a sibling group summed when first visited."""
+    """``NgramSampler.ids`` in Python, for a few sentences (about ``sentences`` at a time): the kernel's
+    draws step by step (``kernels.ngram_sample``), a sibling group's cumulative masses summed when first
+    visited."""
 
-    def __init__(self, model, max_len=200):
+    def __init__(self, model, max_len=200, sentences=1):
         self.model = model
         self.max_len = int(max_len)
         self.vocab_size = len(model.vocab)
         self.groups = {}
+        self.starts = model.child_starts(sentences * 8 * model.order)  # about the searches ``sentences`` take
 
     def ids(self, seed, first, n):
         """(ids: int32[k], lengths: int32[n]) of sentences ``first .. first + n - 1`` of the stream of ``seed``."""
@@ -111,7 +113,7 @@ class FewSentences:
         return float(z >> 11) * (1.0 / 9007199254740992.0)
 
     def _child(self, node, w):
-        return int(find_children([node], [w], self.model.child_start, self.model.word)[0])
+        return int(find_children([node], [w], self.starts, self.model.word)[0])
 
     def _group(self, node):
         """(first node, cumulative masses) of ``node``'s children, or of the unigrams for None."""
@@ -122,7 +124,7 @@ class FewSentences:
                 masses = [0.0 if w == BOS else 10.0 ** float(p) for w, p in enumerate(m.prob[:self.vocab_size])]
                 group = (0, list(accumulate(masses)))
             else:
-                lo, hi = int(m.child_start[node]), int(m.child_start[node + 1])
+                lo, hi = int(self.starts[node]), int(self.starts[node + 1])
                 group = (lo, list(accumulate(10.0 ** float(p) for p in m.prob[lo:hi])))
             self.groups[node] = group
         return group

@@ -4,8 +4,9 @@ For small inputs, where Numba's start-up (``lmtool.compiled``) would be most of 
 answer what the kernels of ``kernels.ngram_hash`` and ``kernels.ngram_query`` answer, with the same
 numbers: the same lookups, and float64 sums in the same order. Trie arrays are as in
 ``kernels.ngram_query``: ``child_start[g]:child_start[g+1]`` holds node g's children, sorted by
-``word``, so finding a child is a binary search over that range. Sentences are scored side by
-side, position by position, each search vectorised over the sentences that reach it.
+``word``, so finding a child is a binary search over that range (``child_start`` may be the array,
+or for a few searches ``ChildStarts``). Sentences are scored side by side, position by position,
+each search vectorised over the sentences that reach it.
 """
 
 import numpy as np
@@ -13,6 +14,45 @@ import numpy as np
 FEW = 8
 """Below this many searches at once, each is a ``searchsorted`` on its range (NumPy's per-call
 cost then beats a vectorised search's per-round cost)."""
+
+
+class ChildStarts:
+    """``child_start`` of a few nodes, computed when asked for from the stored children counts (as
+    ``NgramModel`` keeps them: one byte per node, counts of 255 and more aside), for inputs too small
+    to pay for the whole array (8 bytes per node: 8.6 MB for the KJV 5-gram, a pass over the trie).
+
+    ``first``: the node id of the first child (the number of unigrams); ``small``: uint8[C] counts;
+    ``big_at``, ``big``: int64[k] the nodes with 255 children or more, and their counts. Indexed like
+    the array, by a node id or an array of them (each a sum over at most ``BLOCK`` counts).
+    """
+
+    BLOCK = 1024
+
+    def __init__(self, first, small, big_at, big):
+        self.first, self.small = int(first), small
+        order = np.argsort(big_at, kind="stable")
+        self.big_at = np.asarray(big_at, np.int64)[order]
+        self.extra = (np.asarray(big, np.int64) - small[big_at].astype(np.int64))[order]
+        sums = (np.add.reduceat(small, np.arange(0, len(small), self.BLOCK), dtype=np.int64) if len(small)
+                else np.zeros(0, np.int64))
+        np.add.at(sums, self.big_at // self.BLOCK, self.extra)
+        self.prefix = np.concatenate([[0], np.cumsum(sums)]).astype(np.int64)
+
+    def __len__(self):
+        return len(self.small) + 1
+
+    def _start(self, g):
+        block = g // self.BLOCK
+        at = block * self.BLOCK
+        lo, hi = np.searchsorted(self.big_at, (at, g))
+        return (self.first + int(self.prefix[block]) + int(self.small[at:g].sum(dtype=np.int64))
+                + int(self.extra[lo:hi].sum()))
+
+    def __getitem__(self, index):
+        if np.ndim(index) == 0:
+            return self._start(int(index))
+        index = np.asarray(index)
+        return np.array([self._start(int(g)) for g in index.ravel()], np.int64).reshape(index.shape)
 
 
 def find_children(parents, words, child_start, word):
