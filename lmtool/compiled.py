@@ -12,17 +12,25 @@ kernels are loaded already.
 
 import sys
 
-NGRAM_NUMPY_TOKENS = 60_000
-"""An n-gram model scores a batch of at most this many tokens (words and ``</s>``) in NumPy while its
-hash table is not built: the trie search costs about 2-4 us per token against Numba's start-up
-and the table's build (0.5-0.8 s together), so the kernels pay from a few hundred thousand tokens."""
+NGRAM_NUMPY_TOKENS = 400_000
+"""An n-gram model scores in NumPy, while its hash table is not built, until it has scored this many
+tokens (words and ``</s>``) that way: on the KJV 5-gram the trie search with the Python tokeniser costs
+about 1 us per token against 0.6-0.8 s of Numba's start-up and the table's build, so the kernels pay
+from nearly a million tokens; a file known to be larger than this takes them at once (``prepare``).
+"""
+NGRAM_NUMPY_LONGEST = 1000
+"""...and for batches whose sentences have at most this many words: the NumPy search walks a batch
+position by position, some 0.2-0.5 ms a step, so one very long line is the kernels' work."""
 TOKENISER_PYTHON_BYTES = 1 << 18
 """Text of at most this many bytes is split and looked up in Python (about 0.1-0.2 us per token)
 unless the tokenising kernels are loaded already."""
-RECURRENT_NUMPY_TOKENS = 4096
-"""A recurrent model scores a batch of at most this many tokens with the NumPy forward pass. The
-choice depends on the batch alone, never on what ran before, since the two paths round differently:
-one input, one path, the same bytes whatever the threads or the cluster."""
+RECURRENT_NUMPY_TOKENS = 16_384
+"""A recurrent model scores a batch of at most this many tokens with the NumPy forward pass: it runs at
+0.65-0.9x the kernels' speed (LSTM 1x200, full and class softmax), so below about 20k tokens Numba's
+start-up costs more than it saves. The choice depends on the batch alone, never on what ran before,
+since the two paths round differently: one input, one path, the same bytes whatever the threads or the
+cluster.
+"""
 
 
 def numba_loaded():

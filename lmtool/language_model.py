@@ -66,12 +66,12 @@ class LanguageModel:
     def score_ids(self, ids, lengths):
         """``Scores`` of sentences given as ids (int32[n]) and words per sentence (int32[S])."""
         ids, lengths = check_batch(ids, lengths, len(self.vocab))
-        if self.numpy_pays(len(ids) + len(lengths)):
+        if self.numpy_pays(ids, lengths):
             return self.score_ids_numpy(ids, lengths)
         return self.score_ids_compiled(ids, lengths)
 
-    def numpy_pays(self, n_tokens):
-        """Whether a checked batch of ``n_tokens`` tokens goes to ``score_ids_numpy`` (default: never)."""
+    def numpy_pays(self, ids, lengths):
+        """Whether a checked batch goes to ``score_ids_numpy`` (default: never)."""
         return False
 
     def score_ids_numpy(self, ids, lengths):

@@ -113,7 +113,7 @@ def test_a_large_input_loads_the_kernels_at_once(tiny_model):
     assert model._hashed is None
     model.prepare(10 ** 8)
     assert model._hashed is not None
-    assert not model.numpy_pays(5)  # once built, the table serves every batch
+    assert not model.numpy_pays(np.zeros(4, np.int32), np.array([4]))  # once built, the table serves every batch
 
 
 def test_many_small_batches_move_to_the_kernels(tiny_model, monkeypatch):
@@ -128,3 +128,13 @@ def test_many_small_batches_move_to_the_kernels(tiny_model, monkeypatch):
     assert model._hashed is None
     later = [model.score("the dog barks at the cat") for _ in range(3)]
     assert model._hashed is not None and first[0] == later[-1]
+
+
+def test_a_very_long_line_goes_to_the_kernels(tiny_model):
+    import lmtool
+    from lmtool import compiled
+
+    model = lmtool.load(tiny_model.lm)
+    long = compiled.NGRAM_NUMPY_LONGEST + 1
+    assert model.numpy_pays(np.zeros(long - 1, np.int32), np.array([long - 1]))
+    assert not model.numpy_pays(np.zeros(long, np.int32), np.array([long]))

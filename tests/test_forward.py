@@ -71,7 +71,8 @@ def test_the_path_depends_on_the_batch_alone(tmp_path):
     path = tmp_path / "m.lm"
     random_model(5).save(path)
     model = lmtool.load(path)
-    assert model.numpy_pays(RECURRENT_NUMPY_TOKENS) and not model.numpy_pays(RECURRENT_NUMPY_TOKENS + 1)
+    few, many = np.zeros(RECURRENT_NUMPY_TOKENS - 1, np.int32), np.zeros(RECURRENT_NUMPY_TOKENS, np.int32)
+    assert model.numpy_pays(few, np.array([len(few)])) and not model.numpy_pays(many, np.array([len(many)]))
     one = model.score("w1 w2 w3")
     model.score_ids_compiled(np.array([3, 4], np.int32), np.array([2], np.int32))  # the kernels loaded now
     assert model.score("w1 w2 w3") == one

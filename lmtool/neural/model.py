@@ -117,8 +117,8 @@ class RecurrentModel(LanguageModel):
 
     # Scoring
 
-    def numpy_pays(self, n_tokens):
-        return n_tokens <= compiled.RECURRENT_NUMPY_TOKENS and self.forward is not None
+    def numpy_pays(self, ids, lengths):
+        return len(ids) + len(lengths) <= compiled.RECURRENT_NUMPY_TOKENS and self.forward is not None
 
     def score_ids_numpy(self, ids, lengths):
         return self._score(self.forward, ids, lengths)

@@ -133,10 +133,13 @@ class NgramModel(LanguageModel):
 
     # Scoring
 
-    def numpy_pays(self, n_tokens):
-        """While the hash table is not built, and until the NumPy path has scored ``NGRAM_NUMPY_TOKENS``
-        tokens in all (many small calls add up to a large input)."""
-        if self._hashed is not None or self._numpy_tokens + n_tokens > compiled.NGRAM_NUMPY_TOKENS:
+    def numpy_pays(self, ids, lengths):
+        """While the hash table is not built, until the NumPy path has scored ``NGRAM_NUMPY_TOKENS`` tokens
+        in all (many small calls add up to a large input), for sentences of at most ``NGRAM_NUMPY_LONGEST``
+        words (it walks all sentences position by position)."""
+        n_tokens = len(ids) + len(lengths)
+        if (self._hashed is not None or self._numpy_tokens + n_tokens > compiled.NGRAM_NUMPY_TOKENS
+                or (len(lengths) and lengths.max() > compiled.NGRAM_NUMPY_LONGEST)):
             return False
         self._numpy_tokens += n_tokens  # the same numbers either way: a race between threads is harmless
         return True
