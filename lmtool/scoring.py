@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import corpus
-from .evaluate import Totals, word_positions
+from .evaluate import Totals, sentence_of, word_positions
 from .progress import bar, silent
 from .threads import ordered_map, set_blas_threads
 from .vocab import UNK
@@ -30,8 +30,7 @@ class ScoredChunk:
         return Totals.of(self.scores, self.ids, self.lengths)
 
     def oov_per_sentence(self):
-        sentence = np.repeat(np.arange(len(self.lengths)), self.lengths)
-        return np.bincount(sentence[self.ids == UNK], minlength=len(self.lengths))
+        return np.bincount(sentence_of(self.lengths, np.flatnonzero(self.ids == UNK)), minlength=len(self.lengths))
 
 
 CHUNK_BYTES = 1 << 20
@@ -97,9 +96,8 @@ def format_scores(model, scored, as_json=False, per_token=False):
     level = model.vocab.level
     token_lp = s.token.tolist()
     ngram = s.ngram_length.tolist() if s.ngram_length is not None else None
-    unk = (scored.ids == UNK)
     is_oov = np.zeros(len(token_lp), bool)
-    is_oov[word_positions(scored.lengths)[unk]] = True
+    is_oov[word_positions(scored.lengths, np.flatnonzero(scored.ids == UNK))] = True
     is_oov = is_oov.tolist()
     out = []
     at = 0
