@@ -329,6 +329,8 @@ def main():
     os.environ.update(SINGLE_THREAD)
     with tempfile.TemporaryDirectory() as folder:
         paths = models(folder)
+        print("Load average (1, 5, 15 min) at the start: " + ", ".join(f"{x:.1f}" for x in os.getloadavg())
+              + f" on {os.cpu_count()} cores; wall times suffer from it most.")
         cold_starts(paths, a.repeat)
         python_cold(paths, a.repeat)
         module_throughput(paths, a.repeat)

@@ -88,7 +88,7 @@ def commands(section, quick):
     """(title, argv) of the scripts that make up ``section``."""
     py = sys.executable
     if section == "ngram":
-        return [("n-gram: count, score, model files (bench_ngram.py)", [py, os.path.join(HERE, "bench_ngram.py")])]
+        return [("n-gram: count and model files (bench_ngram.py)", [py, os.path.join(HERE, "bench_ngram.py")])]
     if section == "scoring":
         return [("scoring at every scale: one sentence, corpora, recurrent models, Dask (bench_scoring.py)",
                  [py, os.path.join(HERE, "bench_scoring.py")])]

@@ -18,8 +18,7 @@ import threading
 
 import numpy as np
 
-from .. import modelfile
-from .. import compiled
+from .. import compiled, modelfile
 from ..errors import LmtoolError
 from ..language_model import LanguageModel, Scores, check_ids
 from ..vocab import BOS, EOS, Vocabulary
