@@ -10,6 +10,8 @@ shared machine the speed of the core drifts by 10-30% within a minute.
 
     taskset -c 0 python bench/bench_kernels.py [--layers 1 2] [--cells lstm] [--batches 40] [--classes N]
         [--class-method exchange frequency]
+    python bench/bench_kernels.py --layer-only --cells lstm lstm-peephole lstm-coupled --core 1 [--clock cpu]
+        # one layer alone: every cell's kernels in turns, timed against the LSTM's (and PyTorch's)
 
 The script pins itself to --core (default 0) and sets OMP/OpenBLAS threads to 1 before importing NumPy.
 """
@@ -36,6 +38,7 @@ from lmtool.kernels.dense import BLAS_BACKEND  # noqa: E402
 from lmtool.neural.classes import make_classes  # noqa: E402
 from lmtool.neural.classes import exchange_classes  # noqa: E402
 from lmtool.neural import NetworkConfig, RecurrentNetwork  # noqa: E402
+from lmtool.neural.choices import CELLS  # noqa: E402
 from lmtool.neural.optimizer import Optimizer, scale_for_norm  # noqa: E402
 
 TARGETS = {"full": 1.5, "class": 8.0}
@@ -76,14 +79,17 @@ def matmul_peak():
     return 2 * 512 ** 3 / best / 1e9
 
 
-def interleaved_rates(steps, data, warmup, rounds, per_round):
+def interleaved_rates(steps, data, warmup, rounds, per_round, clock=time.perf_counter):
     """Training tokens/s of each step function in ``steps`` ({name: step}), timed in turns.
 
     Each runs ``warmup`` batches, then ``rounds`` rounds of ``per_round`` batches each, the step
-    functions taking turns; the rate is a batch's tokens over the median batch time. Taking turns lets a
-    noisy neighbour on the machine slow every contender alike instead of whichever ran at that moment.
+    functions taking turns; the rate is a batch's tokens (targets: ``y.size``) over the median batch
+    time. Taking turns lets a noisy neighbour on the machine slow every contender alike instead of
+    whichever ran at that moment. ``data``: a factory of (x, y) batches, or a dict of them by name.
+    ``clock``: wall time, or ``time.thread_time`` to leave out the time the core gives other processes
+    (for single-threaded steps only).
     """
-    streams = {name: data() for name in steps}
+    streams = {name: (data[name] if isinstance(data, dict) else data)() for name in steps}
     times, tokens = {name: [] for name in steps}, {}
     for name, step in steps.items():
         for _ in range(warmup):
@@ -92,10 +98,10 @@ def interleaved_rates(steps, data, warmup, rounds, per_round):
         for name, step in steps.items():
             for _ in range(per_round):
                 x, y = next(streams[name])
-                t = time.perf_counter()
+                t = clock()
                 step(x, y)
-                times[name].append(time.perf_counter() - t)
-                tokens[name] = x.size
+                times[name].append(clock() - t)
+                tokens[name] = y.size
     return {name: tokens[name] / float(np.median(t)) for name, t in times.items()}
 
 
@@ -157,14 +163,15 @@ def torch_trainer(cell, layers, V, lr=20.0, clip=0.25, dropout=0.2, size=200):
 
 def flops_per_token(cell, layers, size, V, softmax, logits_per_token):
     """Matmul FLOPs per training token: 3 matmuls (forward, two backward) of 2 m n k each."""
-    gates = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
+    gates = CELLS[cell].GATES
     recurrent = layers * 6 * gates * size * (size + size)
     return recurrent + 6 * size * (V if softmax == "full" else logits_per_token)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--cells", nargs="+", default=["lstm"], choices=["lstm", "gru", "rnn"])
+    ap.add_argument("--cells", nargs="+", default=["lstm"], choices=list(CELLS),
+                    help="PyTorch has no peephole or coupled LSTM: those run without it")
     ap.add_argument("--layers", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--batches", type=int, default=40, help="timed batches per configuration and contender")
     ap.add_argument("--rounds", type=int, default=8, help="turns the contenders take (see interleaved_rates)")
@@ -178,9 +185,28 @@ def main():
     ap.add_argument("--profile", action="store_true", help="where lmtool's time goes, per kernel")
     ap.add_argument("--layer-only", action="store_true",
                     help="time one recurrent layer alone (no embedding, no output layer) against PyTorch's")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="with --layer-only: cpu counts this thread's CPU time only, which a busy core "
+                         "distorts less (each contender is single-threaded)")
     a = ap.parse_args()
     if a.core >= 0 and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {a.core})
+    if a.layer_only:
+        have_torch = not a.no_torch and importlib.util.find_spec("torch") is not None
+        print(f"BLAS {BLAS_BACKEND}; pinned to core {a.core}; torch {'yes' if have_torch else 'not importable'}")
+        rates = recurrent_layer_rates(a.cells, a.rounds, max(1, a.batches // a.rounds), a.warmup, have_torch,
+                                      time.thread_time if a.clock == "cpu" else time.perf_counter)
+        base = rates.get("lstm")
+        for cell in a.cells:
+            line = (f"{cell} layer alone (35 x 20, 200 units, forward + backward): {1e6 / rates[cell]:.2f} us/token "
+                    f"({a.clock} time)")
+            if base and cell != "lstm":
+                line += f", {base / rates[cell]:.3f}x the LSTM's time"
+            if f"torch {cell}" in rates:
+                line += (f"; torch {1e6 / rates[f'torch {cell}']:.2f} us/token "
+                         f"({rates[cell] / rates[f'torch {cell}']:.2f}x its speed)")
+            print(line)
+        return
     ids, V, source = corpus()
     counts = np.bincount(ids, minlength=V)
     classes, logits = {}, {}
@@ -199,18 +225,12 @@ def main():
     print(f"corpus {source}: {len(ids):,} tokens, V = {V:,}; class softmax by {described}")
     print(f"BLAS {BLAS_BACKEND}; NumPy float32 512x512 matmul peak {peak:.1f} GFLOP/s; "
           f"pinned to core {a.core}; torch {'yes' if have_torch else 'not importable'}")
-    if a.layer_only:
-        for cell in a.cells:
-            rates = recurrent_layer_rates(cell, a.rounds, max(1, a.batches // a.rounds), a.warmup)
-            print(f"{cell} layer alone: lmtool {1e6 / rates['lmtool']:.1f} us/token, torch "
-                  f"{1e6 / rates['torch']:.1f} us/token ({rates['lmtool'] / rates['torch']:.2f}x)")
-        return
     print(f"{'config':<24}{'lmtool tok/s':>14}{'torch tok/s':>13}{'ratio':>8}{'target':>8}"
           f"{'GFLOP/s':>9}{'% peak':>8}")
     for cell in a.cells:
         for layers in a.layers:
             steps = {}
-            if have_torch:
+            if have_torch and cell in ("lstm", "gru", "rnn"):
                 steps["torch"], version = torch_trainer(cell, layers, V)
             contenders = {"full": None, **{f"class by {m}": m for m in classes}}
             for name, method in contenders.items():
@@ -236,39 +256,48 @@ def main():
                     profile(steps[name], ids)
 
 
-def recurrent_layer_rates(cell, rounds, per_round, warmup):
+def recurrent_layer_rates(cells, rounds, per_round, warmup, with_torch=True, clock=time.perf_counter):
     """Tokens/s of one recurrent layer (200 units) alone, forward and backward over a 35 x 20 segment:
-    lmtool's kernel against PyTorch's, in turns. Bounds what any output layer can gain."""
-    import torch
-
-    from lmtool.kernels import gru, lstm
-    torch.set_num_threads(1)
+    each of lmtool's ``cells`` (names in ``CELLS``) and, ``with_torch``, PyTorch's LSTM and GRU where
+    asked for ("torch lstm", "torch gru"), all in turns. Bounds what any output layer can gain."""
     T, B, H = 35, 20, 200
-    kernel = {"lstm": lstm, "gru": gru}[cell]
     rng = np.random.default_rng(0)
-    p = {k: rng.uniform(-0.07, 0.07, s).astype(np.float32) for k, s in kernel.param_shapes(H, H).items()}
-    g = {k: np.zeros_like(v) for k, v in p.items()}
-    ws = kernel.workspace(T, B, H, H, np.float32)
     x = rng.random((T, B, H), dtype=np.float32)
     reset, dh, dx = np.zeros((T, B), bool), np.empty((T, B, H), np.float32), np.empty_like(x)
-    layer = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](H, H, 1)
-    xt = torch.from_numpy(x).requires_grad_(True)
+    steps = {}
 
-    def ours(*_):
-        ws["h"][0] = 0
-        if "c" in ws:
-            ws["c"][0] = 0
-        kernel.forward(x, p, ws, reset)
-        dh[:] = 0.01
-        kernel.backward(x, p, ws, reset, dh, dx, g)
+    def ours(kernel):
+        p = {k: rng.uniform(-0.07, 0.07, s).astype(np.float32) for k, s in kernel.param_shapes(H, H).items()}
+        g = {k: np.zeros_like(v) for k, v in p.items()}
+        ws = kernel.workspace(T, B, H, H, np.float32)
 
-    def theirs(*_):
-        out, _ = layer(xt)
-        out.backward(torch.full_like(out, 0.01))
+        def step(*_):
+            for name in kernel.STATE:
+                ws[name][0] = 0
+            kernel.forward(x, p, ws, reset)
+            dh[:] = 0.01
+            kernel.backward(x, p, ws, reset, dh, dx, g)
+        return step
 
+    def theirs(cell):
+        import torch
+
+        torch.set_num_threads(1)
+        layer = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](H, H, 1)
+        xt = torch.from_numpy(x).requires_grad_(True)
+
+        def step(*_):
+            out, _ = layer(xt)
+            out.backward(torch.full_like(out, 0.01))
+        return step
+
+    for cell in cells:
+        steps[cell] = ours(CELLS[cell])
+        if with_torch and cell in ("lstm", "gru"):
+            steps[f"torch {cell}"] = theirs(cell)
     ids = np.zeros((T, B), np.int32)  # stands for the segment's tokens: rates count ids.size
     segments = lambda: iter(lambda: (ids, ids), None)  # noqa: E731 (the same segment forever)
-    return interleaved_rates({"lmtool": ours, "torch": theirs}, segments, warmup, rounds, per_round)
+    return interleaved_rates(steps, segments, warmup, rounds, per_round, clock)
 
 
 def profile(step, ids, n=20):

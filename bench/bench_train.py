@@ -5,14 +5,20 @@
 2. quality in a fixed budget: 15 minutes of training on one core, then KJV test perplexity, against
    PyTorch's 2x200 LSTM (38.67) and KenLM's 5-gram (41.59) from ../shared/ANCHORS.md;
 3. character level on tiny-shakespeare (first 90% train, last 10% valid, written to the bench cache,
-   never into the project): validation loss in nats per character and samples.
+   never into the project): validation loss in nats per character and samples;
+4. (``--only cells``, not in the default set) the recurrent cells side by side: each trained with
+   the fixed-budget recipe for the same budget, then KJV test perplexity.
+5. the fixed-window model (``--cell window``) in a fixed budget: ``--window`` 4 and 6 side by side,
+   one core each, then KJV test perplexity (``--only window --window-minutes 15`` is the issue's run).
 
 Every run is pinned to one core; the softmax comparison and the fixed-budget schedules run two at
 a time, one per core. Prints Markdown.
 
-    python bench/bench_train.py                 # all three (about 35 minutes)
+    python bench/bench_train.py                 # all four (about 50 minutes)
     python bench/bench_train.py --only softmax [--epochs 3] [--layers 1] [--cell gru]  # or: quality, char
         [--min-improvement 0.05] [--dropout 0.2]  # the decay schedule and dropout of the softmax comparison
+    python bench/bench_train.py --only cells [--cell-minutes 15] [--cells lstm gru lstm-peephole lstm-coupled]
+    python bench/bench_train.py --only window [--window-minutes 1] [--windows 4 6]
 """
 
 import argparse
@@ -127,6 +133,72 @@ def bench_quality(tmp, minutes):
           "\n\nTarget: 33 or lower.")
 
 
+CELL_ARGS = [a for a in QUALITY_ARGS if a not in ("--cell", "lstm")] + ["--min-improvement", "0.05"]
+"""The fixed-budget recipe (``QUALITY_ARGS`` with its best schedule) for every cell of the comparison."""
+CELLS = ["lstm", "gru", "lstm-peephole", "lstm-coupled"]
+
+
+def bench_cells(tmp, minutes, cells=CELLS):
+    """Each cell trained with ``CELL_ARGS`` for ``minutes``, then KJV test perplexity. The runs go two at
+    a time, one per core; each core takes every other cell, in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    lanes = cores[:2]
+    unit = "minute" if minutes == 1 else "minutes"
+    print(f"\n## recurrent cells in a fixed budget: {minutes:g} {unit} of training on one core each, KJV test\n")
+    print(f"`lmtool train corpora/kjv/train.txt --valid corpora/kjv/valid.txt --cell CELL {' '.join(CELL_ARGS)} "
+          f"--max-time {minutes:g}m`; two runs at a time, one on each of cores {lanes}, so run nothing else "
+          "meanwhile.\n")
+
+    def lane(k):
+        return [train(tmp, f"cell-{cell}", ["--cell", cell, *CELL_ARGS, "--max-time", f"{minutes:g}m"],
+                      core=lanes[k]) for cell in cells[k::len(lanes)]]
+
+    with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
+        done = list(pool.map(lane, range(len(lanes))))
+    results = {cell: done[i % len(lanes)][i // len(lanes)] for i, cell in enumerate(cells)}
+    print("| cell | epochs | tokens/s | valid ppl per epoch (* partial) | test ppl | vs lstm |")
+    print("|---|---|---|---|---|---|")
+    reference = None
+    for cell, (wall, model, rows) in results.items():
+        ppl = test_perplexity(model)
+        reference = ppl if cell == "lstm" else reference
+        tokens = sum(int(r["tokens"]) for r in rows)
+        curve = " ".join(f"{float(r['valid_ppl']):.1f}" + ("" if r["complete"] == "True" else "*") for r in rows)
+        versus = f"{100 * (ppl / reference - 1):+.1f}%" if reference else "-"
+        print(f"| {cell} | {len(rows)} | {tokens / wall:,.0f} | {curve} | **{ppl:.2f}** | {versus} |")
+    print("\ntokens/s include start-up and validation.")
+
+
+WINDOW_ARGS = ["--cell", "window", "--softmax", "class"]
+"""The fixed-window recipe of the budget run (``--window N`` and ``--max-time`` added)."""
+
+
+def bench_window(tmp, minutes, windows):
+    from concurrent.futures import ThreadPoolExecutor
+
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    print(f"\n## the fixed-window model in a fixed budget: {minutes:g} minutes of training on one core, KJV test\n")
+    print(f"`lmtool train corpora/kjv/train.txt --valid corpora/kjv/valid.txt {' '.join(WINDOW_ARGS)} --window N "
+          f"--max-time {minutes:g}m`; the runs go side by side, one core each (cores "
+          f"{[cores[i % len(cores)] for i in range(len(windows))]}), so run nothing else meanwhile.\n")
+    with ThreadPoolExecutor(max_workers=max(1, min(len(cores), len(windows)))) as pool:
+        futures = [pool.submit(train, tmp, f"window{n}", [*WINDOW_ARGS, "--window", str(n), "--max-time",
+                                                          f"{minutes:g}m"], core=cores[i % len(cores)])
+                   for i, n in enumerate(windows)]
+        results = [f.result() for f in futures]
+    print("| --window | epochs | tokens/s | valid ppl per epoch (* partial) | lr per epoch | test ppl |\n"
+          "|---|---|---|---|---|---|")
+    for n, (wall, model, rows) in zip(windows, results):
+        tokens = sum(int(r["tokens"]) for r in rows)
+        curve = " ".join(f"{float(r['valid_ppl']):.1f}" + ("" if r["complete"] == "True" else "*") for r in rows)
+        lrs = " ".join(f"{float(r['lr']):g}" for r in rows)
+        print(f"| {n} | {len(rows)} | {tokens / wall:,.0f} | {curve} | {lrs} | **{test_perplexity(model):.2f}** |")
+    print(f"\ntokens/s include start-up and validation. KenLM's 5-gram: {ANCHOR['kenlm_5gram_test_ppl']}; "
+          f"PyTorch's 2x200 LSTM in 15 minutes: {ANCHOR['torch_15min_test_ppl']} (ANCHORS.md).")
+
+
 def shakespeare_split():
     """First 90% / last 10% of tiny-shakespeare (by characters, cut at a line end), in the bench cache."""
     train, valid = os.path.join(CACHE, "shakespeare-train.txt"), os.path.join(CACHE, "shakespeare-valid.txt")
@@ -166,7 +238,7 @@ def bench_char(tmp, minutes):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", choices=["softmax", "quality", "char"], action="append")
+    ap.add_argument("--only", choices=["softmax", "quality", "char", "cells", "window"], action="append")
     ap.add_argument("--epochs", type=int, default=1, help="epochs of the softmax comparison")
     ap.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="of the softmax comparison")
     ap.add_argument("--layers", type=int, default=2, help="layers of the softmax comparison")
@@ -176,8 +248,12 @@ def main():
     ap.add_argument("--dropout", type=float, default=0.0, help="of the softmax comparison")
     ap.add_argument("--minutes", type=float, default=15, help="budget of the quality run")
     ap.add_argument("--char-minutes", type=float, default=10)
+    ap.add_argument("--cell-minutes", type=float, default=15, help="budget of each run of the cells comparison")
+    ap.add_argument("--cells", nargs="+", default=CELLS, help="of the cells comparison")
+    ap.add_argument("--window-minutes", type=float, default=15, help="budget of each fixed-window run")
+    ap.add_argument("--windows", type=int, nargs="+", default=[4, 6], help="--window of the fixed-window runs")
     a = ap.parse_args()
-    only = set(a.only or ["softmax", "quality", "char"])
+    only = set(a.only or ["softmax", "quality", "char", "window"])
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="lmtool-bench-") as tmp:
@@ -187,6 +263,10 @@ def main():
             bench_quality(tmp, a.minutes)
         if "char" in only:
             bench_char(tmp, a.char_minutes)
+        if "cells" in only:
+            bench_cells(tmp, a.cell_minutes, a.cells)
+        if "window" in only:
+            bench_window(tmp, a.window_minutes, a.windows)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Run every benchmark and write their Markdown to bench/RESULTS.md (what ``make bench`` does).
 
-    python bench/run_all.py                    # everything (about 1.5 hours: training runs are long)
+    python bench/run_all.py                    # everything (about 2 hours: training runs are long)
     python bench/run_all.py --only ngram kernels
     python bench/run_all.py --quick            # skips the 15-minute and character-level training runs
 
@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from common import CACHE, ROOT  # noqa: E402
 
-SECTIONS = ("ngram", "scoring", "kernels", "train", "threads", "scaling")
+SECTIONS = ("ngram", "scoring", "kernels", "train", "threads", "scaling", "small")
 
 
 HEADER = """# lmtool benchmark results
@@ -94,11 +94,20 @@ def commands(section, quick):
                  [py, os.path.join(HERE, "bench_scoring.py")])]
     if section == "kernels":
         return [("recurrent training throughput against PyTorch (bench_kernels.py)",
-                 [py, os.path.join(HERE, "bench_kernels.py"), "--cells", "lstm", "gru", "--layers", "1", "2"])]
+                 [py, os.path.join(HERE, "bench_kernels.py"), "--cells", "lstm", "gru", "--layers", "1", "2"]),
+                ("one recurrent layer alone, each cell against the LSTM (bench_kernels.py --layer-only)",
+                 [py, os.path.join(HERE, "bench_kernels.py"), "--layer-only", "--cells", "lstm", "lstm-peephole",
+                  "lstm-coupled", "gru", "--rounds", "20", "--batches", "200", "--clock", "cpu"]),
+                ("fixed-window training throughput against PyTorch (bench_window.py)",
+                 ["taskset", "-c", "1", py, os.path.join(HERE, "bench_window.py")])]
     if section == "train":
         only = ["--only", "softmax"] if quick else []
-        return [("recurrent training runs: softmax, fixed budget, character level (bench_train.py)",
+        runs = [("recurrent training runs: softmax, fixed budget, character level, fixed window (bench_train.py)",
                  [py, os.path.join(HERE, "bench_train.py"), *only])]
+        if not quick:
+            runs.append(("recurrent cells in a fixed budget, KJV test perplexity (bench_train.py --only cells)",
+                         [py, os.path.join(HERE, "bench_train.py"), "--only", "cells"]))
+        return runs
     if section == "threads":
         return [("--threads 2 against 1 (bench_threads.py)", [py, os.path.join(HERE, "bench_threads.py")])]
     if section == "scaling":
@@ -111,6 +120,9 @@ def commands(section, quick):
                          [py, os.path.join(HERE, "bench_scaling.py"), synthetic(size), "--memory", "1G",
                           "--cpus", "0,1", *extra]))
         return runs
+    if section == "small":
+        return [("small n-gram models: pruning and quantisation (bench_small.py)",
+                 [py, os.path.join(HERE, "bench_small.py"), "--plot", os.path.join(HERE, "small_models.png")])]
     raise ValueError(section)
 
 

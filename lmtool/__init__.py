@@ -36,6 +36,7 @@ def model_class(kind):
 
 
 MODEL_CLASSES = Registry("model kind", {"ngram": "lmtool.ngram.model:NgramModel",
-                                        "recurrent": "lmtool.neural.model:RecurrentModel"})
+                                        "recurrent": "lmtool.neural.model:RecurrentModel",
+                                        "window": "lmtool.neural.window_model:WindowModel"})
 """Model-file kinds and the classes that open them, imported on demand (opening an n-gram model
 does not load the neural code)."""

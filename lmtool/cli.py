@@ -56,6 +56,8 @@ def options_of(cls):
                 help_text, shown = f"{help_text}  [default: {meta.default_text}]".lstrip(), False
             if meta.is_flag:
                 kind = {"is_flag": True}
+            elif meta.numbers:
+                kind = {"cls": _NumbersOption}
             else:
                 kind = {"type": click.Choice(tuple(meta.choices)) if meta.choices is not None else
                         str if meta.convert else f.type, "show_default": shown}
@@ -78,6 +80,29 @@ def _load(path):
     import lmtool
 
     return lmtool.load(path)
+
+
+class _NumbersOption(click.Option):
+    """An option that takes every number written after it (``--prune 0 1 1``, as lmplz has it; click
+    takes one value per option): the command receives them joined by spaces."""
+
+    NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+
+    def add_to_parser(self, parser, ctx):
+        import re
+
+        super().add_to_parser(parser, ctx)
+        for name in self.opts:
+            option = parser._long_opt.get(name) or parser._short_opt.get(name)
+            store = option.process
+
+            def process(value, state, store=store):
+                values = [value]
+                while state.rargs and re.fullmatch(self.NUMBER, state.rargs[0]):
+                    values.append(state.rargs.pop(0))
+                store(" ".join(values), state)
+
+            option.process = process
 
 
 class _Commands(click.Group):
@@ -144,6 +169,8 @@ def count(quiet, **fields):
     with staged_outputs(options.output, options.arpa) as staged:  # both files appear together, or neither
         model = build.write_ngram_model(options.corpus, staged[0], options, progress=_tqdm_factory(quiet),
                                         stats=stats)
+        if options.quantize is not None:
+            model = _quantized(model, options.quantize, staged[0])
         if options.arpa:
             write_arpa(model, staged[1])
     if not quiet:
@@ -157,12 +184,13 @@ def count(quiet, **fields):
 
 @deferred("lmtool.neural.options:TrainOptions")
 def train(quiet, **fields):
-    """Train a recurrent language model (RNN, LSTM or GRU) on CORPUS files.
+    """Train a recurrent language model (RNN, LSTM or GRU, or an LSTM variant) on CORPUS files.
 
     Truncated backpropagation through time over sentences (each starts from a fresh state, as it is
-    scored), SGD or Adam with gradient clipping, the learning rate divided by --decay whenever the
-    validation perplexity stops improving. The best model on --valid is written to MODEL; a
-    checkpoint MODEL.ckpt is kept every few minutes and on Ctrl-C for --resume.
+    scored), or for --cell window shuffled minibatches of windows; SGD or Adam with gradient
+    clipping, the learning rate divided by --decay whenever the validation perplexity stops
+    improving. The best model on --valid is written to MODEL; a checkpoint MODEL.ckpt is kept
+    every few minutes and on Ctrl-C for --resume.
     """
     from .neural.options import TrainOptions
     from .neural.pipeline import run_training
@@ -176,7 +204,9 @@ def train(quiet, **fields):
     if not quiet:
         best = model.meta.get("training", {}).get("best")
         net = model.config  # the checkpoint's, on --resume
-        click.echo(f"{options.output}: {net.cell} {net.layers}x{net.hidden}, vocabulary {len(model.vocab):,}"
+        shape = f"window of {net.window}, {net.hidden} hidden" if model.kind == "window" else \
+            f"{net.cell} {net.layers}x{net.hidden}"
+        click.echo(f"{options.output}: {shape}, vocabulary {len(model.vocab):,}"
                    + (f", best {'valid' if options.valid else 'training'} perplexity {best:.2f}" if best else ""),
                    err=True)
 
@@ -273,27 +303,30 @@ def generate(model, prefix, count_, seed, temperature, top_k, max_tokens, quiet)
 @cli.command()
 @click.argument("source")
 @click.argument("target")
+@click.option("--quantize", type=int, metavar="BITS",
+              help="Quantise probabilities and backoffs to BITS-bit codes (4 to 16); ids packed to their bits.")
 @quiet_option
-def convert(source, target, quiet):
+def convert(source, target, quantize, quiet):
     """Convert between ARPA and lmtool model files.
 
     An ARPA SOURCE (from KenLM, SRILM or lmtool) becomes an lmtool model; an lmtool n-gram model
-    becomes ARPA when TARGET ends in .arpa, gzipped when it ends in .arpa.gz.
+    becomes ARPA when TARGET ends in .arpa, gzipped when it ends in .arpa.gz. --quantize BITS
+    writes the model with its values quantised (in ARPA too).
     """
-    from . import modelfile
-    from .ngram.arpa import is_arpa_name, read_arpa, write_arpa
-    from .progress import bar
-    from .scratch import is_pipe
+    from .ngram.arpa import is_arpa_name, write_arpa
 
+    if quantize is not None:
+        from .ngram.quantize import check_bits
+
+        check_bits(quantize)
     check_outputs((target,), (source,))
-    progress = _tqdm_factory(quiet)
-    if not is_pipe(source) and modelfile.is_model_file(source):  # a pipe is read once: as ARPA
-        lm = _load(source)
-        if lm.kind != "ngram":
-            raise LmtoolError(f"a {lm.kind} model has no ARPA form; only n-gram models convert", source)
-    else:
-        with bar(progress, "reading ARPA", unit="order") as shown:
-            lm = read_arpa(source, progress=shown.update)
+    lm = _read_model_or_arpa(source, _tqdm_factory(quiet))
+    if lm.kind != "ngram":
+        raise LmtoolError(f"a {lm.kind} model has no ARPA form; only n-gram models convert", source)
+    if quantize is not None:
+        from .ngram.quantize import quantize as quantized
+
+        lm = quantized(lm, quantize)
     if is_arpa_name(target):
         write_arpa(lm, target)
     else:
@@ -319,6 +352,90 @@ def info(model, as_json, quiet):
         if isinstance(value, (dict, list)):
             value = json.dumps(value)
         click.echo(f"{key}:\t{value}")
+
+
+def _read_model_or_arpa(source, progress):
+    """An lmtool model file, or else an ARPA file (a pipe too: it is read once, as ARPA)."""
+    from . import modelfile
+    from .ngram.arpa import read_arpa
+    from .progress import bar
+    from .scratch import is_pipe
+
+    if not is_pipe(source) and modelfile.is_model_file(source):
+        return _load(source)
+    with bar(progress, "reading ARPA", unit="order") as shown:
+        return read_arpa(source, progress=shown.update)
+
+
+def _quantized(model, bits, path):
+    """``model`` quantised to ``bits`` and written to ``path`` in place of what is there."""
+    from .ngram.quantize import quantize
+
+    small = quantize(model, bits)
+    small.save(path)
+    return small
+
+
+@cli.command(name="prune")
+@click.argument("model")
+@click.option("-o", "--output", required=True, metavar="SMALL",
+              help="Pruned model to write; ARPA when it ends in .arpa (.arpa.gz: gzipped).")
+@click.option("--threshold", type=float,
+              help="Drop each n-gram whose removal changes the training-set perplexity by less than this fraction "
+                   "(relative entropy, SRILM's -prune; e.g. 1e-7).")
+@click.option("--size", type=int, metavar="N", help="Use the threshold that leaves at most N n-grams (all orders).")
+@click.option("--history", multiple=True, metavar="CORPUS",
+              help="Weigh each context by its frequency in CORPUS (the training text; repeat for several files) "
+                   "instead of by the model's own chain rule: better for Kneser-Ney models.  [default: the "
+                   "training text the model records, when it is still there unchanged]")
+@click.option("--chain-rule", is_flag=True,
+              help="Weigh each context by the model's own chain rule, as SRILM does (what an ARPA file gets).")
+@click.option("--prune-unigrams", is_flag=True,
+              help="Let unigrams go too (a word in no kept longer n-gram); they are then scored as <unk>.")
+@click.option("--quantize", type=int, metavar="BITS",
+              help="Also quantise probabilities and backoffs to BITS-bit codes (4 to 16).")
+@quiet_option
+def prune_command(model, output, threshold, size, history, chain_rule, prune_unigrams, quantize, quiet):
+    """Prune MODEL (lmtool or ARPA, from KenLM or SRILM) by relative entropy and write SMALL.
+
+    Stolcke's entropy pruning as SRILM's 'ngram -prune' does it: an n-gram goes when backing off
+    instead (with its context's backoff weight recomputed) changes the model's relative entropy
+    by less than --threshold, highest orders first; an n-gram that is the context of a kept
+    longer one stays. The backoff weights are then recomputed, so the model stays normalised.
+    """
+    from .ngram.arpa import is_arpa_name, write_arpa
+    from .ngram.prune import check_prunable, check_request, prune, recorded_training_text
+
+    check_request(threshold, size)
+    if history and chain_rule:
+        raise LmtoolError("--history and --chain-rule are two ways to weigh contexts: give one")
+    if quantize is not None:
+        from .ngram.quantize import check_bits
+
+        check_bits(quantize)
+    check_outputs((output,), (model, *history))
+    lm = _read_model_or_arpa(model, _tqdm_factory(quiet))
+    check_prunable(lm, model)
+    history = list(history) or None
+    if history is None and not chain_rule:
+        history = recorded_training_text(lm)
+        if history and not quiet:
+            click.echo(f"weighing contexts by their frequency in {' '.join(history)}, the model's training text",
+                       err=True)
+    small, threshold = prune(lm, threshold=threshold, size=size, prune_unigrams=prune_unigrams, history=history,
+                             path=model)
+    if quantize is not None:
+        from .ngram.quantize import quantize as quantized
+
+        small = quantized(small, quantize)
+    if is_arpa_name(output):
+        write_arpa(small, output)
+    else:
+        small.save(output)
+    if not quiet:
+        sizes = " ".join(f"{n}:{s:,}" for n, s in enumerate(small.sizes, 1))
+        click.echo(f"{output}: pruned at threshold {threshold:.6g}, n-grams {sizes} ({sum(small.sizes):,} of "
+                   f"{sum(lm.sizes):,})", err=True)
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):

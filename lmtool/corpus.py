@@ -4,7 +4,8 @@ Files may be plain UTF-8 or gzip/bzip2/xz compressed (recognised by their first 
 compressed stream on stdin works too); ``-`` is stdin. Lines are read in chunks so that memory
 stays flat however large the file is. Tokens are separated by spaces, tabs and carriage returns
 (KenLM's and SRILM's convention); at ``level="char"`` every character, spaces included, is a token.
-``<s>`` and ``</s>`` inside the text are markers the models add themselves, so they are dropped.
+``<s>`` and ``</s>`` inside the text are markers the models add themselves, so they are dropped;
+where training text holds them, ``MarkerWatch`` says so once (lmplz refuses such text).
 A ``ByteRange`` stands for part of a large plain file wherever a path is read, so that several
 workers can share one file (``byte_ranges`` cuts it).
 """
@@ -23,6 +24,7 @@ CHUNK_BYTES = 1 << 22
 MARKERS = frozenset(("<s>", "</s>"))
 
 _SEPARATORS = re.compile("[ \t\r\n]+")
+_MARKER_WORD = re.compile(rb"(?<![^ \t\r\n])(</?s>)(?![^ \t\r\n])")
 
 
 def _gzip(f):
@@ -342,6 +344,46 @@ def line_tokens(line, level="word"):
     if level == "char":
         return list(line.rstrip("\n"))
     return [t for t in _SEPARATORS.split(line) if t and t not in MARKERS]
+
+
+def first_marker(chunk):
+    """``(line, marker)``: the first ``<s>`` or ``</s>`` written as a word in ``chunk``'s text, or None."""
+    data = chunk.data
+    if b"<s>" not in data and b"</s>" not in data:  # the common case, at memchr speed
+        return None
+    found = _MARKER_WORD.search(data)
+    if found is None:
+        return None
+    return chunk.first_line + data.count(b"\n", 0, found.start(1)), found.group(1).decode()
+
+
+class MarkerWatch:
+    """Passes chunks through, noting the first ``<s>`` or ``</s>`` written in word-level text as
+    ``found`` (file, line, marker) and, with ``say``, warning about it once: the models add these
+    markers around every line, so those in the text are dropped, where lmplz refuses the text."""
+
+    def __init__(self, level="word", say=True):
+        self.active, self.say, self.found = level == "word", say, None
+
+    def __call__(self, chunk):
+        if self.active and self.found is None:
+            hit = first_marker(chunk)
+            if hit is not None:
+                self.found = (chunk.path, *hit)
+                if self.say:
+                    warn_marker(*self.found)
+        return chunk
+
+
+def warn_marker(path, line, marker):
+    """The one-line warning of ``MarkerWatch``."""
+    import warnings
+
+    from .errors import LmtoolWarning
+
+    warnings.warn(f"{path}: line {line} has {marker} in its text; <s> and </s> are added around every line, so "
+                  "those written in the text are dropped, here and further on (lmplz refuses such text)",
+                  LmtoolWarning, stacklevel=2)
 
 
 def data_hasher():

@@ -69,8 +69,8 @@ def encode_corpus(paths, level="word", vocab=None, min_count=1, max_vocab=None, 
         encode = lambda data: (0, *vocab.encode_bytes(data))  # noqa: E731
     tallied, ids, lengths = [], [], []
     with bar(progress, "reading", total=corpus.input_size(paths), unit="B") as shown:
-        chunks = corpus.read_chunks(paths, chunk_bytes=chunk_bytes or corpus.CHUNK_BYTES, progress=shown.update,
-                                    hasher=hasher)
+        chunks = map(corpus.MarkerWatch(level), corpus.read_chunks(
+            paths, chunk_bytes=chunk_bytes or corpus.CHUNK_BYTES, progress=shown.update, hasher=hasher))
         for tally, chunk_ids, chunk_lengths in ordered_map(lambda chunk: encode(chunk.data), chunks, threads):
             tallied.append(tally)
             ids.append(chunk_ids)

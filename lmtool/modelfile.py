@@ -29,7 +29,9 @@ from .errors import LmtoolError
 from .outputs import atomic_output
 
 MAGIC = b"LMTOOL\x00\x1a"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""The newest format version this lmtool reads. Version 2 holds quantised n-gram arrays
+(``ngram.quantize``); every other file is written as version 1, which older lmtools read."""
 _PREFIX = struct.Struct("<8sIII")
 _ALIGN = 64
 
@@ -74,11 +76,11 @@ def _blocks(array):
     return array.blocks() if isinstance(array, StoredArray) else [memoryview(array).cast("B")]
 
 
-def write(path, kind, meta, arrays):
+def write(path, kind, meta, arrays, version=1):
     """Write a model file atomically: temporary file in the same folder, then rename.
 
     ``meta`` is JSON-serialisable; ``arrays`` maps names to NumPy arrays (any shape, numeric dtypes)
-    or ``StoredArray``s.
+    or ``StoredArray``s; ``version`` is the format version the file needs (see ``FORMAT_VERSION``).
     """
     if kind not in MODEL_CLASSES:
         raise ValueError(f"unknown model kind {kind!r}")
@@ -104,7 +106,7 @@ def write(path, kind, meta, arrays):
     header_bytes = json.dumps(header, separators=(",", ":"), sort_keys=True).encode("utf-8")
     start = _aligned(_PREFIX.size + len(header_bytes))
     header_bytes += b" " * (start - _PREFIX.size - len(header_bytes))
-    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes), zlib.crc32(header_bytes))
+    prefix = _PREFIX.pack(MAGIC, version, len(header_bytes), zlib.crc32(header_bytes))
     with atomic_output(path, "wb") as out:
         out.write(prefix)
         out.write(header_bytes)

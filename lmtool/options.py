@@ -34,6 +34,7 @@ class Option:
     argument: bool = False
     convert: object = None
     nargs: int = -1
+    numbers: bool = False
 
     def flag(self, name):
         """The long flag (``--hidden``) that names field ``name`` in messages."""
@@ -42,19 +43,20 @@ class Option:
 
 
 def option(default=None, *, flags=(), help="", choices=None, metavar=None, default_text=None, check=None,
-           resume=None, required=False, convert=None):
+           resume=None, required=False, convert=None, numbers=False):
     """A dataclass field that is a command-line option.
 
     flags: the option's flags (default ``--field-name``); choices: names the value must be one of (a
     registry); default_text: what ``--help`` shows as the default when it is computed (e.g. ``--hidden``);
     check: ``check(flag, value)`` raising ``LmtoolError``, run by ``check_fields`` (None values are
     left alone unless the check says otherwise); resume: ``KEPT``, ``ANEW`` or None (not part of a
-    checkpoint); convert: turns the command line's text into the field's value (e.g. a duration).
-    A bool default makes an on/off flag.
+    checkpoint); convert: turns the command line's text into the field's value (e.g. a duration);
+    numbers: the option takes every number written after it (``--prune 0 1 1``, as lmplz), given to
+    ``convert`` joined by spaces. A bool default makes an on/off flag.
     """
     meta = Option(flags=tuple(flags), help=help, choices=choices, metavar=metavar, default_text=default_text,
                   check=check, resume=resume, required=required, is_flag=isinstance(default, bool),
-                  convert=convert)
+                  convert=convert, numbers=numbers)
     return field(default=default, metadata={"option": meta})
 
 

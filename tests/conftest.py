@@ -1,7 +1,8 @@
-"""Fixtures shared by the command-line tests: the shipped tiny corpus and one model built from it.
+"""Fixtures shared by several test files: the shipped corpora and models built from them once per session.
 
-The model is built once per test session, through the real command line, and shared read-only by
-``tests/test_cli.py`` and ``tests/test_cli_errors.py``; tests that need a damaged copy make their own.
+The tiny model is built through the real command line and shared read-only by ``tests/test_cli.py``
+and ``tests/test_cli_errors.py``; tests that need a damaged copy make their own. The KJV models
+(``kjv_models``) are built in memory for the KenLM comparisons.
 """
 
 import subprocess
@@ -16,6 +17,7 @@ TINY_TRAIN = ROOT / "corpora" / "tiny" / "train.txt"
 TINY_TEST = ROOT / "corpora" / "tiny" / "test.txt"
 KJV_TRAIN = ROOT / "corpora" / "kjv" / "train.txt"
 KJV_VALID = ROOT / "corpora" / "kjv" / "valid.txt"
+KJV_TEST = ROOT / "corpora" / "kjv" / "test.txt"
 KENLM_DATA = ROOT / "tests" / "data" / "kenlm"
 
 
@@ -42,3 +44,19 @@ def tiny_model(tmp_path_factory):
     done = run_lmtool("count", "-q", TINY_TRAIN, "--order", 3, "-o", lm, "--arpa", arpa)
     assert done.returncode == 0, done.stderr.decode()
     return BuiltModel(lm, arpa, 3)
+
+
+@pytest.fixture(scope="session")
+def kjv_models():
+    """``kjv_models(order)``: lmtool's default model (modified Kneser-Ney) of KJV train, built on
+    first use (~2 s for order 5) and shared read-only for the rest of the session."""
+    from lmtool.ngram.build import build_ngram_model
+
+    built = {}
+
+    def model(order):
+        if order not in built:
+            built[order] = build_ngram_model([str(KJV_TRAIN)], order=order)
+        return built[order]
+
+    return model

@@ -8,7 +8,7 @@ import pytest
 
 from lmtool.errors import LmtoolError
 from lmtool.ngram.arpa import read_arpa, write_arpa
-from tests.helpers import model_from_text
+from tests.helpers import import_unless_ci, model_from_text
 
 PRUNED = """
 \\data\\
@@ -99,3 +99,18 @@ def test_char_vocabulary_cannot_be_arpa(tmp_path):
         write_arpa(model, tmp_path / "c.arpa")
     assert not (tmp_path / "c.arpa").exists()
     assert math.isfinite(model.score("ab"))
+
+
+def test_a_file_without_unk_scores_unknown_words_as_kenlm_does(tmp_path):
+    """KenLM's query substitutes log10 -100 for a missing <unk> (lm/config: unknown_missing_logprob)."""
+    path = tmp_path / "nounk.arpa"
+    path.write_text(PRUNED.replace("ngram 1=5", "ngram 1=4").replace("-1.0\t<unk>\n", ""))
+    with pytest.warns(UserWarning, match="no <unk> unigram; unknown words get log10 probability -100"):
+        model = read_arpa(path)
+    assert model.prob[0] == -100.0
+    assert model.score("zzz a") == pytest.approx((-0.5 + -100.0) + -0.6 + (-0.2 + -0.5), abs=1e-6)
+    write_arpa(model, tmp_path / "again.arpa")
+    assert read_arpa(tmp_path / "again.arpa").prob[0] == -100.0  # kept through a round trip
+    kenlm = import_unless_ci("kenlm", "pip install kenlm")
+    theirs = kenlm.Model(str(path))
+    assert model.score("zzz a") == pytest.approx(theirs.score("zzz a", bos=True, eos=True), abs=1e-5)

@@ -9,8 +9,9 @@ was) and no ``.lmtool-*.tmp`` left behind. Ctrl-C ends with ``lmtool: interrupte
 guarantees.
 
 Every case runs ``python -m lmtool.cli`` in a fresh process with its own output folder (also its
-working directory, so a stray file of any name is caught). The cases are independent, so a fixture
-runs all the selected ones at once on a small process pool, and each test then checks its result.
+working directory, so a stray file of any name is caught). The cases are independent: a single
+pytest process runs all the selected ones at once on a small pool before checking them, and each
+pytest-xdist worker runs only the cases it is given (see ``outcomes``).
 """
 
 import bz2
@@ -32,7 +33,7 @@ import numpy as np
 import pytest
 
 from .conftest import KJV_TRAIN, TINY_TEST, TINY_TRAIN, run_lmtool
-from .helpers import as_a_background_job, as_in_a_terminal
+from .helpers import as_a_background_job, as_in_a_terminal, has_open, signal_when
 
 SENTINEL = b"pre-existing output: lmtool must leave these bytes alone\n"
 TMP_PREFIX = ".lmtool-"
@@ -199,10 +200,32 @@ CASES.update({
                                                 outputs=("{out}/m.lm",)),
     "train-activation-of-an-lstm": Case("train -q {corpus} -o {out}/m.lm --cell lstm --activation relu",
                                         names=("--activation",), outputs=("{out}/m.lm",)),
+    "train-activation-of-a-peephole-lstm": Case(
+        "train -q {corpus} -o {out}/m.lm --cell lstm-peephole --activation tanh", names=("--activation",),
+        outputs=("{out}/m.lm",)),
+    "train-identity-init-of-a-coupled-lstm": Case(
+        "train -q {corpus} -o {out}/m.lm --cell lstm-coupled --init identity", names=("--init identity",),
+        outputs=("{out}/m.lm",)),
+    "train-cell-unknown": Case("train -q {corpus} -o {out}/m.lm --cell lstm-peepholes",
+                               names=("--cell", "lstm-coupled"), outputs=("{out}/m.lm",), code=2),
     "train-embed-0": Case("train -q {corpus} -o {out}/m.lm --embed 0", names=("--embed",), outputs=("{out}/m.lm",)),
     "train-seed-negative": Case("train -q {corpus} -o {out}/m.lm --seed -1", names=("--seed",),
                                 outputs=("{out}/m.lm",)),
     "generate-n-absurd": Case("generate -q {lm} -n 99999999999999999999", names=("-n",)),
+    "train-window-0": Case("train -q {corpus} -o {out}/m.lm --cell window --window 0", names=("--window",),
+                           outputs=("{out}/m.lm",)),
+    "train-window-of-an-lstm": Case("train -q {corpus} -o {out}/m.lm --window 6", names=("--window", "lstm"),
+                                    outputs=("{out}/m.lm",)),
+    "train-direct-of-a-gru": Case("train -q {corpus} -o {out}/m.lm --cell gru --direct", names=("--direct", "gru"),
+                                  outputs=("{out}/m.lm",)),
+    "train-window-bptt": Case("train -q {corpus} -o {out}/m.lm --cell window --bptt 20", names=("--bptt",),
+                              outputs=("{out}/m.lm",)),
+    "train-window-layers": Case("train -q {corpus} -o {out}/m.lm --cell window --layers 2", names=("--layers",),
+                                outputs=("{out}/m.lm",)),
+    "train-window-activation": Case("train -q {corpus} -o {out}/m.lm --cell window --activation relu",
+                                    names=("--activation",), outputs=("{out}/m.lm",)),
+    "train-window-tie-direct": Case("train -q {corpus} -o {out}/m.lm --cell window --tie --direct",
+                                    names=("--tie", "--direct"), outputs=("{out}/m.lm",)),
     "count-min-count-leaves-no-word": Case("count -q {corpus} --min-count 1000000000 -o {out}/m.lm",
                                            names=("--min-count", "empty"), outputs=("{out}/m.lm",)),
 })
@@ -212,11 +235,11 @@ CASES.update({
 # convert takes what is not an lmtool model for ARPA; info reads the header only, by design, so it
 # neither checks the data's checksum nor needs the code to run a recurrent model).
 MODEL_KINDS = ("m_missing", "m_empty", "m_dir", "m_trunc_half", "m_trunc_16", "m_trunc_header", "m_flip_data",
-               "m_flip_header", "m_random", "m_kenlm", "m_arpa", "m_text", "m_recurrent", "m_header_not_json",
-               "m_header_no_fields")
+               "m_flip_header", "m_random", "m_kenlm", "m_arpa", "m_text", "m_recurrent", "m_window",
+               "m_header_not_json", "m_header_no_fields")
 OTHER_COMMANDS = {
     "score": ("score -q {{{kind}}} {{text}}", ("m_missing", "m_flip_data", "m_recurrent")),
-    "generate": ("generate -q {{{kind}}}", ("m_trunc_half", "m_kenlm", "m_recurrent")),
+    "generate": ("generate -q {{{kind}}}", ("m_trunc_half", "m_kenlm", "m_recurrent", "m_window")),
     "convert": ("convert -q {{{kind}}} {{out}}/m.arpa", ("m_dir", "m_trunc_half", "m_flip_data", "m_random",
                                                         "m_kenlm", "m_recurrent")),
     "info": ("info {{{kind}}}", ("m_empty", "m_dir", "m_trunc_half", "m_flip_header", "m_random", "m_arpa",
@@ -376,7 +399,9 @@ def paths(tmp_path_factory, tiny_model):
 
     model = tiny_model.lm.read_bytes()
     magic, version = model[:8], struct.unpack("<I", model[8:12])[0]
-    p["format_version"], p["newer_version"] = version, version + 1
+    from lmtool.modelfile import FORMAT_VERSION  # the newest read; files are written as old as they can be
+
+    p["format_version"], p["newer_version"] = FORMAT_VERSION, FORMAT_VERSION + 1
     p["m_missing"] = base / "no-such-model.lm"
     put("m_empty", "empty.lm", b"")
     p["m_dir"] = p["dir"]
@@ -385,7 +410,7 @@ def paths(tmp_path_factory, tiny_model):
     put("m_trunc_header", "truncated-header.lm", model[:200])
     put("m_flip_data", "flipped-data.lm", _flip(model, len(model) // 2))
     put("m_flip_header", "flipped-header.lm", _flip(model, 40))
-    put("m_newer", "newer.lm", model[:8] + struct.pack("<I", version + 1) + model[12:])
+    put("m_newer", "newer.lm", model[:8] + struct.pack("<I", FORMAT_VERSION + 1) + model[12:])
     put("m_random", "random.bin", random.Random(2).randbytes(8192))
     put("m_kenlm", "kenlm.binary", b"mmap lm http://kheafield.com/code format version 5\n\x00" + bytes(4096))
     p["m_arpa"] = tiny_model.arpa
@@ -398,6 +423,8 @@ def paths(tmp_path_factory, tiny_model):
 
     p["m_recurrent"] = base / "recurrent.lm"
     modelfile.write(p["m_recurrent"], "recurrent", {"cell": "lstm"}, {"w": np.zeros(16, np.float32)})
+    p["m_window"] = base / "window.lm"
+    modelfile.write(p["m_window"], "window", {"config": {"window": 4}}, {"w": np.zeros(16, np.float32)})
 
     for kind, text in _broken_arpas().items():
         put(f"arpa_{kind}", f"{kind}.arpa", text.encode())
@@ -453,25 +480,35 @@ def _prepare(case_id, case, p):
     return args, stdin, out, expect
 
 
+def _runnable(case, paths):
+    """Whether this machine has what ``case`` needs (see ``Case.needs``)."""
+    return not case.needs or paths.get(case.needs) is not None
+
+
+def _run_case(prepared):
+    """Run a case made ready by ``_prepare``."""
+    args, stdin, out, expect = prepared
+    return Outcome(["lmtool", *args], run_lmtool(*args, stdin=stdin, cwd=out), out, expect)
+
+
 @pytest.fixture(scope="module")
 def outcomes(request, paths):
-    """Run every selected case (in parallel, one process each) and keep what happened."""
+    """What happened to each case, by id, each run once in a fresh process.
+
+    A pytest-xdist worker collects every case but is given only some of them, one by one: each of
+    its tests runs its own case (``test_bad_input``), the workers side by side. A single process
+    runs every selected case itself, so it runs them all here first, at once on a small pool."""
+    done = {}
+    if hasattr(request.config, "workerinput"):
+        return done
     wanted = {item.callspec.params["case_id"] for item in request.session.items
               if getattr(item, "originalname", "") == "test_bad_input" and hasattr(item, "callspec")}
-    jobs = {}
-    for case_id in sorted(wanted, key=lambda c: (not CASES[c].args.startswith("count"), c)):  # slow ones first
-        case = CASES[case_id]
-        if case.needs and paths.get(case.needs) is None:
-            continue
-        jobs[case_id] = _prepare(case_id, case, paths)
-
-    def run(case_id):
-        args, stdin, out, expect = jobs[case_id]
-        result = run_lmtool(*args, stdin=stdin, cwd=out)
-        return Outcome(["lmtool", *args], result, out, expect)
-
+    jobs = {case_id: _prepare(case_id, CASES[case_id], paths)
+            for case_id in sorted(wanted, key=lambda c: (not CASES[c].args.startswith("count"), c))  # slow first
+            if _runnable(CASES[case_id], paths)}
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        return dict(zip(jobs, pool.map(run, jobs)))
+        done.update(zip(jobs, pool.map(_run_case, jobs.values())))
+    return done
 
 
 def assert_failed_cleanly(outcome, prefix="lmtool: error:"):
@@ -509,8 +546,10 @@ def assert_failed_cleanly(outcome, prefix="lmtool: error:"):
 @pytest.mark.parametrize("case_id", sorted(CASES))
 def test_bad_input(case_id, outcomes, paths):
     case = CASES[case_id]
-    if case_id not in outcomes:
+    if not _runnable(case, paths):
         pytest.skip(f"no {case.needs} folder on this machine (e.g. an unwritable one)")
+    if case_id not in outcomes:
+        outcomes[case_id] = _run_case(_prepare(case_id, case, paths))
     assert_failed_cleanly(outcomes[case_id])
 
 
@@ -529,41 +568,26 @@ def test_newer_version_file_is_otherwise_intact(paths):
 
 # --- Ctrl-C --------------------------------------------------------------------------------------
 
-def _opened(pid, path):
-    """Whether process ``pid`` has ``path`` open (Linux /proc)."""
-    folder = f"/proc/{pid}/fd"
-    try:
-        for fd in os.listdir(folder):
-            try:
-                if os.readlink(os.path.join(folder, fd)) == str(path):
-                    return True
-            except OSError:
-                continue
-    except OSError:
-        return False
-    return False
-
-
 def _interrupt_count(tmp_path, when, extra=(), sig=signal.SIGINT, start=as_in_a_terminal):
     """Start ``lmtool count`` on the KJV training text (``start`` run in the child before exec),
-    send ``sig`` as soon as ``when(proc, out)`` holds."""
+    send ``sig`` at a moment when ``when(proc, out)`` holds (``signal_when``: the process is held
+    still between the check and the signal)."""
     out = tmp_path / "out"
     out.mkdir()
     command = [sys.executable, "-m", "lmtool.cli", "count", "-q", *map(str, extra), "-o", str(out / "kjv.lm"),
                "--arpa", str(out / "kjv.arpa")]
     proc = subprocess.Popen(command, cwd=out, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=start)
-    deadline = time.monotonic() + 120
+    seen = []
+
+    def moment():
+        seen[:] = sorted(os.listdir(out))
+        return when(proc, out)
+
     try:
-        while proc.poll() is None and not when(proc, out):
-            if time.monotonic() > deadline:
-                pytest.fail("the moment to interrupt never came")
-            time.sleep(0.0005)
-        if proc.poll() is not None:
+        if not signal_when(proc, moment, sig):
             pytest.fail(f"lmtool count finished (exit {proc.returncode}) before it could be interrupted; "
                         "use a larger input")
-        seen = sorted(os.listdir(out))
-        proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -577,7 +601,7 @@ def _interrupt_count(tmp_path, when, extra=(), sig=signal.SIGINT, start=as_in_a_
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to see what the process reads")
 def test_interrupt_while_reading_leaves_nothing(tmp_path):
-    outcome = _interrupt_count(tmp_path, lambda proc, out: _opened(proc.pid, KJV_TRAIN),
+    outcome = _interrupt_count(tmp_path, lambda proc, out: has_open(proc.pid, KJV_TRAIN),
                                extra=(KJV_TRAIN, KJV_TRAIN, KJV_TRAIN, "--order", 3))
     assert_failed_cleanly(outcome, prefix="lmtool: interrupted")
 
@@ -707,7 +731,7 @@ def test_a_signal_while_numba_calls_back_into_python_is_raised_after():
             steps.append("raised after")
     finally:
         signal.signal(signal.SIGINT, previous)
-        interrupts._received.clear()  # recorded by the handler: later outputs in this process would be refused
+        interrupts._received.clear()  # the handler recorded the signals: later work in this process is not refused
     assert steps == ["returned", "raised after"]
 
 

@@ -16,7 +16,7 @@ from lmtool import corpus
 from lmtool.cli import main
 
 from .conftest import ROOT
-from .helpers import as_in_a_terminal, model_from_text
+from .helpers import as_in_a_terminal, import_unless_ci, model_from_text
 from .test_forward import random_model
 from .test_trie import random_text
 
@@ -32,8 +32,8 @@ def lmtool(capsys, *args, code=0):
 @pytest.fixture
 def dask_scratch(tmp_path, monkeypatch):
     """Dask's scratch folder (its workers' space) in the test's folder, for this process and the workers."""
-    dask = pytest.importorskip("dask")
-    pytest.importorskip("distributed")
+    dask = import_unless_ci("dask", "pip install 'lmtool[dask]'")
+    import_unless_ci("distributed", "pip install 'lmtool[dask]'")
     folder = tmp_path / "dask-scratch"
     folder.mkdir()
     monkeypatch.setenv("DASK_TEMPORARY_DIRECTORY", str(folder))

@@ -49,9 +49,10 @@ def test_stdin(monkeypatch):
 def test_tokens_split_like_kenlm(tmp_path):
     path = tmp_path / "c.txt"
     path.write_text("a\u00a0b c\x0cd  e\n<s> x </s>\n", encoding="utf-8")
-    data = encode_corpus([str(path)])
+    with pytest.warns(UserWarning, match="line 2 has <s> in its text"):
+        data = encode_corpus([str(path)])
     words = [data.vocab.tokens[i] for i in data.ids]
-    # only space, tab, CR and LF separate tokens; <s> and </s> in the text are dropped
+    # only space, tab, CR and LF separate tokens; <s> and </s> in the text are dropped (and said)
     assert words == ["a\u00a0b", "c\x0cd", "e", "x"]
     assert data.lengths.tolist() == [3, 1]
     assert corpus.line_tokens("a\u00a0b c\x0cd  e") == ["a\u00a0b", "c\x0cd", "e"]
@@ -243,3 +244,31 @@ def test_overlong_line_across_ranges(tmp_path):
     ranges = [corpus.ByteRange(str(path), a, min(a + 30, 207)) for a in range(0, 207, 30)]
     with pytest.raises(LmtoolError, match="longer than|more than the limit"):
         lines_of(ranges, max_line=50)
+
+
+def test_markers_in_training_text_are_said_once(tmp_path):
+    """lmplz refuses <s> and </s> in its text; lmtool drops them, and says so once, naming the line."""
+    import warnings
+
+    from lmtool.ngram.build import build_ngram_model
+
+    path = tmp_path / "m.txt"
+    path.write_text("a b\nc <s>d e\na </s>\n<s> b c </s>\n")
+    for options in ({}, {"memory": 1 << 20, "tmp": str(tmp_path)}):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = build_ngram_model([str(path)], order=2, **options)
+        said = [str(w.message) for w in caught if "is added" in str(w.message) or "are added" in str(w.message)]
+        assert said == [f"{path}: line 3 has </s> in its text; <s> and </s> are added around every line, so "
+                        "those written in the text are dropped, here and further on (lmplz refuses such text)"]
+        assert "<s>d" in model.vocab and model.vocab.index["</s>"] == EOS
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build_ngram_model([str(path)], order=2, level="char")
+    assert not [w for w in caught if "are added" in str(w.message)]
+
+
+def test_first_marker_sees_words_only():
+    chunk = corpus.Chunk("f", b"a<s> b\n</s>x\n\tb <s>\n", 7, 3)
+    assert corpus.first_marker(chunk) == (9, "<s>")
+    assert corpus.first_marker(corpus.Chunk("f", b"plain text\n", 1, 1)) is None

@@ -20,7 +20,11 @@ import pytest
 from lmtool.cli import main
 from lmtool.ngram import spilled_runs as runs
 
+from .conftest import KJV_TRAIN
+from .helpers import as_in_a_terminal, has_open, import_unless_ci, process_group, signal_when
+
 WORDS = [f"w{i}" for i in range(300)] + ["é", "<unk>", "ünï"]
+DISTRIBUTED_HTTP_PORT = 8787  # where distributed puts a scheduler's HTTP server unless told otherwise
 
 
 def write_corpus(path, seed, lines):
@@ -68,6 +72,8 @@ def spills(stderr):
     (("a",), ("--order", "3", "--smoothing", "add-k", "--k", "0.5")),
     (("a",), ("--order", "4", "--smoothing", "stupid-backoff")),
     (("b",), ("--order", "5", "--level", "char")),
+    (("a", "b"), ("--order", "4", "--prune", "0", "1", "2")),
+    (("a",), ("--order", "3", "--smoothing", "witten-bell", "--prune", "0", "0", "1")),
 ])
 def test_memory_budget_spills_and_gives_the_same_file(capsys, tmp_path, texts, inputs, options, monkeypatch):
     paths = [texts[k] for k in inputs]
@@ -222,18 +228,25 @@ def test_memory_budget_reads_a_pipe_twice_through_a_spool(capsys, tmp_path, text
     is at its end) is copied into the scratch folder first. The model is the one counted in memory."""
     data = texts["gz"].read_bytes()
     outputs = []
-    for options in ((), ("--memory", "128K", "--tmp", tmp_path)):
-        read_end, write_end = os.pipe()
-        fixed = os.dup2(read_end, 200)  # the same name both times: the model records it
-        os.close(read_end)
-        feeder = threading.Thread(target=_feed, args=(write_end, data))
-        feeder.start()
-        try:
-            outputs.append(build(capsys, tmp_path / f"m{len(outputs)}.lm", [f"/dev/fd/{fixed}"], "--order", "4",
-                                 *options))
-        finally:
-            os.close(fixed)
-            feeder.join()
+    # the same name both times (the model records it): a free descriptor, held on /dev/null between runs
+    fixed = os.open(os.devnull, os.O_RDONLY)
+    try:
+        for options in ((), ("--memory", "128K", "--tmp", tmp_path)):
+            read_end, write_end = os.pipe()
+            os.dup2(read_end, fixed)
+            os.close(read_end)
+            feeder = threading.Thread(target=_feed, args=(write_end, data))
+            feeder.start()
+            try:
+                outputs.append(build(capsys, tmp_path / f"m{len(outputs)}.lm", [f"/dev/fd/{fixed}"], "--order", "4",
+                                     *options))
+            finally:
+                nothing = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(nothing, fixed)  # closes the pipe's read end: a feeder still writing stops
+                os.close(nothing)
+                feeder.join()
+    finally:
+        os.close(fixed)
     assert outputs[0] == outputs[1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m0.lm", "m1.lm"]
 
@@ -268,7 +281,8 @@ def test_large_budget_spills_nothing(capsys, tmp_path, texts):
     assert (tmp_path / "m.lm").read_bytes() == plain
 
 
-@pytest.mark.parametrize("options", [(), ("--memory", "200K"), ("--smoothing", "add-k"), ("--smoothing", "kneser-ney")])
+@pytest.mark.parametrize("options", [(), ("--memory", "200K"), ("--smoothing", "add-k"), ("--smoothing", "kneser-ney"),
+                                     ("--prune", "0", "1", "1"), ("--memory", "200K", "--prune", "0", "1")])
 def test_threads_give_the_same_file(capsys, tmp_path, texts, options, monkeypatch):
     monkeypatch.setattr("lmtool.ngram.counts.CHUNK_TOKENS", 4096)  # several chunks in memory too
     monkeypatch.setattr("lmtool.corpus.CHUNK_BYTES", 8192)  # several chunks read, into a token table per thread
@@ -293,26 +307,56 @@ def test_chunked_in_memory_counting_is_unchanged_by_threads():
                 assert a.dtype == b.dtype and np.array_equal(a, b)
 
 
-def test_dask_local_cluster_gives_the_same_file(capsys, tmp_path, texts):
-    pytest.importorskip("distributed")
+@pytest.fixture
+def dask_scratch(tmp_path, monkeypatch):
+    """Dask's scratch folder (its workers' space and lock files) in the test's folder, not in the
+    system's temporary folder: ``temporary-directory`` in Dask's configuration, for this process,
+    and in the environment, for a command the test starts. Skips the test without dask.distributed
+    (fails under CI)."""
+    dask = import_unless_ci("dask", "pip install 'lmtool[dask]'")
+    import_unless_ci("distributed", "pip install 'lmtool[dask]'")
+    folder = tmp_path / "dask-scratch"
+    folder.mkdir()
+    monkeypatch.setenv("DASK_TEMPORARY_DIRECTORY", str(folder))
+    with dask.config.set({"temporary-directory": str(folder)}):
+        yield folder
+
+
+@pytest.mark.parametrize("options", [(), ("--prune", "0", "1", "1")])
+def test_dask_local_cluster_gives_the_same_file(capsys, tmp_path, texts, options, dask_scratch):
     paths = [texts["a"], texts["gz"], texts["b"]]
-    plain = build(capsys, tmp_path / "plain.lm", paths, "--order", "4")
-    err = lmtool(capsys, "count", *paths, "-o", tmp_path / "dask.lm", "--order", "4", "--dask", "local:2")
+    plain = build(capsys, tmp_path / "plain.lm", paths, "--order", "4", *options)
+    err = lmtool(capsys, "count", *paths, "-o", tmp_path / "dask.lm", "--order", "4", "--dask", "local:2", *options)
     assert "3 shards on 2 Dask workers" in err
     assert (tmp_path / "dask.lm").read_bytes() == plain
+    assert any(dask_scratch.iterdir())  # the workers' space was made here
 
 
-def test_dask_local_cluster_says_nothing_of_a_taken_port(capsys, tmp_path, texts):
+def test_dask_local_cluster_says_nothing_of_a_taken_port(capsys, tmp_path, texts, monkeypatch, dask_scratch):
+    """Another local cluster holds distributed's default HTTP port (8787): lmtool's cluster takes
+    another, without a warning. The test holds a free port of its own and makes it the default."""
     import socket
 
-    pytest.importorskip("distributed")
-    with socket.socket() as taken:  # distributed's default HTTP port, as another local cluster holds it
-        try:
-            taken.bind(("", 8787))
-            taken.listen()
-        except OSError:
-            pass  # already held by something else: the same situation
+    from distributed.node import ServerNode
+
+    start_http_server = ServerNode.start_http_server
+    asked = []
+
+    def on_the_taken_port(self, routes, dashboard_address, default_port=0, **kwargs):
+        asked.append((dashboard_address, default_port))
+        if default_port == DISTRIBUTED_HTTP_PORT:
+            default_port = taken_port
+        if isinstance(dashboard_address, str) and dashboard_address.endswith(f":{DISTRIBUTED_HTTP_PORT}"):
+            dashboard_address = dashboard_address[:-len(str(DISTRIBUTED_HTTP_PORT))] + str(taken_port)
+        return start_http_server(self, routes, dashboard_address, default_port, **kwargs)
+
+    monkeypatch.setattr(ServerNode, "start_http_server", on_the_taken_port)
+    with socket.socket() as taken:
+        taken.bind(("", 0))
+        taken.listen()
+        taken_port = taken.getsockname()[1]
         err = lmtool(capsys, "count", texts["b"], "-o", tmp_path / "m.lm", "--order", "2", "--dask", "local:1")
+    assert asked, "the scheduler's HTTP server was not started through ServerNode.start_http_server"
     assert "in use" not in err and "UserWarning" not in err, err
 
 
@@ -320,7 +364,7 @@ def test_dask_address_of_something_else_is_one_line_in_bounded_time(capsys, tmp_
     """A peer that accepts and never answers (a web server waits for a request) used to hang forever."""
     import socket
 
-    pytest.importorskip("distributed")
+    import_unless_ci("distributed", "pip install 'lmtool[dask]'")
     monkeypatch.setattr("lmtool.cluster.CONNECT_SECONDS", 1)
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
@@ -333,59 +377,72 @@ def test_dask_address_of_something_else_is_one_line_in_bounded_time(capsys, tmp_
     assert not (tmp_path / "m.lm").exists()
 
 
+def _stderr_is_nothing(pid):
+    """Whether process ``pid`` writes its standard error to /dev/null: ``lmtool count --dask local:N``
+    does while its cluster's worker processes start (so that they inherit it)."""
+    try:
+        return os.readlink(f"/proc/{pid}/fd/2") == os.devnull
+    except OSError:
+        return False
+
+
+def _children(pid):
+    """Process ids of ``pid``'s children (Linux)."""
+    found = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found += f.read().split()
+    except OSError:  # it ended, or one of its threads did
+        pass
+    return found
+
+
+def _cluster_starting(proc):
+    """The worker process and multiprocessing's resource tracker are there, the cluster not yet up."""
+    return _stderr_is_nothing(proc.pid) and len(_children(proc.pid)) >= 2
+
+
+def _cluster_at_work(proc):
+    """The cluster is up and a worker process of it reads the corpus."""
+    return not _stderr_is_nothing(proc.pid) and any(has_open(pid, KJV_TRAIN) for pid in process_group(proc.pid)
+                                                    if pid != proc.pid)
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs /proc to see the worker processes")
-@pytest.mark.parametrize("wait", [0.2, 1.5])  # the workers starting; then at work
-def test_ctrl_c_at_a_terminal_stops_a_local_cluster_in_one_line(tmp_path, wait):
+@pytest.mark.parametrize("moment", [_cluster_starting, _cluster_at_work], ids=["starting", "at-work"])
+def test_ctrl_c_at_a_terminal_stops_a_local_cluster_in_one_line(tmp_path, dask_scratch, moment):
     """A terminal's Ctrl-C reaches the whole process group, the cluster's worker processes too."""
     import signal
     import subprocess
-
-    pytest.importorskip("distributed")
-    from .conftest import KJV_TRAIN
-    from .helpers import as_in_a_terminal
 
     command = [sys.executable, "-m", "lmtool.cli", "count", "-q", KJV_TRAIN, KJV_TRAIN, KJV_TRAIN, "--order", "5",
                "-o", tmp_path / "m.lm", "--dask", "local:1"]
     proc = subprocess.Popen([str(c) for c in command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True, cwd=tmp_path, preexec_fn=as_in_a_terminal)
     try:
-        deadline = time.monotonic() + 120
-        while len(_children(proc.pid)) < 2 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)  # the worker and multiprocessing's resource tracker
-        time.sleep(wait)
-        assert proc.poll() is None, proc.communicate()
-        os.killpg(proc.pid, signal.SIGINT)
+        sent = signal_when(proc, lambda: moment(proc), signal.SIGINT, group=True)
         _, err = proc.communicate(timeout=120)
+        assert sent, f"lmtool count ended (exit {proc.returncode}) before the moment came: {err.decode()[-3000:]}"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 130 and err.decode().split() == ["lmtool:", "interrupted"], err.decode()[-3000:]
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [dask_scratch.name]
 
 
-def _children(pid):
-    """Process ids of ``pid``'s children (Linux)."""
-    found = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as f:
-            found += f.read().split()
-    return found
-
-
-def test_dask_worker_errors_are_one_line(capsys, tmp_path, texts):
-    pytest.importorskip("distributed")
+def test_dask_worker_errors_are_one_line(capsys, tmp_path, texts, dask_scratch):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"fine words\n\x00\x01 binary\n")
     err = lmtool(capsys, "count", texts["a"], bad, "-o", tmp_path / "m.lm", "--dask", "local:1", code=1)
     assert err.count("\n") == 1 and "bad.txt: binary file" in err, err
     err = lmtool(capsys, "count", tmp_path / "nothing*.txt", "-o", tmp_path / "m.lm", "--dask", "local:1", code=1)
     assert "no file matches this pattern" in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt", dask_scratch.name]
 
 
-def test_dask_splits_large_plain_files_and_gives_the_same_file(capsys, tmp_path, texts, monkeypatch):
-    pytest.importorskip("distributed")
+def test_dask_splits_large_plain_files_and_gives_the_same_file(capsys, tmp_path, texts, monkeypatch, dask_scratch):
     from lmtool.corpus import byte_ranges
 
     paths = [texts["a"], texts["gz"], texts["b"]]
@@ -398,8 +455,7 @@ def test_dask_splits_large_plain_files_and_gives_the_same_file(capsys, tmp_path,
     assert (tmp_path / "dask.lm").read_bytes() == plain  # words, sentences and fingerprint included
 
 
-def test_dask_names_the_byte_range_of_a_bad_line(capsys, tmp_path, monkeypatch):
-    pytest.importorskip("distributed")
+def test_dask_names_the_byte_range_of_a_bad_line(capsys, tmp_path, monkeypatch, dask_scratch):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"some good words\n" * 30 + b"bad \xff word\n" + b"some good words\n" * 29)
     monkeypatch.setenv("LMTOOL_DASK_SHARD_BYTES", "lots")
@@ -413,7 +469,7 @@ def test_dask_names_the_byte_range_of_a_bad_line(capsys, tmp_path, monkeypatch):
     # line 31 of the file is line 11 of the range starting at byte 320; 0xff is at byte 484 of the file
     assert err.count("\n") == 1 and "bad.txt (bytes 318-636): not UTF-8 text: invalid byte 0xff on line 11 " \
                                      "(offset 484)" in err, err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt", dask_scratch.name]
 
 
 def test_dask_missing_is_one_line(capsys, tmp_path, texts, monkeypatch):
@@ -464,9 +520,9 @@ def test_spent_runs_go_while_the_model_is_written_and_the_rest_after_ctrl_c(caps
     left = []
 
     def interrupted_writer(*args):
-        """Wait (10 s at most) for the spilled runs and the merged one to go, note what is left, then Ctrl-C."""
+        """Wait (120 s at most) for the spilled runs and the merged one to go, note what is left, then Ctrl-C."""
         (folder,) = scratch.iterdir()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 120
         while sorted(p.name for p in folder.iterdir()) != ["model"] and time.monotonic() < deadline:
             time.sleep(0.01)
         left.extend(p.name for p in folder.iterdir())

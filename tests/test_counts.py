@@ -7,6 +7,7 @@ from hypothesis import given, settings, strategies as st
 from lmtool.encoded_corpus import encode_corpus
 from lmtool.ngram.counts import count_ngrams
 from tests import naive
+from tests.conftest import KJV_TRAIN
 
 WORDS = ["a", "b", "c", "dd", "é", "<unk>"]
 corpora = st.lists(st.lists(st.sampled_from(WORDS), max_size=9), min_size=1, max_size=25)
@@ -60,7 +61,7 @@ def test_levels_are_sorted_and_linked(tmp_path_factory, lines, order):
 
 def test_kjv_sizes_match_kenlm():
     """KenLM's lmplz reports these n-gram counts for KJV train (../shared/ANCHORS.md)."""
-    data = encode_corpus(["corpora/kjv/train.txt"])
+    data = encode_corpus([str(KJV_TRAIN)])
     counts = count_ngrams(data.ids, data.lengths, 5, len(data.vocab))
     assert counts.sizes() == [12389, 133623, 369043, 558039, 645256]
     assert len(data.ids) == 822470 and len(data.lengths) == 27990

@@ -52,6 +52,10 @@ CASES = [
     dict(cell="lstm", softmax="class", tie=True, dropout=0.3),
     dict(cell="rnn", activation="relu", init="identity", softmax="class", layers=2),
     dict(cell="lstm", embed=4, hidden=6, layers=2),
+    dict(cell="lstm-peephole"), dict(cell="lstm-coupled"),
+    dict(cell="lstm-peephole", layers=2, dropout=0.3, softmax="class"),
+    dict(cell="lstm-coupled", layers=2, softmax="class", tie=True, dropout=0.3),
+    dict(cell="lstm-peephole", embed=4, hidden=6, layers=2), dict(cell="lstm-coupled", embed=4, hidden=6),
 ]
 
 
@@ -134,7 +138,7 @@ def test_dropout_masks_drop_at_the_configured_rate_and_keep_the_mean():
 
 
 @pytest.mark.parametrize("softmax", ["full", "class"])
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "lstm-peephole", "lstm-coupled"])
 def test_next_distribution_sums_to_one_and_matches_log_probs(cell, softmax):
     net = network(config(cell=cell, softmax=softmax, layers=2, dtype="float32"))
     x, y, _ = data(pad=False)
@@ -182,6 +186,24 @@ def test_flat_layout_initialisation_and_tying():
     assert net.n_params == sum(v.size for v in net.p.values())
 
 
+def test_lstm_variants_start_with_forget_bias_one_and_the_peephole_lstm_as_the_lstm():
+    """Forget-gate bias 1 in each LSTM's forget block (lstm-coupled: the first); zero peepholes that
+    draw nothing, so lstm-peephole starts as the lstm of the same seed."""
+    H = 5
+    plain = RecurrentNetwork(config(cell="lstm", layers=2, dtype="float32"), seed=7)
+    peep = RecurrentNetwork(config(cell="lstm-peephole", layers=2, dtype="float32"), seed=7)
+    coupled = RecurrentNetwork(config(cell="lstm-coupled", layers=2, dtype="float32"), seed=7)
+    for l in range(2):
+        assert np.all(peep.p[f"layer{l}.b"][H:2 * H] == 1.0) and not peep.p[f"layer{l}.peep"].any()
+        assert np.all(coupled.p[f"layer{l}.b"][:H] == 1.0) and coupled.p[f"layer{l}.b"].shape == (3 * H,)
+        assert np.abs(coupled.p[f"layer{l}.b"][H:]).max() <= 2 / np.sqrt(H)
+    for name, view in plain.p.items():
+        np.testing.assert_array_equal(peep.p[name], view)
+    x, y, reset = data(pad=False)
+    np.testing.assert_array_equal(peep.log_probs(x, y, peep.init_state(B), reset)[0],
+                                  plain.log_probs(x, y, plain.init_state(B), reset)[0])
+
+
 def test_config_validation_and_round_trip():
     cfg = config(cell="gru", softmax="class")
     assert NetworkConfig.from_dict(cfg.to_dict()) == cfg
@@ -189,8 +211,9 @@ def test_config_validation_and_round_trip():
         config(tie=True, embed=4)
     with pytest.raises(ValueError, match="cell"):
         config(cell="transformer")
-    with pytest.raises(ValueError, match="identity"):
-        config(cell="lstm", init="identity")
+    for cell in ("lstm", "gru", "lstm-peephole", "lstm-coupled"):
+        with pytest.raises(ValueError, match="identity"):
+            config(cell=cell, init="identity")
     with pytest.raises(ValueError, match="unknown fields"):
         NetworkConfig.from_dict(dict(cfg.to_dict(), heads=4))
     with pytest.raises(ValueError, match="n_classes"):

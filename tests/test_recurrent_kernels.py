@@ -7,13 +7,16 @@ import sys
 import numpy as np
 import pytest
 
-from lmtool.kernels import dense, gru, lstm, rnn
+from lmtool.kernels import dense, gru, lstm, lstm_coupled, lstm_peephole, rnn
 from lmtool.neural.classes import WordClasses, make_classes
 from lmtool.neural.output import ClassSoftmax, FullSoftmax
 from tests import naive_recurrent as naive
+from tests.helpers import import_unless_ci
 
-CELLS = [(lstm, None), (gru, None), (rnn, "tanh"), (rnn, "relu"), (rnn, "sigmoid")]
-IDS = ["lstm", "gru", "rnn-tanh", "rnn-relu", "rnn-sigmoid"]
+CELLS = [(lstm, None), (gru, None), (rnn, "tanh"), (rnn, "relu"), (rnn, "sigmoid"), (lstm_peephole, None),
+         (lstm_coupled, None)]
+IDS = ["lstm", "gru", "rnn-tanh", "rnn-relu", "rnn-sigmoid", "lstm-peephole", "lstm-coupled"]
+NAMES = {lstm: "lstm", gru: "gru", rnn: "rnn", lstm_peephole: "lstm-peephole", lstm_coupled: "lstm-coupled"}
 T, B, I, H = 5, 3, 4, 6
 
 
@@ -37,11 +40,7 @@ def run(cell, activation, p, x, state, reset):
 
 
 def reference(cell, activation, p, x, state, reset):
-    if cell is lstm:
-        return naive.lstm_layer(x, p, state["h"], state["c"], reset)
-    if cell is gru:
-        return naive.gru_layer(x, p, state["h"], reset)
-    return naive.rnn_layer(x, p, state["h"], reset, activation)
+    return naive.LAYERS[NAMES[cell]](x, p, tuple(state[n] for n in cell.STATE), reset, activation)
 
 
 @pytest.mark.parametrize("cell,activation", CELLS, ids=IDS)
@@ -89,6 +88,47 @@ def test_cell_gradients_match_central_differences_in_float64(cell, activation):
             target[idx] = orig
             numeric[idx] = (up - down) / (2 * eps)
         np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+@pytest.mark.parametrize("cell,activation", CELLS, ids=IDS)
+def test_cell_gradients_match_central_differences_of_the_numpy_reference_in_float64(cell, activation):
+    """The backward kernels against the equations themselves: finite differences of the slow
+    reference (``tests/naive_recurrent.py``), not of the forward kernel."""
+    p, x, state, reset = segment(cell, np.float64, seed=6)
+    R = np.random.default_rng(7).normal(size=(T, B, H))  # loss = sum(h * R)
+
+    def loss():
+        return float(np.sum(reference(cell, activation, p, x, state, reset)[0] * R))
+
+    ws = run(cell, activation, p, x, state, reset)
+    g = {k: np.zeros_like(v) for k, v in p.items()}
+    dx = np.empty_like(x)
+    cell.backward(x, p, ws, reset, R.copy(), dx, g, activation or "tanh")
+    targets = {**{k: (p[k], g[k]) for k in p}, "x": (x, dx)}
+    eps = 1e-6
+    for name, (target, analytic) in targets.items():
+        numeric = np.zeros_like(target)
+        for idx in np.ndindex(target.shape):
+            orig = target[idx]
+            target[idx] = orig + eps
+            up = loss()
+            target[idx] = orig - eps
+            down = loss()
+            target[idx] = orig
+            numeric[idx] = (up - down) / (2 * eps)
+        np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def test_peephole_lstm_with_zero_peepholes_is_the_lstm():
+    p, x, state, reset = segment(lstm_peephole, np.float64, seed=3)
+    p["peep"][:] = 0
+    plain = {k: p[k] for k in lstm.param_shapes(I, H)}
+    a = run(lstm_peephole, None, p, x, state, reset)
+    b = run(lstm, None, plain, x, state, reset)
+    np.testing.assert_allclose(a["h"], b["h"], rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(a["c"][-1], b["c"][-1], rtol=1e-14, atol=1e-15)
+    p["peep"][:] = 0.5  # and the peepholes do change it
+    assert not np.allclose(run(lstm_peephole, None, p, x, state, reset)["h"], b["h"])
 
 
 def test_wrappers_reject_wrong_shapes_and_dtypes():
@@ -360,11 +400,11 @@ def test_make_classes_bins_by_frequency_into_contiguous_ranges():
 
 
 # ---------------------------------------------------------------------------------------------------
-# PyTorch's cells, given the same weights (skipped without torch).
+# PyTorch's cells, given the same weights (skipped without torch; under CI=1 they fail instead).
 
 @pytest.mark.parametrize("cell,activation", CELLS[:4], ids=IDS[:4])
 def test_cells_match_torch(cell, activation):
-    torch = pytest.importorskip("torch")
+    torch = import_unless_ci("torch", "pip install torch, as the bench extra does")
     p, x, state, _ = segment(cell, np.float32, seed=5)
     reset = np.zeros((T, B), bool)
     ws = run(cell, activation, p, x, state, reset)

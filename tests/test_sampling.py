@@ -6,12 +6,13 @@ import pytest
 from lmtool.errors import LmtoolError
 from lmtool.sampling import generate, sentences, shape_distribution
 from lmtool.vocab import BOS, EOS, UNK
+from tests.conftest import TINY_TRAIN
 from tests.helpers import model_from_text
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    with open("corpora/tiny/train.txt", encoding="utf-8") as f:
+    with open(TINY_TRAIN, encoding="utf-8") as f:
         text = f.read()
     return model_from_text(tmp_path_factory.mktemp("g"), text, 3)
 

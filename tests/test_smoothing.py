@@ -8,11 +8,13 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from lmtool.ngram.choices import SMOOTHING
-from lmtool.ngram.smoothing import SmoothingWarning
-from lmtool.vocab import BOS
+from lmtool.ngram.smoothing import FALLBACK_DISCOUNTS, SmoothingWarning
+from lmtool.vocab import BOS, SPECIALS
 from tests import naive
+from tests.conftest import KJV_TRAIN
 from tests.helpers import model_from_text
 
+UNK_TOKEN, BOS_TOKEN = SPECIALS[:2]
 NORMALIZED = [m for m in SMOOTHING if m != "stupid-backoff"]
 WORDS = ["a", "b", "c", "d", "e", "f"]
 corpora = st.lists(st.lists(st.sampled_from(WORDS), min_size=0, max_size=8), min_size=2, max_size=20)
@@ -65,30 +67,112 @@ def test_kjv_contexts_sum_to_one(method, kjv_small):
 
 @pytest.fixture(scope="module")
 def kjv_small(tmp_path_factory):
-    with open("corpora/kjv/train.txt", encoding="utf-8") as f:
+    with open(KJV_TRAIN, encoding="utf-8") as f:
         text = "".join(f.readline() for _ in range(3000))
     return tmp_path_factory.mktemp("kjv"), text
 
 
-@settings(max_examples=20, deadline=None)
-@given(lines=st.lists(st.lists(st.sampled_from(WORDS), min_size=1, max_size=10), min_size=8, max_size=30),
-       order=st.integers(1, 4))
-def test_mkn_matches_naive_definition(tmp_path_factory, lines, order):
-    model = model_from_text(tmp_path_factory.mktemp("m"), text_of(lines), order)
-    if any(model.meta["estimated"]["fallback"]):
-        return  # fallback discounts: the naive version has no fallback
-    expected = naive.mkn(lines, order, model.vocab.tokens)
-    for n in range(1, order + 1):
+NAIVE = {"modified-kneser-ney": naive.mkn, "kneser-ney": naive.kneser_ney, "witten-bell": naive.witten_bell,
+         "add-k": naive.add_k, "stupid-backoff": naive.stupid_backoff}
+TOLERANCE = 1e-6  # log10; the model keeps float32
+
+
+def table_of(model):
+    """The model's n-grams as naive's references give them: {tokens: (log10 p, log10 backoff)}."""
+    table = {}
+    for n in range(1, model.order + 1):
         rows = model.ngrams(n)
-        probs = model.prob[model.level(n)]
-        backs = model.backoff[model.level(n)] if n < order else np.zeros(len(rows))
-        assert len(rows) == sum(1 for g in expected if len(g) == n)
-        for row, p, b in zip(rows, probs, backs):
-            gram = tuple(model.vocab.tokens[i] for i in row)
-            ep, eb = expected[gram]
-            assert p == pytest.approx(ep, abs=2e-6), gram
-            if n < order:
-                assert b == pytest.approx(eb, abs=2e-6), gram
+        backoffs = model.backoff[model.level(n)] if n < model.order else np.zeros(len(rows))
+        for row, p, b in zip(rows, model.prob[model.level(n)], backoffs):
+            table[tuple(model.vocab.tokens[i] for i in row)] = (float(p), float(b))
+    return table
+
+
+def naive_discounts(model, lines):
+    """naive's estimates of the Kneser-Ney discounts of the model's corpus, per order (None where
+    they cannot be estimated), checked against those the model recorded (or its fallback there)."""
+    method, order, vocab = model.meta["smoothing"], model.order, model.vocab.tokens
+    adjusted = naive.adjusted_counts(naive.in_vocabulary(lines, vocab), order, vocab)
+    estimated = model.meta["estimated"]
+    if method == "modified-kneser-ney":
+        want, fallback = naive.mkn_discounts(adjusted), FALLBACK_DISCOUNTS
+        assert estimated["fallback"] == [want[n] is None for n in range(1, order + 1)]
+    else:
+        want, fallback = naive.kn_discounts(adjusted), FALLBACK_DISCOUNTS[0]
+    for n, got in enumerate(estimated["discounts"], 1):
+        assert got == pytest.approx(fallback if want[n] is None else want[n], rel=1e-12, abs=1e-12), n
+    return [want[n] for n in range(1, order + 1)]
+
+
+def naive_table(model, lines):
+    """naive's reference for the model's corpus, method and options; Kneser-Ney's is fed the
+    discounts the model recorded, once ``naive_discounts`` has checked them."""
+    method, order, vocab = model.meta["smoothing"], model.order, model.vocab.tokens
+    options = dict(model.meta["options"])
+    if method in ("modified-kneser-ney", "kneser-ney"):
+        naive_discounts(model, lines)
+        options["discounts"] = model.meta["estimated"]["discounts"]
+    return NAIVE[method](naive.in_vocabulary(lines, vocab), order, vocab, **options)
+
+
+def worst_gap(got, want):
+    """The largest difference between two tables' log10 probabilities and backoffs (same n-grams)."""
+    assert got.keys() == want.keys()
+    assert got, "no n-grams compared"
+    return max(max(abs(got[g][0] - want[g][0]), abs(got[g][1] - want[g][1])) for g in want)
+
+
+def check_queries(model, table, sentences, distributions=3):
+    """The model's sentence scores, and its next-word distributions after each prefix of the first
+    ``distributions`` sentences, against naive's backoff computation over the model's own ``table``."""
+    vocab = set(model.vocab.tokens)
+    ids, lengths = model.encode(text_of(sentences))
+    want = [naive.sentence_logprob(table, model.order, words, vocab) for words in sentences]
+    np.testing.assert_allclose(model.score_ids(ids, lengths).sentence, want, rtol=0, atol=1e-9)
+    for words in sentences[:distributions]:
+        history = [BOS_TOKEN] + [w if w in vocab else UNK_TOKEN for w in words]
+        for end in range(1, len(history) + 1):
+            with np.errstate(divide="ignore"):  # p(<s>) = 0
+                got = np.log10(model.distribution(model.begin([model.vocab.encode(history[1:end])]))[0])
+            want = [naive.backoff_logprob(table, model.order, history[:end], w) for w in model.vocab.tokens
+                    if w != BOS_TOKEN]
+            np.testing.assert_allclose(np.delete(got, BOS), want, rtol=0, atol=1e-9)
+
+
+unseen_words = st.lists(st.lists(st.sampled_from(WORDS + ["z"]), max_size=8), min_size=1, max_size=4)
+
+
+@pytest.mark.parametrize("method", list(SMOOTHING))
+@settings(max_examples=20, deadline=None)
+@given(lines=st.lists(st.lists(st.sampled_from(WORDS), max_size=10), min_size=8, max_size=30),
+       order=st.integers(1, 4), held_out=unseen_words, k=st.sampled_from([0.1, 0.5, 1.0, 2.0]))
+def test_matches_naive_definition(tmp_path_factory, method, lines, order, held_out, k):
+    """Every n-gram's log10 probability and backoff equal naive's, computed from the method's
+    definition (Kneser-Ney's with the discounts the model recorded, themselves checked against
+    naive's estimates); sentence scores and distributions equal the naive backoff computation."""
+    lines = lines + [["a"]]  # a corpus of empty lines only is refused
+    options = {"k": k} if method == "add-k" else {}
+    model = model_from_text(tmp_path_factory.mktemp("m"), text_of(lines), order, method, **options)
+    expected = naive_table(model, lines)
+    table = table_of(model)
+    assert worst_gap(table, expected) < TOLERANCE
+    check_queries(model, table, held_out + lines[:2])
+
+
+@pytest.mark.parametrize("method", list(SMOOTHING))
+@pytest.mark.parametrize("min_count", [1, 2], ids=["all-words", "unk-counted"])
+def test_matches_naive_definition_on_kjv_lines(kjv_small, method, min_count):
+    """As above on 1,000 KJV lines (order 3); with --min-count 2 the rarer words count as <unk>."""
+    sentences = naive.sentences(kjv_small[1])
+    lines = sentences[:1000]
+    model = model_from_text(kjv_small[0], text_of(lines), 3, method, name=f"{method}{min_count}.txt",
+                            min_count=min_count)
+    if "discounts" in model.meta["estimated"]:
+        assert None not in naive_discounts(model, lines)  # estimated, not the fallback
+    expected = naive_table(model, lines)
+    table = table_of(model)
+    assert worst_gap(table, expected) < TOLERANCE
+    check_queries(model, table, sentences[1000:1200], distributions=1)
 
 
 def test_add_one_unigrams_are_laplace(tmp_path):
@@ -153,24 +237,6 @@ def test_mkn_falls_back_with_one_warning_on_char_data(tmp_path):
     assert distribution_sums(model) == pytest.approx(1.0, abs=1e-6)
 
 
-def test_mkn_matches_naive_on_kjv_lines(kjv_small):
-    lines = naive.sentences(kjv_small[1])[:1500]
-    model = model_from_text(kjv_small[0], "".join(" ".join(w) + "\n" for w in lines), 4, name="k4.txt")
-    assert not any(model.meta["estimated"]["fallback"])
-    expected = naive.mkn(lines, 4, model.vocab.tokens)
-    for n in range(1, 5):
-        rows = model.ngrams(n)
-        got = {tuple(model.vocab.tokens[i] for i in r): (p, b) for r, p, b in zip(
-            rows, model.prob[model.level(n)],
-            model.backoff[model.level(n)] if n < 4 else np.zeros(len(rows)))}
-        want = {g: v for g, v in expected.items() if len(g) == n}
-        assert got.keys() == want.keys()
-        worst = max(abs(got[g][0] - want[g][0]) for g in want)
-        assert worst < 2e-6
-        if n < 4:
-            assert max(abs(got[g][1] - want[g][1]) for g in want) < 2e-6
-
-
 def test_out_of_range_ids_are_refused_not_read(tmp_path):
     """A context holding an id outside the vocabulary is a ValueError, never a read past the tables."""
     model = model_from_text(tmp_path, "a b\nb a\n", 3, "modified-kneser-ney")
@@ -195,7 +261,8 @@ def test_bincount_kernels_give_numpys_numbers_exactly():
     assert np.array_equal(weighted_sums(index, weights, 60), np.bincount(index, weights=weights, minlength=60))
     assert np.array_equal(occurrences(index, 60), np.bincount(index, minlength=60))
     values = rng.integers(0, 9, 1000).astype(np.int32)
-    assert capped_occurrences(values, 4).tolist() == [int((values == k).sum()) for k in range(4)] + [int((values >= 4).sum())]
+    expected = [int((values == k).sum()) for k in range(4)] + [int((values >= 4).sum())]
+    assert capped_occurrences(values, 4).tolist() == expected
     shared = np.zeros(60, np.int32)
     for lo, hi in ((0, 17), (17, 40), (40, 60)):
         add_occurrences(shared, index, lo, hi)

@@ -4,7 +4,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmtool.kernels.param_update import add_spans, sgd_step, sgd_step_spans, squared_norm, squared_norm_spans, zero_spans
+from lmtool.kernels.param_update import (add_spans, sgd_step, sgd_step_spans, squared_norm, squared_norm_spans,
+                                         zero_spans)
 from lmtool.neural.optimizer import Optimizer, clip_scale
 from lmtool.neural.spans import merge_spans, range_spans, row_spans, split_spans
 

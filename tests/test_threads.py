@@ -82,7 +82,9 @@ def network(kw):
 
 
 @pytest.mark.parametrize("kw", [dict(cell="lstm", layers=2, dropout=0.3), dict(cell="gru", softmax="class"),
-                                dict(cell="rnn", tie=True, dropout=0.2)])
+                                dict(cell="rnn", tie=True, dropout=0.2),
+                                dict(cell="lstm-peephole", layers=2, dropout=0.3, softmax="class"),
+                                dict(cell="lstm-coupled", layers=2, tie=True)])
 def test_sharded_gradient_equals_the_whole_batch_gradient(kw):
     net = network(kw)
     rng = np.random.default_rng(0)
@@ -146,8 +148,11 @@ def test_sharded_deferred_gradient_gives_the_whole_batch_norm_and_step(kw):
 
 
 @pytest.mark.parametrize("kw", [dict(optimizer="adam"), dict(optimizer="sgd", lr=5.0),
-                                dict(softmax="class", optimizer="sgd", lr=5.0)],
-                         ids=["full-adam", "full-sgd", "class-sgd"])  # SGD at lr 20 makes float sums' order visible
+                                dict(softmax="class", optimizer="sgd", lr=5.0),
+                                dict(cell="lstm-peephole", softmax="class", optimizer="sgd", lr=5.0),
+                                dict(cell="lstm-coupled", optimizer="adam")],
+                         ids=["full-adam", "full-sgd", "class-sgd", "peephole-class-sgd", "coupled-full-adam"])
+# (SGD at lr 20 makes float sums' order visible)
 def test_training_on_two_threads_is_deterministic_and_close_to_one(kw, tmp_path):
     def train(name, threads):
         run_training(TrainOptions(corpus=[str(TINY_TRAIN)], output=str(tmp_path / name), valid=str(TINY_TEST),

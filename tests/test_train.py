@@ -1,5 +1,7 @@
 """Training recurrent models: determinism, resume, divergence, bad options, and serving the result."""
 
+import re
+import struct
 import subprocess
 import sys
 
@@ -12,8 +14,10 @@ from lmtool.neural.options import TrainOptions
 from lmtool.neural.pipeline import run_training
 from lmtool.neural.train import Trainer
 
-TINY = "corpora/tiny/train.txt"
-TINY_TEST = "corpora/tiny/test.txt"
+from . import conftest
+from .helpers import import_unless_ci
+
+TINY, TINY_TEST = str(conftest.TINY_TRAIN), str(conftest.TINY_TEST)  # str: options and the model's meta hold str
 
 
 def options(tmp_path, name="m.lm", **kw):
@@ -29,6 +33,8 @@ def options(tmp_path, name="m.lm", **kw):
     {"cell": "lstm", "softmax": "class", "class_method": "exchange", "n_classes": 8},
     {"cell": "rnn", "activation": "relu", "init": "identity", "layers": 2, "dropout": 0.3},
     {"cell": "lstm", "tie": True, "level": "char", "epochs": 1},
+    {"cell": "lstm-peephole", "softmax": "class", "layers": 2, "dropout": 0.2},
+    {"cell": "lstm-coupled", "layers": 2, "tie": True, "optimizer": "adam"},
 ])
 def test_train_serves_through_the_common_interface(tmp_path, kw):
     model = run_training(options(tmp_path, **kw))
@@ -73,18 +79,20 @@ def test_class_softmax_counts_eos_and_keeps_its_classes_in_the_model_file(tmp_pa
     assert not np.array_equal(saved.order, binned.order)  # the clustering moved words
 
 
-def test_same_seed_same_bytes(tmp_path):
-    run_training(options(tmp_path, "a.lm", dropout=0.2))
-    run_training(options(tmp_path, "b.lm", dropout=0.2))
+@pytest.mark.parametrize("cell", ["lstm", "lstm-peephole", "lstm-coupled"])
+def test_same_seed_same_bytes(tmp_path, cell):
+    run_training(options(tmp_path, "a.lm", dropout=0.2, cell=cell))
+    run_training(options(tmp_path, "b.lm", dropout=0.2, cell=cell))
     assert (tmp_path / "a.lm").read_bytes() == (tmp_path / "b.lm").read_bytes()
-    run_training(options(tmp_path, "c.lm", dropout=0.2, seed=4))
+    run_training(options(tmp_path, "c.lm", dropout=0.2, seed=4, cell=cell))
     assert (tmp_path / "a.lm").read_bytes() != (tmp_path / "c.lm").read_bytes()
 
 
 @pytest.mark.parametrize("model", [["--cell", "lstm", "--softmax", "class", "--classes", "6"],
                                    ["--cell", "gru", "--softmax", "full"],
-                                   ["--cell", "rnn", "--softmax", "class", "--optimizer", "adam", "--threads", "2"]],
-                         ids=["lstm-class", "gru-full", "rnn-class-adam-threads"])
+                                   ["--cell", "rnn", "--softmax", "class", "--optimizer", "adam", "--threads", "2"],
+                                   ["--cell", "lstm-peephole", "--softmax", "class", "--classes", "6"]],
+                         ids=["lstm-class", "gru-full", "rnn-class-adam-threads", "lstm-peephole-class"])
 def test_the_run_that_compiles_the_kernels_gives_the_bytes_of_later_runs(model, tmp_path):
     """The first run after installing compiles the kernels, later runs load them from Numba's cache:
     both must train the same bytes and score the same (a fresh, empty cache folder makes the first
@@ -111,8 +119,9 @@ def test_the_run_that_compiles_the_kernels_gives_the_bytes_of_later_runs(model, 
     assert outputs[0] == outputs[1]
 
 
-def test_resume_reproduces_the_run(tmp_path, monkeypatch):
-    run_training(options(tmp_path, "full.lm", epochs=3, dropout=0.1, optimizer="adam"))
+@pytest.mark.parametrize("cell", ["lstm", "lstm-peephole", "lstm-coupled"])
+def test_resume_reproduces_the_run(tmp_path, monkeypatch, cell):
+    run_training(options(tmp_path, "full.lm", epochs=3, dropout=0.1, optimizer="adam", cell=cell))
     step = Trainer._step
     calls = []
 
@@ -125,14 +134,15 @@ def test_resume_reproduces_the_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Trainer, "_step", interrupting)
     with pytest.raises(LmtoolError, match="--resume"):
-        run_training(options(tmp_path, "cut.lm", epochs=3, dropout=0.1, optimizer="adam"))
+        run_training(options(tmp_path, "cut.lm", epochs=3, dropout=0.1, optimizer="adam", cell=cell))
     monkeypatch.setattr(Trainer, "_step", step)
     ckpt = tmp_path / "cut.lm.ckpt"
     assert ckpt.exists()
     with pytest.raises(LmtoolError, match=r"these differ: --hidden 32 \(checkpoint: 16\), --dropout 0.2 "
                                           r"\(checkpoint: 0.1\); drop them"):
-        run_training(options(tmp_path, "cut.lm", epochs=3, dropout=0.2, hidden=32, optimizer="adam", resume=str(ckpt)))
-    run_training(options(tmp_path, "cut.lm", epochs=3, dropout=0.1, optimizer="adam", resume=str(ckpt)))
+        run_training(options(tmp_path, "cut.lm", epochs=3, dropout=0.2, hidden=32, optimizer="adam", resume=str(ckpt),
+                             cell=cell))
+    run_training(options(tmp_path, "cut.lm", epochs=3, dropout=0.1, optimizer="adam", resume=str(ckpt), cell=cell))
     assert not ckpt.exists()
     assert (tmp_path / "full.lm").read_bytes() == (tmp_path / "cut.lm").read_bytes()
 
@@ -145,8 +155,8 @@ def test_a_resumed_run_takes_a_new_budget_and_the_checkpoint_settings_given_agai
     from lmtool.neural.train import TrainConfig
 
     vocabulary = {"min_count": 2, "max_vocab": None, "vocab_file": None}
-    model = SimpleNamespace(config=NetworkConfig(vocab_size=10, hidden=16, embed=16), vocab=SimpleNamespace(level="word"),
-                            meta={"training": {"vocabulary": vocabulary}})
+    model = SimpleNamespace(config=NetworkConfig(vocab_size=10, hidden=16, embed=16),
+                            vocab=SimpleNamespace(level="word"), meta={"training": {"vocabulary": vocabulary}})
     saved = TrainConfig(optimizer="adam", epochs=3, seed=3)
     again = dict(corpus=[TINY], output="m.lm", hidden=16, embed=16, optimizer="adam", seed=3, resume="m.lm.ckpt")
     config = _resumed_config(TrainOptions(**again, epochs=5, max_time=60.0,
@@ -163,7 +173,8 @@ def test_a_resumed_run_takes_a_new_budget_and_the_checkpoint_settings_given_agai
         _resumed_config(TrainOptions(**again, min_count=2, max_vocab=50, given=frozenset({"min_count", "max_vocab"})),
                         model, saved)
     with pytest.raises(LmtoolError, match=r"--class-method frequency \(checkpoint: None\)"):
-        _resumed_config(TrainOptions(**again, class_method="frequency", given=frozenset({"class_method"})), model, saved)
+        changed = TrainOptions(**again, class_method="frequency", given=frozenset({"class_method"}))
+        _resumed_config(changed, model, saved)
     del vocabulary["min_count"]  # a checkpoint from before lmtool recorded it
     with pytest.raises(LmtoolError, match=r"--min-count 2 \(checkpoint: not recorded\)"):
         _resumed_config(TrainOptions(**again, min_count=2, given=frozenset({"min_count"})), model, saved)
@@ -185,6 +196,7 @@ def test_divergence_stops_with_one_line_and_keeps_the_model(tmp_path):
     ({"lr": -1.0}, "--lr"),
     ({"tie": True, "embed": 8}, "--tie"),
     ({"init": "identity", "cell": "lstm"}, "--init identity"),
+    ({"init": "identity", "cell": "lstm-peephole"}, "--init identity"),
     ({"batch": 20000}, "too few for one batch"), ({"batch": 100000}, "absurdly large"),
 ])
 def test_bad_options(tmp_path, kw, message):
@@ -262,30 +274,214 @@ def test_sigterm_during_training_saves_the_checkpoint_it_names(tmp_path, sig):
     """``kill`` (or a closed terminal) stops ``lmtool train`` as Ctrl-C does: after the step, with a
     checkpoint that ``--resume`` takes (it used to say so and leave none)."""
     import signal
-    import time
 
     from .conftest import TINY_TRAIN, run_lmtool
-    from .helpers import as_in_a_terminal
+    from .helpers import as_in_a_terminal, signal_when
 
     out, log = tmp_path / "m.lm", tmp_path / "log.tsv"
     common = ["train", "-q", TINY_TRAIN, "-o", out, "--hidden", "16", "--embed", "16"]
-    proc = subprocess.Popen([sys.executable, "-m", "lmtool.cli", *map(str, common), "--epochs", "500", "--log", str(log)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=as_in_a_terminal)
+    command = [sys.executable, "-m", "lmtool.cli", *map(str, common), "--epochs", "500", "--log", str(log)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=as_in_a_terminal)
     try:
-        deadline = time.monotonic() + 120
-        while not (log.exists() and log.stat().st_size) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)  # an epoch has ended: training is under way
-        assert proc.poll() is None, proc.communicate()
-        proc.send_signal(getattr(signal, sig))
+        # once an epoch has ended (its line is in the log), training is under way
+        sent = signal_when(proc, lambda: log.exists() and log.stat().st_size > 0, getattr(signal, sig))
         _, err = proc.communicate(timeout=120)
+        assert sent, err
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     ckpt = tmp_path / "m.lm.ckpt"
     assert proc.returncode == 130, err
-    assert err.decode().strip() == f"lmtool: interrupted: checkpoint saved; continue with: lmtool train ... --resume {ckpt}"
+    expected = f"lmtool: interrupted: checkpoint saved; continue with: lmtool train ... --resume {ckpt}"
+    assert err.decode().strip() == expected
     assert ckpt.exists()
     done = run_lmtool(*common, "--epochs", "1", "--resume", ckpt)  # the budget is spent: it finishes at once
     assert done.returncode == 0, done.stderr
     assert not ckpt.exists() and lmtool.load(out).meta["history"]
+
+
+# --- options of `lmtool train`, through the command line ---------------------------------------------
+
+def lmtool_main(capsys, *args, code=0):
+    """Run ``lmtool ARGS`` in this process, through the command line's entry point; returns
+    ``(stdout, stderr)`` after checking the exit status."""
+    from lmtool.cli import main
+
+    status = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    assert status == code, captured.err
+    return captured.out, captured.err
+
+
+def train_tiny(capsys, out, *options, code=0):
+    """``lmtool train -q`` on the tiny corpus with a tiny network: 8 units, one epoch unless ``options``
+    say otherwise (given twice, an option's last value counts)."""
+    return lmtool_main(capsys, "train", "-q", TINY, "-o", out, "--hidden", 8, "--epochs", 1, *options, code=code)
+
+
+def info(capsys, model):
+    """What ``lmtool info --json MODEL`` prints."""
+    import json
+
+    return json.loads(lmtool_main(capsys, "info", "--json", model)[0])
+
+
+@pytest.mark.parametrize("patience", [1, 2])
+def test_patience_stops_after_that_many_epochs_without_improvement(capsys, tmp_path, patience):
+    # a rate of 1e-30 moves no weight (each step is far below float32's resolution): no epoch can improve
+    train_tiny(capsys, tmp_path / "m.lm", "--valid", TINY_TEST, "--epochs", 20, "--patience", patience,
+               "--lr", "1e-30", "--decay", 4)
+    history = info(capsys, tmp_path / "m.lm")["history"]
+    assert [row["epoch"] for row in history] == list(range(1, patience + 2))  # the first, then `patience` more
+    assert len({row["valid_ppl"] for row in history}) == 1  # none improved: the arrangement holds
+    # each epoch without improvement divides the rate by --decay for the next
+    assert [row["lr"] for row in history] == pytest.approx([1e-30] + [1e-30 / 4 ** k for k in range(patience)],
+                                                           rel=1e-9)
+
+
+def test_max_time_stops_training(capsys, tmp_path):
+    train_tiny(capsys, tmp_path / "m.lm", "--epochs", 5, "--max-time", "0.000001", "--batch", 20, "--bptt", 35)
+    details = info(capsys, tmp_path / "m.lm")
+    assert details["training"]["train_config"]["max_time"] == 1e-6
+    # the first step spends the budget: one step of 20 streams x 35 tokens, the epoch left incomplete
+    (row,) = details["history"]
+    assert (row["epoch"], row["complete"], row["tokens"]) == (1, False, 20 * 35)
+    assert row["tokens"] < details["training"]["tokens"]
+    assert lmtool.load(tmp_path / "m.lm").meta["history"] == details["history"]
+
+
+def test_a_budget_spent_by_an_epochs_last_step_leaves_it_complete(capsys, tmp_path):
+    """One step covers the whole text (--bptt beyond it): the budget ends with the epoch, which is
+    complete, so its decay and patience bookkeeping happen."""
+    train_tiny(capsys, tmp_path / "m.lm", "--epochs", 5, "--max-time", "0.000001", "--bptt", 100000)
+    details = info(capsys, tmp_path / "m.lm")
+    (row,) = details["history"]
+    assert row["complete"] and row["tokens"] == details["training"]["tokens"]
+
+
+@pytest.mark.parametrize("text, seconds", [("15m", 900), ("90s", 90), ("1h30m", 5400), ("2.5h", 9000), ("45", 45),
+                                           ("0.5", 0.5), (" 1H 30M ", 5400)])
+def test_max_time_reads_durations(capsys, tmp_path, text, seconds):
+    train_tiny(capsys, tmp_path / "m.lm", "--bptt", 100000, f"--max-time={text}")  # one step per epoch
+    assert info(capsys, tmp_path / "m.lm")["training"]["train_config"]["max_time"] == seconds
+
+
+@pytest.mark.parametrize("text, says", [
+    ("soon", "expected a duration like 15m, 90s or 1h30m"),
+    ("15 minutes", "expected a duration"),
+    ("1.5.2h", "expected a duration"),
+    ("m", "expected a duration"),
+    ("", "expected a duration"),
+    ("0", "must be positive"),
+    ("0h0m0s", "must be positive"),
+    ("-5m", "expected a duration"),  # the sign is not part of a duration
+])
+def test_max_time_refuses_what_is_not_a_positive_duration(capsys, tmp_path, text, says):
+    _, err = train_tiny(capsys, tmp_path / "m.lm", f"--max-time={text}", code=1)
+    assert err.count("\n") == 1 and err.startswith("lmtool: error: --max-time") and says in err, err
+    assert repr(text) in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_clip_scales_the_step_to_the_largest_gradient_norm(capsys, tmp_path, threads):
+    """With SGD an update is -lr * g; clipped, -lr * g * clip / |g| when |g| > clip (the whole
+    gradient, the output layer's deferred part included). One step per epoch (--bptt longer than
+    each stream) from the same seed: the weights before it are those of a run at --lr 1e-30."""
+    def weights(name, *options):
+        train_tiny(capsys, tmp_path / name, "--bptt", 100000, "--threads", threads, *options)
+        return lmtool.load(tmp_path / name).network.params.astype(np.float64)
+
+    lr, clip = 20.0, 0.01
+    start = weights("start.lm", "--lr", "1e-30")
+    free = weights("free.lm", "--lr", lr, "--clip", 0) - start
+    clipped = weights("clipped.lm", "--lr", lr, "--clip", clip) - start
+    grad_norm = np.linalg.norm(free) / lr
+    assert grad_norm > 5 * clip  # the step had something to clip
+    assert np.linalg.norm(clipped) <= lr * clip + 1e-5
+    np.testing.assert_allclose(clipped, free * (clip / grad_norm), rtol=0, atol=1e-5)
+
+
+def test_plot_draws_a_png(capsys, tmp_path):
+    import_unless_ci("matplotlib", "pip install matplotlib")
+    plot = tmp_path / "curve.png"
+    train_tiny(capsys, tmp_path / "m.lm", "--valid", TINY_TEST, "--epochs", 2, "--plot", plot)
+    data = plot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    assert struct.unpack(">II", data[16:24]) == (600, 400)  # 6 x 4 inches at 100 dpi
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.png", "m.lm"]
+
+
+def test_plot_without_matplotlib_is_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    plot = tmp_path / "curve.png"
+    _, err = train_tiny(capsys, tmp_path / "m.lm", "--plot", plot, code=1)
+    assert err == f"lmtool: error: {plot}: --plot needs matplotlib: pip install matplotlib\n"
+    assert list(tmp_path.iterdir()) == []  # refused before training: no model either
+
+
+def _tiny_counts():
+    """Occurrences of each word of the tiny training text (words are separated by spaces)."""
+    from collections import Counter
+
+    with open(TINY, encoding="utf-8") as f:
+        return Counter(word for line in f for word in line.split())
+
+
+def _vocabulary(min_count=1, max_vocab=None, keep=None):
+    """The vocabulary the options describe, naively: the specials, then the words seen at least
+    ``min_count`` times (and listed in ``keep``) by falling count, ties in code-point order, cut
+    to ``max_vocab`` tokens in all."""
+    counts = _tiny_counts()
+    words = sorted((w for w, c in counts.items() if c >= min_count and (keep is None or w in keep)),
+                   key=lambda w: (-counts[w], w))
+    tokens = ["<unk>", "<s>", "</s>"] + words
+    return tokens if max_vocab is None else tokens[:max_vocab]
+
+
+@pytest.mark.parametrize("options, expected", [
+    ({"--min-count": 3}, {"min_count": 3}),
+    ({"--max-vocab": 40}, {"max_vocab": 40}),
+    ({"--vocab": "listed"}, {"keep": "listed"}),
+    # 10 words kept of the 15 listed words seen 5 times or more: the cut falls among words seen 40 times
+    ({"--vocab": "listed", "--min-count": 5, "--max-vocab": 13}, {"keep": "listed", "min_count": 5, "max_vocab": 13}),
+], ids=["min-count", "max-vocab", "vocab", "all-three"])
+def test_vocabulary_options_make_the_vocabulary(capsys, tmp_path, options, expected):
+    counts = _tiny_counts()
+    frequent = [w for w, _ in counts.most_common()]
+    # the 5 most frequent words, 10 seen about 40 times, 5 seen once and one the text never has, on
+    # lines and separated by spaces
+    listed = frequent[:5] + frequent[100:110] + [w for w in frequent if counts[w] == 1][:5] + ["zebra"]
+    (tmp_path / "listed.txt").write_text("\n".join(listed[:10]) + "\n" + " ".join(listed[10:]) + "\n")
+    given = [str(tmp_path / "listed.txt") if v == "listed" else v for v in options.values()]
+    train_tiny(capsys, tmp_path / "m.lm", *[x for pair in zip(options, given) for x in pair])
+    if expected.get("keep"):
+        expected = dict(expected, keep=set(listed))
+    want = _vocabulary(**expected)
+    assert len(want) > 5  # the options leave some words: the comparison says something
+    model = lmtool.load(tmp_path / "m.lm")
+    assert model.vocab.tokens == want
+    assert model.config.vocab_size == len(want)
+    assert "zebra" not in model.vocab  # listed but never seen: nothing to learn it from
+
+
+def test_train_help_lists_the_options_quickly():
+    """``lmtool train --help`` answers at once: no kernels, no Numba (seconds to load) behind it."""
+    from lmtool.cli import cli
+
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "lmtool.cli", "train", "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()]
+    assert all(line.startswith("import time:") for line in done.stderr.splitlines()), done.stderr[-2000:]
+    slow = [m for m in imported if m.split(".")[0] in ("numba", "scipy", "matplotlib", "torch")
+            or m.startswith("lmtool.kernels")]
+    assert not slow, slow
+    assert done.stdout.startswith("Usage: lmtool train [OPTIONS] CORPUS...")
+    named = ("--patience", "--max-time", "--clip", "--plot", "--vocab", "--min-count", "--max-vocab", "--epochs",
+             "--valid", "--resume", "--log", "--seed", "--threads")
+    declared = [opt for param in cli.commands["train"].params for opt in param.opts if opt.startswith("-")]
+    assert set(named) <= set(declared)
+    for option in declared:
+        assert re.search(rf"(^|[\s,]){re.escape(option)}\b", done.stdout, re.M), option

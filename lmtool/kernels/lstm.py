@@ -5,8 +5,9 @@ Gates in PyTorch's order (i, f, g, o), one summed bias (PyTorch's b_ih + b_hh):
     c_t = f * c_{t-1} + i * g;  h_t = o * tanh(c_t)                                    (Hochreiter 1997)
 The input projection x_t U of all T steps is one matmul; only h_{t-1} W runs per step.
 
-Cell protocol, shared by ``rnn``, ``lstm`` and ``gru`` so the network treats cells alike:
+Cell protocol, shared by every cell of ``neural.choices.CELLS`` so the network treats cells alike:
 ``GATES`` (pre-activation blocks per unit), ``STATE`` (arrays carried between segments),
+``FORGET_BLOCK`` (gated cells with a forget gate: the bias block to start at 1),
 ``param_shapes(I, H)`` ({name: shape} of the weights), ``workspace(T, B, I, H, dtype)`` (dict of
 arrays; ``ws["h"]``: float[T+1, B, H] with ``h[0]`` the state entering the segment, ``ws["c"]`` likewise
 for LSTM), ``forward(x, p, ws, reset, activation)`` and ``backward(x, p, ws, reset, dh, dx, g,
@@ -23,6 +24,8 @@ from .dense import (KERNEL, add_product_unmasked, check, check_grads, check_segm
 
 GATES = 4
 STATE = ("h", "c")
+FORGET_BLOCK = 1
+"""The gate block fed by the forget gate's bias (initialised to 1, so that the cell starts by keeping)."""
 
 
 def param_shapes(I, H):

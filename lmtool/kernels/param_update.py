@@ -30,18 +30,21 @@ def sgd_step(params, grad, lr):
 def adam_step(params, grad, scale, m, v, lr, beta1, beta2, eps, step):
     """One Adam update (Kingma & Ba 2015, Algorithm 1) on the gradient ``scale * grad`` (clipping),
     with bias correction at ``step`` (1-based). params, grad, m, v: float32[P]; m and v (the moment
-    estimates) are updated in place."""
+    estimates) are updated in place. 1 - beta is formed in float64 before rounding, as PyTorch does:
+    rounded first, 1 - 0.999 in float32 is 1.3e-5 off, and the bias correction would not match it."""
     c1 = 1.0 - beta1 ** step
     c2 = 1.0 - beta2 ** step
     a = np.float32(lr * np.sqrt(c2) / c1)
     e = np.float32(eps * np.sqrt(c2))
     b1 = np.float32(beta1)
     b2 = np.float32(beta2)
+    k1 = np.float32(1.0 - beta1)
+    k2 = np.float32(1.0 - beta2)
     s = np.float32(scale)
     for i in range(params.shape[0]):
         gi = grad[i] * s
-        mi = b1 * m[i] + (1 - b1) * gi
-        vi = b2 * v[i] + (1 - b2) * gi * gi
+        mi = b1 * m[i] + k1 * gi
+        vi = b2 * v[i] + k2 * gi * gi
         m[i] = mi
         v[i] = vi
         params[i] -= a * mi / (np.sqrt(vi) + e)

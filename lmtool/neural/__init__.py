@@ -1,7 +1,8 @@
-"""Recurrent language models: configuration, parameters and the network (forward and backward).
+"""Neural language models: configuration, parameters, the networks (forward and backward), training.
 
 ``NetworkConfig``, ``NetworkState`` and ``RecurrentNetwork`` are imported on first use: the
-command line reads ``neural.options`` at start, and the network's kernels would load Numba.
+command line reads the options and choices of this package at start, and the networks' kernels
+would load Numba.
 """
 
 __all__ = ["NetworkConfig", "NetworkState", "RecurrentNetwork"]

@@ -7,10 +7,15 @@ without importing Numba.
 
 from ..registry import Registry
 
-CELLS = Registry("cell", {"rnn": "lmtool.kernels.rnn", "lstm": "lmtool.kernels.lstm", "gru": "lmtool.kernels.gru"})
+CELLS = Registry("cell", {"rnn": "lmtool.kernels.rnn", "lstm": "lmtool.kernels.lstm", "gru": "lmtool.kernels.gru",
+                          "lstm-peephole": "lmtool.kernels.lstm_peephole",
+                          "lstm-coupled": "lmtool.kernels.lstm_coupled"})
 """Recurrent cells by name; each module follows the cell protocol in ``lmtool.kernels.lstm``."""
+ARCHITECTURES = (*CELLS, "window")
+"""What ``--cell`` offers: the recurrent cells, and the fixed-window model (``neural.window``), which
+is not recurrent and is a model kind of its own."""
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
-"""Nonlinearities of the vanilla RNN (LSTM and GRU have their own fixed ones); ``kernels.rnn`` codes them."""
+"""Nonlinearities of the vanilla RNN (the gated cells have their own fixed ones); ``kernels.rnn`` codes them."""
 INITS = ("default", "identity")
 """default: PyTorch-like; identity: W = I, b = 0 for the RNN (IRNN, use with relu)."""
 OUTPUTS = Registry("softmax", {"full": "lmtool.neural.output:FullSoftmax",
@@ -23,3 +28,7 @@ OPTIMIZERS = ("sgd", "adam")
 """Optimisers (``neural.optimizer``)."""
 DEFAULT_LR = {"sgd": 20.0, "adam": 2e-3}
 """The learning rate of each optimiser when ``--lr`` is not given."""
+CELL_DEFAULTS = {"recurrent": {"batch": 20, "optimizer": "sgd"}, "window": {"batch": 1024, "optimizer": "adam"}}
+"""Defaults that depend on ``--cell``: ``--batch`` counts streams of a recurrent model but windows of
+the fixed-window one, and SGD at the recurrent models' rate and clipping learns the window model
+slowly (``bench/RESULTS.md``, the fixed-window section)."""

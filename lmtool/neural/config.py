@@ -13,8 +13,26 @@ from .options import TrainOptions
 DTYPES = ("float32", "float64")
 
 
+class SavedConfig:
+    """``to_dict``/``from_dict`` of a frozen dataclass saved beside the weights (a model file's header)."""
+
+    def to_dict(self):
+        """Plain dict of the fields (JSON-ready)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        """Inverse of ``to_dict``; unknown keys are an error naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown fields {unknown} (a newer lmtool's model?); "
+                             f"known fields are {sorted(known)}")
+        return cls(**d)
+
+
 @dataclass(frozen=True)
-class NetworkConfig:
+class NetworkConfig(SavedConfig):
     """Architecture of an embedding -> L recurrent layers -> softmax language model.
 
     vocab_size: V, words (or characters) including specials; cell: one of CELLS; activation: RNN only;
@@ -59,17 +77,3 @@ class NetworkConfig:
         need(self.softmax != "class" or 1 <= self.n_classes <= self.vocab_size,
              f"n_classes: expected 1..{self.vocab_size} with softmax='class' (use make_classes(...).n_classes)",
              self.n_classes)
-
-    def to_dict(self):
-        """Plain dict of the fields (JSON-ready)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d):
-        """Inverse of ``to_dict``; unknown keys are an error naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"NetworkConfig: unknown fields {unknown} (a newer lmtool's model?); "
-                             f"known fields are {sorted(known)}")
-        return cls(**d)

@@ -29,15 +29,21 @@ def write_log(path, rows):
         writer.writerows(rows)
 
 
+def check_plotting(path):
+    """Refuse ``--plot`` before training when matplotlib is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise LmtoolError("--plot needs matplotlib: pip install matplotlib", path)
+
+
 def plot_history(rows, path):
     """Train and valid perplexity per epoch as a PNG (matplotlib, imported only here)."""
-    try:
-        import matplotlib
+    check_plotting(path)
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise LmtoolError("--plot needs matplotlib: pip install matplotlib", path) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
     epochs = [r["epoch"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)

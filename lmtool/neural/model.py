@@ -47,27 +47,46 @@ class RecurrentModel(LanguageModel):
 
     @property
     def network(self):
-        """The ``RecurrentNetwork`` over this model's parameters (its kernels load Numba)."""
+        """The kernels' network over this model's parameters (``network_class``; loads Numba)."""
         if self._network is None:
-            from .network import RecurrentNetwork
-
-            self._network = RecurrentNetwork(self.config, self.classes, params=self.params)
+            self._network = self.network_class()(self.config, self.classes, params=self.params)
         return self._network
 
     @property
     def forward(self):
-        """The ``NumpyNetwork`` over this model's parameters, or None where the cell has none."""
+        """The NumPy forward pass over this model's parameters (``numpy_network``), or None."""
+        if self._forward is None:
+            self._forward = self.numpy_network(self.config, self.classes, self.params)
+        return self._forward
+
+    config_class = NetworkConfig
+    """The configuration saved in this kind's model files."""
+
+    @staticmethod
+    def network_class():
+        """The network class of this model kind (its module imports the kernels)."""
+        from .network import RecurrentNetwork
+
+        return RecurrentNetwork
+
+    @staticmethod
+    def parameter_shapes(config):
+        """{name: shape} of the flat parameter vector's views, without loading the kernels."""
+        from .forward import CELLS
+        from .layout import parameter_shapes
+
+        return parameter_shapes(config, CELLS.get(config.cell))
+
+    @staticmethod
+    def numpy_network(config, classes, params):
+        """A ``NumpyNetwork`` where the cell has a NumPy forward pass (``neural.forward.CELLS``), else None."""
         from .forward import CELLS, NumpyNetwork
 
-        if self._forward is None and self.config.cell in CELLS:
-            self._forward = NumpyNetwork(self.config, self.classes, self.params)
-        return self._forward
+        return NumpyNetwork(config, classes, params) if config.cell in CELLS else None
 
     @classmethod
     def create(cls, vocab, config, classes=None, seed=0, meta=None):
-        from .network import RecurrentNetwork
-
-        return cls(vocab, RecurrentNetwork(config, classes, seed=seed), dict(meta or {}))
+        return cls(vocab, cls.network_class()(config, classes, seed=seed), dict(meta or {}))
 
     # The model file
 
@@ -86,13 +105,12 @@ class RecurrentModel(LanguageModel):
 
     @classmethod
     def from_file(cls, model, writable=False):
-        """Rebuild from an opened ``ModelFile`` of kind ``recurrent`` (the network itself on first use)."""
+        """Rebuild from an opened ``ModelFile`` of this kind (the kernels' network itself on first use)."""
         from .classes import WordClasses
-        from .forward import CELLS
-        from .layout import ParameterLayout, parameter_shapes
+        from .layout import ParameterLayout
 
         try:
-            config = NetworkConfig.from_dict(model.meta["config"])
+            config = cls.config_class.from_dict(model.meta["config"])
             vocab = Vocabulary.from_bytes(model["vocab"], model.meta.get("level", "word"))
             classes = None
             if config.softmax == "class":
@@ -102,16 +120,12 @@ class RecurrentModel(LanguageModel):
                                      f"network has {config.n_classes} over {config.vocab_size}")
             params = np.array(model["params"]) if writable else model["params"]
             params = np.ascontiguousarray(params, config.dtype)
-            ParameterLayout(parameter_shapes(config, CELLS.get(config.cell))).views(params)  # sizes agree
-            network = None
-            if writable:
-                from .network import RecurrentNetwork
-
-                network = RecurrentNetwork(config, classes, params=params)
+            ParameterLayout(cls.parameter_shapes(config)).views(params)  # sizes agree
+            network = cls.network_class()(config, classes, params=params) if writable else None
         except (KeyError, ValueError, TypeError) as err:
-            raise LmtoolError(f"damaged recurrent model ({err}); rebuild it", model.path) from None
+            raise LmtoolError(f"damaged {cls.kind} model ({err}); rebuild it", model.path) from None
         if len(vocab) != config.vocab_size:
-            raise LmtoolError(f"damaged recurrent model (vocabulary of {len(vocab)} tokens, network of "
+            raise LmtoolError(f"damaged {cls.kind} model (vocabulary of {len(vocab)} tokens, network of "
                               f"{config.vocab_size}); rebuild it", model.path)
         return cls(vocab, network, model.meta, config=config, classes=classes, params=params)
 
@@ -154,8 +168,7 @@ class RecurrentModel(LanguageModel):
         return Scores(sentence, token, None)
 
     def worker(self):
-        twin = RecurrentModel(self.vocab, None, self.meta, config=self.config, classes=self.classes,
-                              params=self.params)
+        twin = type(self)(self.vocab, None, self.meta, config=self.config, classes=self.classes, params=self.params)
         twin._forward = self._forward  # holds no scratch space: shared
         return twin
 

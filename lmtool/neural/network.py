@@ -10,7 +10,8 @@ zeroes the state entering step t of stream b (a sentence start), cutting the gra
 state handed between segments carries on otherwise (truncated BPTT: no gradient across segments).
 
 Parameter names: ``embed`` [V, E]; per layer l ``layer{l}.U`` [I, G*H], ``layer{l}.W`` [H, G*H],
-``layer{l}.b`` [G*H] (and ``layer{l}.bn`` [H] for GRU), gate blocks in PyTorch's order;
+``layer{l}.b`` [G*H] (and ``layer{l}.bn`` [H] for GRU, ``layer{l}.peep`` [3H] for lstm-peephole),
+gate blocks in PyTorch's order (lstm-coupled: f, g, o);
 ``output.W`` [V, H] (absent when tied: the embedding is used), ``output.b`` [V], and for the class
 softmax ``output.Wc`` [C, H], ``output.bc`` [C]. With a class softmax, embedding and output rows are in
 class *position* order: row k belongs to word ``classes.order[k]``.
@@ -27,12 +28,17 @@ from .layout import ParameterLayout, parameter_shapes
 from .spans import merge_spans, range_spans, row_spans
 from .state import NetworkState
 
+
 def initialise(config, layout, flat, seed):
     """Fill flat with initial values drawn from ``seed`` (same seed, same bytes).
 
     Embedding and output weights ~ U(-init_range, init_range), output biases 0 (PyTorch's
     word_language_model); recurrent weights and biases ~ U(-1/sqrt(H), 1/sqrt(H)) as PyTorch's cells,
-    a summed bias (b_ih + b_hh) drawn as two such terms; LSTM forget-gate bias 1; init="identity": W = I, b = 0.
+    a summed bias (b_ih + b_hh) drawn as two such terms; the LSTMs' forget-gate bias 1 (a cell's ``FORGET_BLOCK``);
+    init="identity": W = I, b = 0. Peephole weights start at 0 and draw nothing, so an lstm-peephole
+    network starts as the lstm network of the same seed and a comparison of the two sees the peepholes
+    alone. They learn from the first step all the same: their gradient is the gate's times the cell,
+    and zeros tie no units together, each unit having its own weight fed by its own cell.
     """
     rng = np.random.default_rng(seed)
     views = layout.views(flat)
@@ -48,14 +54,37 @@ def initialise(config, layout, flat, seed):
         elif kind == "b":
             first = rng.uniform(-k, k, v.shape)
             v[...] = first + rng.uniform(-k, k, v.shape)
-            if config.cell == "lstm":
-                v[H:2 * H] = 1.0
+            forget = getattr(CELLS[config.cell], "FORGET_BLOCK", None)
+            if forget is not None:
+                v[forget * H:(forget + 1) * H] = 1.0
             elif config.cell == "gru":
                 v[2 * H:] = first[2 * H:]  # b_in alone: b_hn is the separate bn
+        elif kind == "peep":
+            v[...] = 0
         else:
             v[...] = rng.uniform(-k, k, v.shape)
         if config.init == "identity" and kind in ("W", "b") and name.startswith("layer"):
             v[...] = np.eye(H) if kind == "W" else 0
+
+
+def draw_masks(rng, p, shapes, dtype):
+    """Inverted-dropout masks of ``shapes`` (dropping with probability ``p``), or None when ``rng``
+    is None or ``p`` is 0.
+
+    Drawn as 16-bit numbers from rng's bit generator (4 per 64-bit draw, 3x faster than floats),
+    mask after mask: the probability is rounded to a multiple of 2^-16.
+    """
+    if rng is None or p == 0:
+        return None
+    total = sum(int(np.prod(shape)) for shape in shapes)
+    bits = rng.bit_generator.random_raw(-(-total // 4)).view(np.uint16)
+    masks, start, threshold = [], 0, int(round(p * 65536))
+    for shape in shapes:
+        mask = np.empty(shape, dtype)
+        dropout_mask(bits[start:start + mask.size], threshold, 1.0 / (1.0 - p), mask.reshape(-1))
+        masks.append(mask)
+        start += mask.size
+    return masks
 
 
 class RecurrentNetwork:
@@ -68,19 +97,28 @@ class RecurrentNetwork:
     """
 
     def __init__(self, config, classes=None, seed=0, params=None):
+        self.cell = CELLS[config.cell]
+        self._bind(config, parameter_shapes(config), initialise, classes, seed, params)
+        self._layers_p = [self._group(self.p, f"layer{l}.") for l in range(config.layers)]
+        self._layers_g = [self._group(self.g, f"layer{l}.") for l in range(config.layers)]
+        self._cache = {}
+
+    def _bind(self, config, shapes, init, classes, seed, params, width=None):
+        """Set up what a network over flat vectors has: parameters (adopted, or filled by
+        ``init(config, layout, flat, seed)``), gradient, their named views and the output layer,
+        which reads ``width`` values per token (default: ``config.hidden``)."""
         self.config = config
         self.dtype = np.dtype(config.dtype)
-        self.cell = CELLS[config.cell]
-        self.layout = ParameterLayout(parameter_shapes(config))
+        self.layout = ParameterLayout(shapes)
         if params is None:
             self.params = np.zeros(self.layout.size, self.dtype)
-            initialise(config, self.layout, self.params, seed)
+            init(config, self.layout, self.params, seed)
         else:
             self.params = np.ascontiguousarray(params, self.dtype)
         self.grad = np.zeros(self.layout.size, self.dtype)
         self.p = self.layout.views(self.params)
         self.g = self.layout.views(self.grad)
-        V, H = config.vocab_size, config.hidden
+        V, H = config.vocab_size, config.hidden if width is None else width
         if config.softmax == "class" and (classes is None or classes.n_classes != config.n_classes):
             raise ValueError(
                 f"softmax='class' needs the word classes, with n_classes equal to the config's "
@@ -88,12 +126,9 @@ class RecurrentNetwork:
                 f"them with make_classes(counts, n) and set NetworkConfig(n_classes=classes.n_classes)")
         self.classes = classes if config.softmax == "class" else None
         self.output = OUTPUTS[config.softmax](V, H, self.classes)
-        self._layers_p = [self._group(self.p, f"layer{l}.") for l in range(config.layers)]
-        self._layers_g = [self._group(self.g, f"layer{l}.") for l in range(config.layers)]
         self._out_p, self._out_g = self._group(self.p, "output."), self._group(self.g, "output.")
         if config.tie:
             self._out_p["W"], self._out_g["W"] = self.p["embed"], self.g["embed"]
-        self._cache = {}
         o = self.layout.offsets
         self._dense_spans = np.array([[o[n], o[n] + int(np.prod(s))] for n, s in self.layout.shapes.items()
                                       if n not in ("embed", "output.W", "output.b")], np.int64).reshape(-1, 2)
@@ -144,23 +179,10 @@ class RecurrentNetwork:
         return self._masks(T, B, rng)
 
     def _masks(self, T, B, rng):
-        """L+1 inverted-dropout masks (embedding output, each layer's output), or None without dropout.
-
-        Drawn as 16-bit numbers from rng's bit generator (4 per 64-bit draw, 3x faster than floats):
-        the dropout probability is rounded to a multiple of 2^-16.
-        """
-        p = self.config.dropout
-        if rng is None or p == 0:
-            return None
+        """L+1 inverted-dropout masks (embedding output, each layer's output), or None without dropout
+        (``draw_masks``)."""
         sizes = [self.config.embed] + [self.config.hidden] * self.config.layers
-        bits = rng.bit_generator.random_raw(-(-T * B * sum(sizes) // 4)).view(np.uint16)
-        masks, start, threshold = [], 0, int(round(p * 65536))
-        for n in sizes:
-            mask = np.empty((T, B, n), self.dtype)
-            dropout_mask(bits[start:start + mask.size], threshold, 1.0 / (1.0 - p), mask.reshape(-1))
-            masks.append(mask)
-            start += mask.size
-        return masks
+        return draw_masks(rng, self.config.dropout, [(T, B, n) for n in sizes], self.dtype)
 
     def _forward(self, pos, state, reset, masks):
         """Run embedding and layers; returns (layer inputs, workspaces, top outputs [T, B, H])."""
@@ -286,7 +308,7 @@ class RecurrentNetwork:
         classes (all rows for a full softmax; without ``weights`` the rows of b only). Returns (the
         spans besides the output rows, all)."""
         o = self.layout.offsets
-        H, E = self.config.hidden, self.config.embed
+        H, E = self.output.H, self.config.embed
         w_at = o["embed"] if self.config.tie else o["output.W"]
         starts, ends = self.output.touched_rows(tgt.reshape(-1))
         rest = merge_spans([self._dense_spans, row_spans(o["embed"], E, pos[pos >= 0])])

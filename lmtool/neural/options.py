@@ -11,7 +11,7 @@ from ..corpus import LEVELS
 from ..errors import LmtoolError
 from ..options import (ANEW, KEPT, argument, check_fields, converted, duration, flags_where, fraction, option,
                        optional_positive, positive, positive_number, seed_value)
-from .choices import ACTIVATIONS, CELLS, CLASS_METHODS, INITS, OPTIMIZERS, OUTPUTS
+from .choices import ACTIVATIONS, ARCHITECTURES, CELL_DEFAULTS, CLASS_METHODS, INITS, OPTIMIZERS, OUTPUTS
 
 
 def _non_negative_clip(flag, value):
@@ -40,7 +40,13 @@ class TrainOptions:
                          help="Model file to write (the best on --valid).")
     valid: str = option(flags=("--valid",), metavar="FILE",
                         help="Validation text: drives learning-rate decay and early stopping.")
-    cell: str = option("lstm", choices=CELLS, resume=KEPT)
+    cell: str = option("lstm", choices=ARCHITECTURES, resume=KEPT,
+                       help="lstm-peephole: gates also see the cell; lstm-coupled: input gate = 1 - forget gate; "
+                            "window: the fixed-window model (Bengio et al. 2003), a tanh layer over the previous "
+                            "words.")
+    window: int = option(4, check=positive(64), resume=KEPT,
+                         help="Words of history of --cell window (<s> before the sentence start).")
+    direct: bool = option(False, resume=KEPT, help="--cell window: direct connections from the window to the output.")
     activation: str = option("tanh", choices=ACTIVATIONS, resume=KEPT, help="Nonlinearity of --cell rnn.")
     init: str = option("default", choices=INITS, resume=KEPT,
                        help="identity: recurrent weights start as the identity (IRNN; use with --activation relu).")
@@ -62,9 +68,10 @@ class TrainOptions:
                              help="Only these tokens; others are <unk>.")
     min_count: int = option(1, resume=KEPT, help="Rarer tokens become <unk>.")
     max_vocab: int = option(resume=KEPT, help="Keep only the N most frequent tokens.")
-    batch: int = option(20, check=positive(65536), resume=KEPT, help="Parallel streams per batch.")
+    batch: int = option(check=positive(65536), resume=KEPT, default_text="20 streams; 1024 windows",
+                        help="Parallel streams per batch; windows per minibatch for --cell window.")
     bptt: int = option(35, check=positive(100000), resume=KEPT, help="Steps of backpropagation through time.")
-    optimizer: str = option("sgd", choices=OPTIMIZERS, resume=KEPT)
+    optimizer: str = option(choices=OPTIMIZERS, resume=KEPT, default_text="sgd; adam for --cell window")
     lr: float = option(check=positive_number, resume=KEPT, default_text="20 for sgd, 0.002 for adam",
                        help="Learning rate.")
     clip: float = option(0.25, check=_non_negative_clip, resume=KEPT, help="Largest gradient norm (0: no clipping).")
@@ -97,19 +104,42 @@ class TrainOptions:
     def check(self):
         """Refuse absurd values with one line that names the option; fill in the computed defaults."""
         converted(self)
-        if "activation" in self.set_on_purpose() and self.cell != "rnn":
-            raise LmtoolError(f"--activation applies to --cell rnn only; {self.cell.upper()} cells have their "
-                              "own gates")
+        given = self.set_on_purpose()
+        if "activation" in given and self.cell != "rnn":
+            raise LmtoolError("--activation applies to --cell rnn only; " + (
+                "the window model's hidden layer is tanh" if self.cell == "window" else
+                f"{self.cell.upper()} cells have their own gates"))
         if self.embed is None:
             self.embed = self.hidden
+        for name, value in CELL_DEFAULTS["window" if self.cell == "window" else "recurrent"].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         check_fields(self)
+        self._check_cell_options(given)
         if self.tie and self.embed != self.hidden:
             raise LmtoolError(f"--tie needs --embed equal to --hidden (got {self.embed} and {self.hidden})")
         if self.init == "identity" and self.cell != "rnn":
-            raise LmtoolError("--init identity is for --cell rnn (the IRNN); LSTM and GRU use the default")
+            raise LmtoolError(f"--init identity is for --cell rnn (the IRNN); --cell {self.cell} uses the default")
         if self.n_classes is not None and self.softmax != "class":
             raise LmtoolError(f"--classes applies to --softmax class only, not to {self.softmax}")
         return self
+
+    def _check_cell_options(self, given):
+        """Refuse the options of the recurrent cells with --cell window, and the window's with the others."""
+        if self.cell != "window":
+            for name in ("window", "direct"):
+                if name in given and getattr(self, name):
+                    raise LmtoolError(f"--{name} applies to --cell window only, not to {self.cell}")
+            return
+        if "bptt" in given:
+            raise LmtoolError("--bptt applies to the recurrent cells; --cell window predicts each word from its "
+                              "window of --window words, with no backpropagation through time")
+        if self.layers != 1:
+            raise LmtoolError(f"--layers {self.layers}: --cell window has one hidden layer (Bengio et al.); "
+                              "drop --layers")
+        if self.tie and self.direct:
+            raise LmtoolError("--tie cannot go with --direct: the output layer then reads the hidden layer and "
+                              "the window, wider than an embedding; drop one")
 
 
 KEPT_ON_RESUME = flags_where(TrainOptions, KEPT)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..kernels.param_update import add_spans, squared_norm_spans
 from ..threads import even_ranges, set_blas_threads
-from .network import NetworkState, RecurrentNetwork
+from .network import NetworkState
 from .spans import merge_spans, split_spans
 
 
@@ -35,8 +35,7 @@ class DataParallel:
     def __init__(self, net, batch, threads):
         self.net = net
         self.bounds = even_ranges(batch, max(1, min(threads, batch)))  # column shards
-        self.nets = [net] + [RecurrentNetwork(net.config, net.classes, params=net.params)
-                             for _ in self.bounds[1:]]
+        self.nets = [net] + [type(net)(net.config, net.classes, params=net.params) for _ in self.bounds[1:]]
         self.sum_bounds = even_ranges(net.grad.size, len(self.bounds))
         self.pool = None
         self.grad_norm = None
@@ -72,6 +71,15 @@ class DataParallel:
                 masks=shard_masks, normaliser=total, defer_output=defer_output)
 
         results = list(self.pool.map(run, range(len(self.bounds))))
+        self._join_gradients()
+        loss = 0.0
+        for shard_loss, _, _ in results:
+            loss += shard_loss
+        return loss, total, NetworkState.joined([s for _, _, s in results])
+
+    def _join_gradients(self):
+        """The shards' gradients summed into net.grad (their deferred output gradients joined into
+        net.deferred) in shard order, on the threads; sets ``grad_norm``."""
         support = merge_spans([n.grad_support for n in self.nets])
         norm2 = sum(self.pool.map(self._sum_gradients, split_spans(support, len(self.nets))))
         self.net.grad_written(support)
@@ -83,10 +91,6 @@ class DataParallel:
                 n.deferred = None
             self.net.deferred = deferred
         self.grad_norm = math.sqrt(norm2)
-        loss = 0.0
-        for shard_loss, _, _ in results:
-            loss += shard_loss
-        return loss, total, NetworkState.joined([s for _, _, s in results])
 
     def map_spans(self, fn, support=None):
         """fn(part) on the threads, a part each (optimiser steps): spans (a, b) covering the parameter

@@ -28,11 +28,17 @@ def set_threads(threads):
 
 
 def run_training(options, progress=silent, echo=None):
-    """Train as ``options`` (a ``TrainOptions``) say and return the trained ``RecurrentModel`` (also
-    written to ``options.output``); ``echo`` receives a line per epoch and one on the classes."""
+    """Train as ``options`` (a ``TrainOptions``) say and return the trained ``RecurrentModel`` (a
+    ``WindowModel`` for --cell window), also written to ``options.output``; ``echo`` receives a line per
+    epoch and one on the classes."""
     options.check()
+    if options.plot_file:
+        from .history import check_plotting
+
+        check_plotting(options.plot_file)
     set_threads(options.threads)
     from .train import Trainer, checkpoint_path
+    from .window_train import WindowTrainer
 
     opened = _checkpoint(options.resume)
     data, valid = _training_text(options, opened, progress)
@@ -42,8 +48,9 @@ def run_training(options, progress=silent, echo=None):
         model, config = _new_model(options, data, progress, echo)
     if options.threads > 1:
         model.meta["training"] = dict(model.meta.get("training", {}), threads=options.threads)
-    trainer = Trainer(model, config, (data.ids, data.lengths), valid, output=options.output, progress=progress,
-                      threads=options.threads)
+    trainer = (WindowTrainer if model.kind == "window" else Trainer)(
+        model, config, (data.ids, data.lengths), valid, output=options.output, progress=progress,
+        threads=options.threads)
     trainer.log = _epoch_log(options, trainer, echo)
     if opened is not None:
         trainer.load_checkpoint(opened)
@@ -62,9 +69,13 @@ def _checkpoint(path):
     from .. import modelfile
 
     opened = modelfile.read(path)
-    if opened.kind != "recurrent":
+    if opened.kind not in NETWORK_KINDS:
         raise LmtoolError(f"a {opened.kind} model is not a training checkpoint", path)
     return opened
+
+
+NETWORK_KINDS = ("recurrent", "window")
+"""Model-file kinds that ``train`` writes (and resumes from)."""
 
 
 def _training_text(options, opened, progress):
@@ -73,9 +84,9 @@ def _training_text(options, opened, progress):
     from ..encoded_corpus import encode_corpus
 
     if opened is not None:
-        from .model import RecurrentModel
+        from .. import model_class
 
-        vocab = RecurrentModel.from_file(opened).vocab
+        vocab = model_class(opened.kind).from_file(opened).vocab
         data = encode_corpus(options.corpus, level=vocab.level, vocab=vocab, progress=progress,
                              threads=options.threads)
         recorded = opened.meta.get("training", {}).get("blake2b")
@@ -96,10 +107,10 @@ def _training_text(options, opened, progress):
 
 def _resumed(options, opened, data):
     """The checkpoint's model (writable) and its ``TrainConfig`` with this run's budget."""
-    from .model import RecurrentModel
+    from .. import model_class
     from .train import TrainConfig
 
-    model = RecurrentModel.from_file(opened, writable=True)
+    model = model_class(opened.kind).from_file(opened, writable=True)
     config = _resumed_config(options, model, TrainConfig(**opened.meta["training"]["train_config"]))
     if options.valid:
         model.meta["training"] = dict(model.meta.get("training", {}), valid=options.valid)
@@ -108,15 +119,18 @@ def _resumed(options, opened, data):
 
 def _new_model(options, data, progress, echo):
     """A freshly initialised model for ``options`` (its classes clustered first) and its ``TrainConfig``."""
+    from .. import model_class
     from .config import NetworkConfig
-    from .model import RecurrentModel
     from .train import TrainConfig
+    from .window import WindowConfig
 
     vocab = data.vocab
+    window = options.cell == "window"
     classes = word_classes(data, len(vocab), options, progress, echo) if options.softmax == "class" else None
+    architecture = WindowConfig if window else NetworkConfig
     try:
-        net_config = NetworkConfig(**dict(_shared_fields(options, NetworkConfig), vocab_size=len(vocab),
-                                          n_classes=0 if classes is None else classes.n_classes))
+        net_config = architecture(**dict(_shared_fields(options, architecture), vocab_size=len(vocab),
+                                         n_classes=0 if classes is None else classes.n_classes))
     except ValueError as err:
         raise LmtoolError(str(err)) from None
     meta = {"training": dict(data.describe(), valid=options.valid,
@@ -124,8 +138,12 @@ def _new_model(options, data, progress, echo):
             "lmtool_version": __version__}
     if classes is not None:
         meta["training"]["class_method"] = options.class_method
-    model = RecurrentModel.create(vocab, net_config, classes, seed=options.seed, meta=meta)
-    return model, TrainConfig(**_shared_fields(options, TrainConfig))
+    model = model_class("window" if window else "recurrent").create(vocab, net_config, classes, seed=options.seed,
+                                                                     meta=meta)
+    schedule = _shared_fields(options, TrainConfig)
+    if window:
+        schedule["bptt"] = None  # no backpropagation through time: each word is predicted from its window
+    return model, TrainConfig(**schedule)
 
 
 def _shared_fields(options, cls):
@@ -170,9 +188,9 @@ def _resumed_config(options, model, saved):
                 "n_classes": net.n_classes if net.softmax == "class" else None, "level": model.vocab.level,
                 "class_method": training.get("class_method"),
                 **{k: vocabulary.get(k, "not recorded") for k in VOCABULARY_OPTIONS}}
-    differing = [f"{flag} {getattr(options, name)} (checkpoint: {recorded[name]})"
+    differing = [f"{flag} {getattr(options, name)} (checkpoint: {recorded.get(name)})"
                  for name, flag in KEPT_ON_RESUME.items()
-                 if name in given and getattr(options, name) != recorded[name]]
+                 if name in given and getattr(options, name) != recorded.get(name)]
     if differing:
         raise LmtoolError(f"a resumed run goes on with its checkpoint's settings, and these differ: "
                           f"{', '.join(differing)}; drop them, or start a new run without --resume", options.resume)

@@ -25,7 +25,7 @@ from ..progress import bar, silent
 from ..options import default
 from .batches import columns, sentence_stream
 from .history import History
-from .choices import DEFAULT_LR
+from .choices import CELL_DEFAULTS, DEFAULT_LR
 from .optimizer import Optimizer, scale_for_norm
 from .options import TrainOptions
 
@@ -36,9 +36,9 @@ CHECKPOINT_VERSION = 1
 class TrainConfig:
     """How to train (what to train is a ``NetworkConfig``); the defaults are ``train``'s."""
 
-    batch: int = default(TrainOptions, "batch")
+    batch: int = CELL_DEFAULTS["recurrent"]["batch"]
     bptt: int = default(TrainOptions, "bptt")
-    optimizer: str = default(TrainOptions, "optimizer")
+    optimizer: str = CELL_DEFAULTS["recurrent"]["optimizer"]
     lr: float = None
     clip: float = default(TrainOptions, "clip")
     decay: float = default(TrainOptions, "decay")
@@ -74,11 +74,7 @@ class Trainer:
         self.output = output
         self.progress = progress
         self.log = log
-        x, y, reset = sentence_stream(*train)
-        if len(x) < config.batch * 2:
-            raise LmtoolError(f"the training text has {len(x):,} tokens, too few for one batch of "
-                              f"{config.batch} streams; lower --batch or give more text")
-        self.x, self.y, self.reset = columns(x, y, reset, config.batch)
+        self._layout(train)
         self.valid = valid
         if valid is not None and not (valid[0] != 0).any():
             raise LmtoolError("the validation text has no word of the training vocabulary")
@@ -97,11 +93,22 @@ class Trainer:
         self.epoch_tokens = 0
         self.done = False
         self.stop_requested = False
-        self.parallel = None
-        if threads > 1:
-            from .parallel import DataParallel
+        self.parallel = self._parallel(threads) if threads > 1 else None
 
-            self.parallel = DataParallel(self.net, config.batch, threads)
+    def _layout(self, train):
+        """Lay the training sentences out for steps: here ``batch`` columns of one stream, a step
+        taking ``bptt`` rows of them. Sets ``length`` (positions in an epoch) and ``stride`` (per step)."""
+        x, y, reset = sentence_stream(*train)
+        if len(x) < self.config.batch * 2:
+            raise LmtoolError(f"the training text has {len(x):,} tokens, too few for one batch of "
+                              f"{self.config.batch} streams; lower --batch or give more text")
+        self.x, self.y, self.reset = columns(x, y, reset, self.config.batch)
+        self.length, self.stride = self.x.shape[0], self.config.bptt
+
+    def _parallel(self, threads):
+        from .parallel import DataParallel
+
+        return DataParallel(self.net, self.config.batch, threads)
 
     # ------------------------------------------------------------------------------------------
     def request_stop(self):
@@ -131,15 +138,15 @@ class Trainer:
 
     def _run(self, checkpoint_path):
         cfg = self.config
-        steps_per_epoch = -(-self.x.shape[0] // cfg.bptt)
+        steps_per_epoch = -(-self.length // self.stride)
         last_checkpoint = time.monotonic()
         deadline = None if cfg.max_time is None else cfg.max_time
         try:
             while not self.done and self.epoch <= cfg.epochs:
                 with bar(self.progress, f"epoch {self.epoch}", total=steps_per_epoch, unit="batch") as shown:
-                    shown.update(self.position // cfg.bptt)
+                    shown.update(self.position // self.stride)
                     started = time.monotonic()
-                    while self.position < self.x.shape[0]:
+                    while self.position < self.length:
                         t0 = time.monotonic()
                         loss, n = self._step()
                         self.elapsed += time.monotonic() - t0
@@ -157,7 +164,7 @@ class Trainer:
                         if checkpoint_path and time.monotonic() - last_checkpoint > 60 * cfg.checkpoint_minutes:
                             self.save_checkpoint(checkpoint_path)
                             last_checkpoint = time.monotonic()
-                self._end_epoch(complete=not self.done)
+                self._end_epoch(complete=self.position >= self.length)  # a budget may end at its last step
         except KeyboardInterrupt:
             if checkpoint_path:
                 self.save_checkpoint(checkpoint_path)
@@ -172,6 +179,17 @@ class Trainer:
         # With SGD the output weights' gradient may stay aside (factored or transposed): apply_deferred below.
         loss, n, state = net.forward_backward(self.x[a:b], self.y[a:b], self.state, self.rng,
                                               reset=self.reset[a:b], defer_output=self.optimizer.kind == "sgd")
+        self._update(loss)
+        self.state = state
+        self.position = b
+        self.epoch_loss += loss
+        self.epoch_tokens += n
+        return loss, n
+
+    def _update(self, loss):
+        """The optimiser's step on the gradient that ``forward_backward`` left (clipped), or the run
+        stopped if ``loss`` is not finite."""
+        cfg = self.config
         if not math.isfinite(loss):
             self._diverged(loss)
         support = self.net.grad_support
@@ -184,15 +202,10 @@ class Trainer:
         if self.optimizer.step(self.net.params, self.net.grad, self.lr, scale, map_spans=map_spans,
                                support=support, clear=True):
             self.net.grad_cleared()
-        net.apply_deferred(self.lr * scale)
-        self.state = state
-        self.position = b
-        self.epoch_loss += loss
-        self.epoch_tokens += n
-        return loss, n
+        (self.net if self.parallel is None else self.parallel).apply_deferred(self.lr * scale)
 
     def _diverged(self, loss):
-        where = f"epoch {self.epoch}, batch {self.position // self.config.bptt + 1}"
+        where = f"epoch {self.epoch}, batch {self.position // self.stride + 1}"
         self.net.params[:] = self.best_params
         kept = ""
         if self.output and self.best is not None:
@@ -261,9 +274,7 @@ class Trainer:
     def save_checkpoint(self, path):
         """Everything needed to continue: current and best weights, optimiser, RNG, data position."""
         opt_arrays, opt_info = self.optimizer.state()
-        arrays = {"best_params": self.best_params, "state.h": self.state.h, **opt_arrays}
-        if self.state.c is not None:
-            arrays["state.c"] = self.state.c
+        arrays = {"best_params": self.best_params, **self._state_arrays(), **opt_arrays}
         trainer = {"version": CHECKPOINT_VERSION, "epoch": self.epoch, "position": self.position,
                    "lr": self.lr, "best": self.best, "bad_epochs": self.bad_epochs, "elapsed": self.elapsed,
                    "epoch_loss": self.epoch_loss, "epoch_tokens": self.epoch_tokens,
@@ -282,15 +293,22 @@ class Trainer:
                               f"({CHECKPOINT_VERSION}); upgrade lmtool", opened.path)
         self.net.params[:] = opened["params"]
         self.best_params[:] = opened["best_params"]
-        self.state.h[...] = opened["state.h"]
-        if self.state.c is not None:
-            self.state.c[...] = opened["state.c"]
+        self._load_state(opened)
         self.optimizer.load_state(opened.arrays, info["optimizer"])
         self.rng.bit_generator.state = info["rng"]
         for key in ("epoch", "position", "lr", "best", "bad_epochs", "elapsed", "epoch_loss", "epoch_tokens"):
             setattr(self, key, info[key])
         self.history.epochs = list(opened.meta.get("history", []))
         self.model.meta = {k: v for k, v in self.model.meta.items() if k not in ("checkpoint", "history")}
+
+    def _state_arrays(self):
+        """The recurrent state carried into the next segment, as checkpoint arrays."""
+        return {"state.h": self.state.h, **({} if self.state.c is None else {"state.c": self.state.c})}
+
+    def _load_state(self, opened):
+        self.state.h[...] = opened["state.h"]
+        if self.state.c is not None:
+            self.state.c[...] = opened["state.c"]
 
 
 def checkpoint_path(output):

@@ -30,6 +30,9 @@ for it, and a model read back from it must not pass for one (perplexity refuses 
 
 
 ROWS_PER_BATCH = 1 << 18
+MISSING_UNK = -100.0
+"""log10 p(<unk>) of a file without a <unk> unigram: KenLM's (``Config::unknown_missing_logprob``), so
+unknown words score as KenLM's ``query`` scores them; also the lowest value read from a file."""
 
 
 def write_arpa(model, path):
@@ -105,9 +108,8 @@ def read_arpa(path, progress=None):
         pos += len(raw) + 1
     if not counts:
         fail(body_at, "the \\data\\ header lists no n-gram counts")
-    if 0 in counts:
-        fail(pos, f"the \\data\\ header lists no {counts.index(0) + 1}-grams (ngram {counts.index(0) + 1}=0): "
-                  "an empty model")
+    if counts[0] == 0:  # a pruned model may have lost a whole higher order, but not its words
+        fail(pos, "the \\data\\ header lists no 1-grams (ngram 1=0): an empty model")
     order = len(counts)
     sections = []
     at = body_at + 1
@@ -234,7 +236,8 @@ def _model_from_sections(sections, path, normalized=True):
     missing = np.isnan(probs[0])
     probs[0][missing] = LOG10_ZERO
     if missing[UNK]:
-        warnings.warn(f"{path}: no <unk> unigram; unknown words get log10 probability {LOG10_ZERO:g}",
+        probs[0][UNK] = MISSING_UNK
+        warnings.warn(f"{path}: no <unk> unigram; unknown words get log10 probability {MISSING_UNK:g}, as in KenLM",
                       LmtoolWarning, stacklevel=2)
 
     for n in range(2, order + 1):
@@ -261,7 +264,7 @@ def _model_from_sections(sections, path, normalized=True):
     sizes = [len(r) for r in rows]
     word_dtype = np.uint16 if V <= 1 << 16 else np.uint32
     word = np.concatenate([r[:, -1] for r in rows]).astype(word_dtype)
-    prob = np.maximum(np.concatenate(probs), LOG10_ZERO).astype(np.float32)
+    prob = np.maximum(np.concatenate(probs), MISSING_UNK).astype(np.float32)
     backoff = (np.concatenate(backs[:-1]) if order > 1 else np.zeros(0)).astype(np.float32)
     children = (np.concatenate([np.bincount(parent_of[n - 1], minlength=sizes[n - 2]) for n in range(2, order + 1)])
                 if order > 1 else np.zeros(0, np.int64))

@@ -52,30 +52,54 @@ def model_arrays(vocab_size, estimation, folder=None, progress=None, threads=1):
     ``children`` (one byte each), ``children_big_at`` and ``children_big`` (the counts of 255 and
     more, by node), in memory or, with ``folder``, as ``StoredArray``s there. ``progress`` is a
     progress-bar factory, as ``build_ngram_model`` takes it; ``threads`` smooth slices (and turn
-    them into columns) side by side, appended in order."""
+    them into columns) side by side, appended in order. With ``count --prune`` thresholds
+    (``estimation.prune``) only the n-grams kept are written, and ``estimation.model_sizes``
+    says how many of each order."""
+    from .count_pruning import kept_count, kept_rows
+
     columns = _Columns({"word": np.uint16 if vocab_size <= 1 << 16 else np.uint32, "prob": np.float32,
                         "backoff": np.float32, "children": np.uint8, "children_big_at": np.int64,
                         "children_big": np.int64}, folder)
-    first_node = np.concatenate([[0], np.cumsum(estimation.sizes)])  # of each order, 1-based below
+    prune = estimation.prune
 
     def slice_columns(s, prob, backoff):
-        """{column: values} that the slice ``s`` adds (backoff and children belong to its contexts)."""
-        out = {"word": s.field("word")}
+        """{column: values} that the slice ``s`` adds (backoff and children belong to its contexts),
+        and how many of its contexts are kept; ``children_big_at`` counts from its first kept context."""
+        rows = kept_rows(estimation.counts, prune, s.n, s.lo, s.hi)
+        word = s.field("word")
+        out = {"word": word if rows is None else word[rows]}
         with np.errstate(divide="ignore"):
-            out["prob"] = np.maximum(np.minimum(0.0, np.log10(prob)), LOG10_ZERO)
+            out["prob"] = np.maximum(np.minimum(0.0, np.log10(prob if rows is None else prob[rows])), LOG10_ZERO)
             if backoff is not None:
                 out["backoff"] = np.maximum(np.log10(backoff), LOG10_ZERO)
+        contexts = s.c_hi - s.c_lo
         if s.n > 1:
-            children = s.children()
+            if rows is None:
+                children = s.children()
+            else:
+                from ..kernels.ngram_count import occurrences
+
+                children = occurrences(s.parent[rows], contexts)
+            kept = kept_rows(estimation.counts, prune, s.n - 1, s.c_lo, s.c_hi)
+            if kept is not None:
+                children, out["backoff"] = children[kept], out["backoff"][kept]
+            contexts = kept_count(kept, contexts)
             big = np.flatnonzero(children >= SMALL_CHILDREN)
             out["children"] = np.minimum(children, SMALL_CHILDREN)
-            out["children_big_at"] = big + first_node[s.n - 2] + s.c_lo
+            out["children_big_at"] = big
             out["children_big"] = children[big]
-        return out
+        return out, contexts, len(out["word"])
 
-    with bar(progress or silent, "smoothing", total=int(first_node[-1]), unit="n-gram") as shown:
-        for s, _, added in estimation.run(then=slice_columns, threads=threads):
+    sizes = [0] * len(estimation.sizes)  # n-grams written per order
+    contexts_done = [0] * len(estimation.sizes)  # of order n-1 while order n is worked through
+    with bar(progress or silent, "smoothing", total=int(sum(estimation.sizes)), unit="n-gram") as shown:
+        for s, _, (added, contexts, written) in estimation.run(then=slice_columns, threads=threads):
             shown.update(s.hi - s.lo)
+            if "children_big_at" in added:  # node numbers: the orders below, then the contexts before the slice
+                added["children_big_at"] = added["children_big_at"] + sum(sizes[:s.n - 2]) + contexts_done[s.n - 1]
+            contexts_done[s.n - 1] += contexts
+            sizes[s.n - 1] += written
             for name, values in added.items():
                 columns.append(name, values)
+    estimation.model_sizes = sizes
     return columns.finish()

@@ -42,10 +42,10 @@ def build_ngram_model(paths, options=None, progress=silent, stats=None, **fields
     """Count ``paths`` and smooth the counts into an ``NgramModel`` held in memory.
 
     ``options``: a ``CountOptions`` (what ``count`` runs with), or its fields as keywords
-    (``order=5, smoothing="witten-bell"``...). Counting runs in memory on ``threads`` threads, or
-    within ``memory`` spilling to ``tmp`` (``ngram.external``), or on the Dask cluster at ``dask``
-    (``ngram.distributed``); the model is the same byte for byte. A ``stats`` dict receives how the
-    counting went (chunks, runs, shards).
+    (``order=5, smoothing="witten-bell"``, ``prune=[0, 1, 1]``...). Counting runs in memory on
+    ``threads`` threads, or within ``memory`` spilling to ``tmp`` (``ngram.external``), or on the
+    Dask cluster at ``dask`` (``ngram.distributed``); the model is the same byte for byte. A
+    ``stats`` dict receives how the counting went (chunks, runs, shards).
     """
     return _estimate(count_options(paths, options, **fields), None, progress, stats)
 
@@ -81,10 +81,10 @@ def _estimate(options, output, progress, stats):
         if folder:
             if isinstance(counts, Run):  # spent: its files go while the model file is written
                 scratch.remove_soon(counts.folder)
-            write_model_file(output, vocab, estimation.sizes, meta, arrays)
+            write_model_file(output, vocab, estimation.model_sizes, meta, arrays)
             return None
     children = (arrays["children"], arrays["children_big_at"], arrays["children_big"])
-    return NgramModel(vocab, estimation.sizes, arrays["word"], arrays["prob"], arrays["backoff"], children, meta)
+    return NgramModel(vocab, estimation.model_sizes, arrays["word"], arrays["prob"], arrays["backoff"], children, meta)
 
 
 def _warn_if_over_budget(memory, held):
@@ -107,7 +107,7 @@ def _meta(options, method_options, training, estimation):
         "estimated": _plain(estimation.info),
         "lmtool_version": __version__,
         "order": len(estimation.sizes),
-        "sizes": estimation.sizes,
+        "sizes": estimation.model_sizes,
         "normalized": estimation.normalized,
     }
 

@@ -37,10 +37,12 @@ def plan_shards(files, workers, shard_bytes=None):
 
 
 def shard_tokens(shard, level):
-    """Worker, pass 1: ``(tokens, counts, words, sentences)`` of one file or ``ByteRange``."""
-    tally = tally_tokens([shard], level)
+    """Worker, pass 1: ``(tokens, counts, words, sentences, marker)`` of one file or ``ByteRange``;
+    ``marker`` is where ``<s>`` or ``</s>`` first appear in its text (``corpus.MarkerWatch``), or None."""
+    watch = corpus.MarkerWatch(level, say=False)  # said on the client, which the user sees
+    tally = tally_tokens([shard], level, markers=watch)
     tokens, counts = tally.token_counts()
-    return tokens, counts, tally.words, tally.sentences
+    return tokens, counts, tally.words, tally.sentences, watch.found
 
 
 def shard_counts(shard, vocab, order):
@@ -69,7 +71,10 @@ def count_distributed(paths, address, order, level="word", min_count=1, max_voca
                 shown.update(1)
             tallies = client.gather(futures)
         totals, words, sentences = {}, 0, 0
-        for tokens, counts, shard_words, shard_sentences in tallies:
+        marker = next((t[4] for t in tallies if t[4] is not None), None)
+        if marker is not None:
+            corpus.warn_marker(*marker)
+        for tokens, counts, shard_words, shard_sentences, _ in tallies:
             for token, n in zip(tokens, counts.tolist()):
                 totals[token] = totals.get(token, 0) + n
             words += shard_words

@@ -66,6 +66,7 @@ class NgramModel(LanguageModel):
                                      children[big].astype(np.int64))
         self.meta = meta
         self.normalized = bool(meta.get("normalized", True))
+        self.quantized = None  # the arrays of its quantised file form (``ngram.quantize``), if it has one
         self._children = self._child_start = self._hashed = self._few_starts = None
         self._building = threading.Lock()
         self._numpy_tokens = 0
@@ -112,7 +113,11 @@ class NgramModel(LanguageModel):
     # The model file
 
     def save(self, path):
-        """Write the model file (see ``lmtool.modelfile``)."""
+        """Write the model file (see ``lmtool.modelfile``), quantised if the model is (``ngram.quantize``)."""
+        if self.quantized is not None:
+            from .quantize import save
+
+            return save(self, path)
         small, big_at, big = self._stored_children
         arrays = {"word": self.word, "prob": self.prob, "backoff": self.backoff, "children": small,
                   "children_big_at": big_at, "children_big": big}
@@ -122,6 +127,10 @@ class NgramModel(LanguageModel):
     def from_file(cls, model):
         """Rebuild from an opened ``ModelFile`` of kind ``ngram``."""
         try:
+            if "quantized" in model.meta:
+                from .quantize import from_file
+
+                return from_file(model)
             vocab = Vocabulary.from_bytes(model["vocab"], model.meta.get("level", "word"))
             children = (model["children"], model["children_big_at"], model["children_big"])
             if children[1].size and (children[1].min() < 0 or children[1].max() >= len(children[0])):

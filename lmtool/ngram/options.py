@@ -9,8 +9,16 @@ from dataclasses import dataclass
 
 from ..corpus import LEVELS
 from ..errors import LmtoolError
-from ..options import argument, check_fields, option, positive
+from ..options import argument, check_fields, converted, option, positive
 from .choices import DEFAULT_METHOD, SMOOTHING
+
+
+def check_bits(flag, bits):
+    """``--quantize``: None, or a code width ``ngram.quantize`` takes."""
+    if bits is not None:
+        from .quantize import check_bits as widths
+
+        widths(bits)
 
 MAX_ORDER = 16
 
@@ -48,6 +56,13 @@ class CountOptions:
                        help="Count on a Dask cluster: tcp://HOST:PORT of a scheduler, or local:N worker processes. "
                             "CORPUS files (globs allowed) are shards, large plain ones cut at line boundaries; "
                             "paths must be visible to the workers.")
+    prune: list = option(metavar="T1 T2 ...", numbers=True, convert=str.split,
+                         help="Drop the n-grams of order n seen at most Tn times, as lmplz --prune: one count per "
+                              "order from unigrams up (T1 = 0), non-decreasing, the last for the orders above "
+                              "(0 0 1: singleton trigrams and above).")
+    quantize: int = option(metavar="BITS", check=check_bits,
+                           help="Store probabilities and backoffs as BITS-bit codes (4 to 16) and ids packed to "
+                                "their bits.")
     method_options: dict = None
     """More options for the smoothing class (from Python: e.g. ``discounts`` for modified Kneser-Ney)."""
 
@@ -55,8 +70,13 @@ class CountOptions:
         """Refuse absurd values and combinations with one line that names the option; returns self."""
         from ..vocab import check_limits
 
+        converted(self)
         check_fields(self)
         check_limits(self.min_count, self.max_vocab)
+        if self.prune is not None:
+            from .count_pruning import check_thresholds
+
+            self.prune = check_thresholds(self.prune, self.order)
         if self.k is not None and self.smoothing != "add-k":
             raise LmtoolError(f"--k applies to --smoothing add-k only, not to {self.smoothing}")
         if self.smoothing == "add-k" and not 0 < self.add_k <= 1e6:
@@ -80,6 +100,8 @@ class CountOptions:
     def smoothing_options(self):
         """The keywords of the smoothing class (also recorded in the model file)."""
         options = {"k": self.add_k} if self.smoothing == "add-k" else {}
+        if self.prune is not None:
+            options["prune"] = self.prune
         return {**options, **(self.method_options or {})}
 
     def memory_bytes(self):

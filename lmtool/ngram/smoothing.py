@@ -105,6 +105,14 @@ class Smoothing:
         self.order = len(sizes)
         self.info = {}
         self.threads = 1  # for the work on a whole order in ``begin`` (``Estimation.run`` sets it)
+        self.prune = None  # ``count --prune`` thresholds per order (``Estimation`` sets them)
+
+    def pruned(self, s):
+        """bool per row of the slice ``s``: dropped by ``count --prune``; None when no row is. A dropped
+        n-gram's mass goes to its context's backoff weight (see ``ngram.count_pruning``)."""
+        from .count_pruning import pruned_rows
+
+        return pruned_rows(self.counts, self.prune, s.n, s.lo, s.hi)
 
     def begin(self, n):
         pass
@@ -186,6 +194,12 @@ class _AdjustedCounts(Smoothing):
                    np.zeros(upto + 1, np.int64))  # an order may have no n-grams at all
 
 
+def _left_by_pruned(pruned, a, d_of):
+    """What each row leaves to the lower order: its discount, or with ``count --prune`` all of a dropped
+    n-gram's adjusted count (lmplz's rule, which keeps every context summing to one)."""
+    return d_of if pruned is None else np.where(pruned, a, d_of)
+
+
 def _mkn_discounts(t, n, fallback):
     """Chen & Goodman's eq. 26: D_k = k - (k+1) Y t_{k+1} / t_k, Y = t_1 / (t_1 + 2 t_2), k = 1..3.
 
@@ -238,8 +252,9 @@ class ModifiedKneserNey(_AdjustedCounts):
         a = self.adjusted_rows(s)
         d_of = self.discount[np.minimum(a, 3)]
         denominator = s.sums(a.astype(np.float64))
+        left = _left_by_pruned(self.pruned(s), a, d_of)
         with np.errstate(invalid="ignore", divide="ignore"):
-            gamma = s.sums(d_of) / denominator
+            gamma = s.sums(left) / denominator
             u = (a - d_of) / denominator[s.parent]
         return self.interpolate(s, u, gamma, lower)
 
@@ -267,8 +282,9 @@ class KneserNey(_AdjustedCounts):
         a = self.adjusted_rows(s)
         d_of = np.where(a > 0, self.discount, 0.0)
         denominator = s.sums(a.astype(np.float64))
+        left = _left_by_pruned(self.pruned(s), a, d_of)
         with np.errstate(invalid="ignore", divide="ignore"):
-            gamma = s.sums(d_of) / denominator
+            gamma = s.sums(left) / denominator
             u = np.maximum(a - d_of, 0.0) / denominator[s.parent]
         return self.interpolate(s, u, gamma, lower)
 
@@ -280,8 +296,10 @@ class WittenBell(Smoothing):
         c = s.field("count").astype(np.float64)
         total = s.sums(c)
         types = s.sums((c > 0).astype(np.float64))
+        pruned = self.pruned(s)
+        left = types if pruned is None else types + s.sums(np.where(pruned, c, 0.0))  # dropped: all to gamma
         with np.errstate(invalid="ignore", divide="ignore"):
-            gamma = types / (total + types)
+            gamma = left / (total + types)
             u = c / (total + types)[s.parent]
         return self.interpolate(s, u, gamma, lower)
 
@@ -308,8 +326,13 @@ class AddK(Smoothing):
             p[BOS] = 1.0
             return p, None
         p = (c + k) / (total + k * V)[s.parent]
-        seen = s.sums(p)
-        lower_seen = s.sums(lower[s.field("suffix")])
+        explicit = p
+        lower_explicit = lower[s.field("suffix")]
+        pruned = self.pruned(s)
+        if pruned is not None:  # dropped n-grams back off: the weight is taken over the kept ones only
+            explicit, lower_explicit = np.where(pruned, 0.0, explicit), np.where(pruned, 0.0, lower_explicit)
+        seen = s.sums(explicit)
+        lower_seen = s.sums(lower_explicit)
         with np.errstate(invalid="ignore", divide="ignore"):
             b = (1.0 - seen) / (1.0 - lower_seen)
         has_children = s.children() > 0
@@ -349,12 +372,17 @@ class Estimation:
 
     Each order's probabilities are kept for the next order, in memory or, with ``folder``, in a
     file there, read back only once the order is done (so at most one order's is held at a time).
+    With ``prune`` (``count --prune`` thresholds per order) every n-gram is still smoothed, and
+    the methods move the mass of those dropped to the backoff weights; ``assemble.model_arrays``
+    leaves them out of the model.
     """
 
-    def __init__(self, counts, method=DEFAULT_METHOD, folder=None, **options):
+    def __init__(self, counts, method=DEFAULT_METHOD, folder=None, prune=None, **options):
         self.counts = counts
         self.sizes = counts.sizes()
         self.method = SMOOTHING[method](counts, self.sizes, **options)
+        self.method.prune = prune
+        self.prune = prune  # ``count --prune`` thresholds per order, or None
         self.normalized = self.method.normalized
         self.info = self.method.info
         self.folder = folder

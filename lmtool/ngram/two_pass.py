@@ -12,13 +12,15 @@ from ..vocab import ThreadTallies
 from .counts import count_chunk, merge_counts
 
 
-def tally_tokens(paths, level, hasher=None, progress=None, threads=1):
+def tally_tokens(paths, level, hasher=None, progress=None, threads=1, markers=None):
     """Pass 1 over ``paths``: a ``TokenTally`` (and ``hasher`` updated with the decompressed bytes),
-    the chunks encoded on ``threads`` threads (``ThreadTallies``)."""
+    the chunks encoded on ``threads`` threads (``ThreadTallies``); ``markers`` (a
+    ``corpus.MarkerWatch``, one that warns by default) sees every chunk."""
     from ..threads import for_each
 
     tallies = ThreadTallies(level)
-    chunks = corpus.read_chunks(paths, chunk_bytes=corpus.CHUNK_BYTES, progress=progress, hasher=hasher)
+    chunks = map(markers or corpus.MarkerWatch(level),
+                 corpus.read_chunks(paths, chunk_bytes=corpus.CHUNK_BYTES, progress=progress, hasher=hasher))
     for_each(lambda chunk: tallies.add(chunk.data), chunks, threads)
     return tallies.joined()[0]
 

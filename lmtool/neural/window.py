@@ -1,0 +1,239 @@
+"""The fixed-window neural language model (Bengio et al. 2003): configuration and network.
+
+    p(w_t | w_{t-N} .. w_{t-1}) = softmax(out(h)),  h = tanh(x U + d),  x = [C(w_{t-N}) .. C(w_{t-1})]
+
+The N previous words (``<s>`` where the window reaches past the sentence start) are looked up in
+the embedding C and concatenated; one tanh hidden layer follows, then the output layers of the
+recurrent models (full or class softmax, ``lmtool.neural.output``). With direct connections the
+output layer reads [h, x] instead of h: the paper's y = b + W x + V tanh(d + H x).
+
+Each target is predicted from its window alone, so training takes minibatches of windows drawn in
+a shuffled order, with no state between them and no backpropagation through time.
+
+Parameter names: ``embed`` [V, E]; ``hidden.U`` [N*E, H], ``hidden.b`` [H]; ``output.W`` [V, H] or,
+with direct connections, [V, H + N*E] (the hidden units' columns first, then the window's);
+``output.b`` [V], and for a class softmax ``output.Wc``, ``output.bc`` as wide. With a class
+softmax, embedding and output rows are in class position order, as in ``RecurrentNetwork``.
+
+``WindowNetwork`` shares ``RecurrentNetwork``'s bookkeeping of the flat parameter and gradient
+vectors (gradient support, an SGD step's deferred output gradient, norms) by inheritance; what
+differs is the layout, the initialisation and the forward and backward passes.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..kernels import window as kernels
+from ..vocab import BOS
+from .batches import sentence_stream
+from ..options import default
+from .choices import OUTPUTS
+from .config import DTYPES, SavedConfig
+from .network import RecurrentNetwork, draw_masks
+from .options import TrainOptions
+
+
+@dataclass(frozen=True)
+class WindowConfig(SavedConfig):
+    """Architecture of an embedding -> tanh layer -> softmax model over a window of previous words.
+
+    vocab_size: V; window: N words of history; embed, hidden: sizes E, H; direct: connections from
+    the window's embeddings to the output; dropout: probability of zeroing, applied to the window's
+    embeddings and to the hidden layer's output; tie: share the embedding with the output weights
+    (needs embed == hidden, no direct connections); softmax: "full" or "class"; n_classes: C for
+    "class"; init_range: embedding/output weights ~ U(-r, r); dtype: float32 for use, float64 for
+    gradient checks. ``cell``, ``layers``, ``activation`` and ``init`` are fixed (class attributes,
+    not saved) so that code asking them of any network config gets an answer.
+    """
+
+    vocab_size: int
+    window: int = default(TrainOptions, "window")
+    embed: int = default(TrainOptions, "hidden")
+    hidden: int = default(TrainOptions, "hidden")
+    direct: bool = default(TrainOptions, "direct")
+    dropout: float = default(TrainOptions, "dropout")
+    tie: bool = default(TrainOptions, "tie")
+    softmax: str = default(TrainOptions, "softmax")
+    n_classes: int = 0
+    init_range: float = 0.1
+    dtype: str = "float32"
+
+    cell = "window"
+    layers = 1
+    activation = "tanh"
+    init = "default"
+
+    def __post_init__(self):
+        def need(ok, what, found):
+            if not ok:
+                raise ValueError(f"WindowConfig.{what}, found {found!r}")
+        for name in ("vocab_size", "embed", "hidden"):
+            need(int(getattr(self, name)) >= 1, f"{name}: expected a positive integer", getattr(self, name))
+        need(int(self.window) >= 1, "window: expected a positive number of words", self.window)
+        need(0.0 <= self.dropout < 1.0, "dropout: expected a probability in [0, 1)", self.dropout)
+        need(self.init_range > 0, "init_range: expected > 0", self.init_range)
+        need(self.softmax in OUTPUTS, f"softmax: expected one of {tuple(OUTPUTS)}", self.softmax)
+        need(self.dtype in DTYPES, f"dtype: expected one of {DTYPES}", self.dtype)
+        need(not self.tie or (self.embed == self.hidden and not self.direct),
+             "tie: needs embed == hidden and no direct connections, found embed, hidden, direct",
+             (self.embed, self.hidden, self.direct))
+        need(self.softmax != "class" or 1 <= self.n_classes <= self.vocab_size,
+             f"n_classes: expected 1..{self.vocab_size} with softmax='class'", self.n_classes)
+
+    @property
+    def width(self):
+        """Values the output layer reads per token: H, and N*E more with direct connections."""
+        return self.hidden + (self.window * self.embed if self.direct else 0)
+
+
+def parameter_shapes(config):
+    """{name: shape} of every parameter of ``config``, in layout order."""
+    V, N, E, H, W = config.vocab_size, config.window, config.embed, config.hidden, config.width
+    shapes = {"embed": (V, E), "hidden.U": (N * E, H), "hidden.b": (H,)}
+    if not config.tie:
+        shapes["output.W"] = (V, W)
+    shapes["output.b"] = (V,)
+    if config.softmax == "class":
+        shapes.update({"output.Wc": (config.n_classes, W), "output.bc": (config.n_classes,)})
+    return shapes
+
+
+def initialise(config, layout, flat, seed):
+    """Fill flat with initial values drawn from ``seed`` (same seed, same bytes).
+
+    Embedding and output weights ~ U(-init_range, init_range), output biases 0 (as the recurrent
+    models); the hidden layer's weights and bias ~ U(-1/sqrt(N*E), 1/sqrt(N*E)), PyTorch's
+    ``nn.Linear``.
+    """
+    rng = np.random.default_rng(seed)
+    flat[:] = 0
+    k = 1.0 / np.sqrt(config.window * config.embed)
+    for name, v in layout.views(flat).items():
+        if name in ("embed", "output.W", "output.Wc"):
+            v[...] = rng.uniform(-config.init_range, config.init_range, v.shape)
+        elif name.startswith("hidden."):
+            v[...] = rng.uniform(-k, k, v.shape)
+
+
+def windowed(ids, lengths):
+    """(x: int32[n+S] inputs ``<s> w1 .. wk`` per sentence, y: int32[n+S] targets ``w1 .. wk </s>``,
+    offset: int32[n+S] each input's position in its sentence): the stream ``kernels.window.contexts``
+    cuts windows from, one per target."""
+    x, y, _ = sentence_stream(ids, lengths)
+    starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]]).astype(np.int64)
+    offset = (np.arange(len(x), dtype=np.int64) - np.repeat(starts, np.asarray(lengths) + 1)).astype(np.int32)
+    return x, y, offset
+
+
+def contexts(x, offset, rows, window):
+    """int32[B, window]: the word ids of the windows ending at stream positions ``rows``."""
+    return kernels.contexts(x, offset, rows, window, BOS)
+
+
+class WindowNetwork(RecurrentNetwork):
+    """An embedding -> tanh layer -> softmax LM over a window of words, on flat parameter and gradient
+    vectors (``network.params``, ``network.grad``; named views ``network.p``, ``network.g``).
+
+    Batches are windows: ``ctx``: int[B, N] the word ids of each window (oldest first), ``y``: int[B]
+    the targets (< 0: padding, no loss). config: WindowConfig; classes: WordClasses for a class
+    softmax; seed: initialisation seed; params: a flat vector to adopt instead of initialising. Not
+    thread-safe (workspaces are reused between calls): one network object per thread.
+    """
+
+    def __init__(self, config, classes=None, seed=0, params=None):
+        self._bind(config, parameter_shapes(config), initialise, classes, seed, params, width=config.width)
+        self._cache = {}
+
+    def init_state(self, batch):
+        """Nothing is carried from one batch of windows to the next."""
+        return None
+
+    def dropout_masks(self, B, rng):
+        """The masks ``forward_backward`` would draw from ``rng`` for B windows: float[B, N*E] for the
+        window's embeddings, float[B, H] for the hidden layer's output (None without dropout)."""
+        c = self.config
+        return draw_masks(rng, c.dropout, [(B, c.window * c.embed), (B, c.hidden)], self.dtype)
+
+    def _workspace(self, B):
+        """Arrays for B windows: z: [B, width] what the output layer reads (h, then x with direct
+        connections) and dz its gradient; x, dx: [B, N*E] the window (views into z and dz with
+        direct connections); h: [B, H] the hidden layer before dropout (without masks to apply,
+        ``_activations`` writes it in z's first columns instead). Allocated for the largest B seen, so
+        that minibatches of a few sizes share them."""
+        if self._cache.get("rows", 0) < B:
+            c, e = self.config, np.empty
+            z, dz = e((B, c.width), self.dtype), e((B, c.width), self.dtype)
+            self._cache = {"rows": B, "z": z, "dz": dz, "h": e((B, c.hidden), self.dtype) if c.dropout else None,
+                           "x": None if c.direct else e((B, c.window * c.embed), self.dtype),
+                           "dx": None if c.direct else e((B, c.window * c.embed), self.dtype)}
+        H = self.config.hidden
+        ws = {name: a[:B] for name, a in self._cache.items() if name != "rows" and a is not None}
+        if self.config.direct:
+            ws.update(x=ws["z"][:, H:], dx=ws["dz"][:, H:])
+        return ws
+
+    def _activations(self, pos, masks):
+        """Embedding, dropout and hidden layer for window positions pos: int32[B, N]; the workspace."""
+        if pos.ndim != 2 or pos.shape[1] != self.config.window:
+            raise ValueError(f"ctx: expected int[B, {self.config.window}] windows, found shape {pos.shape}")
+        ws = self._workspace(pos.shape[0])
+        kernels.gather(self.p["embed"], pos, ws["x"])
+        if masks is not None:
+            kernels.dropout(ws["x"], masks[0], ws["x"])
+        top = ws["z"][:, :self.config.hidden]
+        if masks is None:
+            ws["h"] = top
+        kernels.forward(ws["x"], self.p["hidden.U"], self.p["hidden.b"], ws["h"])
+        if masks is not None:
+            kernels.dropout(ws["h"], masks[1], top)
+        return ws
+
+    def forward_backward(self, ctx, y, dropout_rng=None, masks=None, normaliser=None, defer_output=False):
+        """Loss and gradient of the mean cross-entropy of B windows.
+
+        ctx: int[B, N] window word ids; y: int[B] targets (< 0 ignored); dropout_rng: numpy Generator
+        drawing the dropout masks (None: no dropout). Overwrites ``grad`` with the gradient of
+        loss_sum / n_tokens and returns (loss_sum in nats, n_tokens). A shard of a bigger batch passes
+        its rows of the batch's ``masks`` (``dropout_masks``) and the batch's token count as
+        ``normaliser``. ``defer_output``: as ``RecurrentNetwork.forward_backward``.
+        """
+        pos, tgt = self._positions(ctx), self._positions(y)
+        if tgt.shape != pos.shape[:1]:
+            raise ValueError(f"y: expected int[{pos.shape[0]}], one target per window, found shape {tgt.shape}")
+        B = len(tgt)
+        if masks is None:
+            masks = self.dropout_masks(B, dropout_rng)
+        ws = self._activations(pos, masks)
+        n_tokens = int(np.count_nonzero(tgt >= 0))
+        self.clear_grad()
+        defer = defer_output and not self.config.tie
+        rest, self.grad_support = self._support(pos, tgt, weights=not defer)
+        self._dirty = self.grad_support
+        scale = 1.0 / max(n_tokens if normaliser is None else normaliser, 1)
+        loss = self.output.loss(ws["z"], self._out_p, tgt, scale, ws["dz"], self._out_g, defer)
+        self.deferred = self.output.deferred
+        H = self.config.hidden
+        dh = ws["dz"][:, :H]
+        if masks is not None:
+            kernels.dropout(dh, masks[1], dh)
+        kernels.backward(ws["x"], self.p["hidden.U"], ws["h"], dh, self.g["hidden.U"], self.g["hidden.b"],
+                         ws["dx"], accumulate=self.config.direct)
+        if masks is not None:
+            kernels.dropout(ws["dx"], masks[0], ws["dx"])
+        kernels.scatter(ws["dx"], pos, self.g["embed"])
+        if not self.config.tie:  # the output layer may know its rows' norm: see grad_norm
+            self._norm_parts = (self.output, rest)
+        return float(loss), n_tokens
+
+    def log_probs(self, ctx, y):
+        """float64[B]: natural-log probabilities of the targets y after the windows ctx (0 where y < 0)."""
+        pos, tgt = self._positions(ctx), self._positions(y)
+        ws = self._activations(pos, None)
+        return self.output.log_probs(ws["z"], self._out_p, tgt)
+
+    def next_distribution(self, ctx):
+        """float[B, V]: p(next word | window) over word ids, for windows ctx: int[B, N]."""
+        ws = self._activations(self._positions(ctx), None)
+        probs = self.output.distribution(ws["z"], self._out_p)
+        return probs if self.classes is None else probs[:, self.classes.rank]
