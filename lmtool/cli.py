@@ -417,13 +417,13 @@ def prune_command(model, output, threshold, size, history, chain_rule, prune_uni
     lm = _read_model_or_arpa(model, _tqdm_factory(quiet))
     check_prunable(lm, model)
     history = list(history) or None
-    if history is None and not chain_rule:
+    recorded = history is None and not chain_rule
+    if recorded:
         history = recorded_training_text(lm)
-        if history and not quiet:
-            click.echo(f"weighing contexts by their frequency in {' '.join(history)}, the model's training text",
-                       err=True)
     small, threshold = prune(lm, threshold=threshold, size=size, prune_unigrams=prune_unigrams, history=history,
                              path=model)
+    if recorded and history and not quiet:  # said once the request is known to be good: an error is one line
+        click.echo(f"weighed contexts by their frequency in {' '.join(history)}, the model's training text", err=True)
     if quantize is not None:
         from .ngram.quantize import quantize as quantized
 
