@@ -4,10 +4,11 @@ Numba costs about 0.2-0.45 s to import and as much again when the first kernel o
 (its typing and lowering registries load then), before each kernel's own cached machine code
 loads. Where an input is small, that start-up is most of the time a command takes, so each model
 kind also has a path written in NumPy and Python that needs no compilation: the tokeniser
-(``Vocabulary.encode_bytes``), n-gram scoring and generation (``ngram.trie``) and the recurrent
-forward pass (``neural.forward``). Those paths give the numbers the kernels give (n-gram scores
-exactly; recurrent scores within float32 rounding), and are chosen by input size, or because the
-kernels are loaded already.
+(``Vocabulary.encode_bytes``), the decoding of quantised files (``ngram.quantize.unpack``), n-gram
+scoring and generation (``ngram.trie``) and the forward pass of every recurrent cell and of the
+fixed-window model (``neural.forward``). Those paths give the numbers the kernels give (n-gram
+scores exactly; neural scores within float32 rounding), and are chosen by input size, or because
+the kernels are loaded already.
 """
 
 import sys
@@ -25,7 +26,7 @@ TOKENISER_PYTHON_BYTES = 1 << 18
 """Text of at most this many bytes is split and looked up in Python (about 0.1-0.2 us per token)
 unless the tokenising kernels are loaded already."""
 RECURRENT_NUMPY_TOKENS = 16_384
-"""A recurrent model scores a batch of at most this many tokens with the NumPy forward pass: it runs at
+"""A recurrent or fixed-window model scores a batch of at most this many tokens with the NumPy forward pass: it runs at
 0.65-0.9x the kernels' speed (LSTM 1x200, full and class softmax), so below about 20k tokens Numba's
 start-up costs more than it saves. The choice depends on the batch alone, never on what ran before,
 since the two paths round differently: one input, one path, the same bytes whatever the threads or the

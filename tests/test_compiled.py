@@ -46,11 +46,20 @@ print("numba" in sys.modules)
 
 
 def test_python_users_scoring_a_sentence_do_not_load_numba(tiny_model, tmp_path):
-    from .test_forward import random_model
+    """n-gram models plain and quantised, every recurrent cell, the fixed-window model."""
+    import lmtool
+    from lmtool.ngram.quantize import quantize
 
-    recurrent = tmp_path / "r.lm"
-    random_model(0).save(recurrent)
-    for path in (tiny_model.lm, recurrent):
+    from .test_forward import random_model, random_window_model
+
+    paths = [tiny_model.lm, tmp_path / "q.lm"]
+    quantize(lmtool.load(tiny_model.lm), 8).save(paths[1])
+    for cell in ("lstm", "gru", "lstm-peephole", "lstm-coupled"):
+        paths.append(tmp_path / f"{cell}.lm")
+        random_model(0, cell=cell).save(paths[-1])
+    paths.append(tmp_path / "window.lm")
+    random_window_model(0, direct=True).save(paths[-1])
+    for path in paths:
         done = subprocess.run([sys.executable, "-c", NO_NUMBA, str(path)], capture_output=True, text=True, cwd=ROOT)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "False", path

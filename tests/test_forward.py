@@ -15,7 +15,8 @@ VOCAB = Vocabulary(["<unk>", "<s>", "</s>"] + [f"w{i}" for i in range(V - 3)])
 CONFIGS = [dict(cell="lstm"), dict(cell="gru"), dict(cell="rnn", activation="tanh"),
            dict(cell="rnn", activation="relu"), dict(cell="rnn", activation="sigmoid"),
            dict(cell="lstm", softmax="class"), dict(cell="gru", softmax="class"), dict(cell="lstm", tie=True, embed=16),
-           dict(cell="gru", layers=1, softmax="class", tie=True, embed=16)]
+           dict(cell="gru", layers=1, softmax="class", tie=True, embed=16), dict(cell="lstm-peephole"),
+           dict(cell="lstm-coupled"), dict(cell="lstm-peephole", layers=1, softmax="class")]
 
 
 def random_model(seed, **fields):
@@ -76,3 +77,42 @@ def test_the_path_depends_on_the_batch_alone(tmp_path):
     one = model.score("w1 w2 w3")
     model.score_ids_compiled(np.array([3, 4], np.int32), np.array([2], np.int32))  # the kernels loaded now
     assert model.score("w1 w2 w3") == one
+
+
+WINDOW_CONFIGS = [dict(), dict(direct=True), dict(softmax="class"), dict(softmax="class", direct=True),
+                  dict(tie=True, embed=16, window=2)]
+
+
+def random_window_model(seed, **fields):
+    from lmtool.neural.window_config import WindowConfig
+    from lmtool.neural.window_model import WindowModel
+
+    rng = np.random.default_rng(seed)
+    classes = make_classes(rng.integers(1, 500, V), 8) if fields.get("softmax") == "class" else None
+    config = WindowConfig(**dict(dict(vocab_size=V, window=3, hidden=16, embed=12,
+                                      n_classes=classes.n_classes if classes else 0), **fields))
+    model = WindowModel.create(VOCAB, config, classes, seed=seed)
+    model.params[:] = rng.normal(0, 0.6, model.params.shape)
+    return model
+
+
+@pytest.mark.parametrize("fields", WINDOW_CONFIGS, ids=lambda f: "-".join(f"{k}={v}" for k, v in f.items()) or "plain")
+def test_window_scores_and_distributions_agree_with_the_kernels(fields):
+    from lmtool.kernels.window import contexts
+    from lmtool.neural.forward import window_contexts
+    from lmtool.neural.window_config import windowed
+
+    model = random_window_model(6, **fields)
+    rng = np.random.default_rng(7)
+    lengths = rng.integers(0, 9, 60).astype(np.int32)
+    ids = rng.integers(0, V, int(lengths.sum())).astype(np.int32)
+    x, _, offset = windowed(ids, lengths)
+    rows = np.arange(len(x))
+    assert window_contexts(x, offset, rows, 3, 1).tolist() == contexts(x, offset, rows, 3, 1).tolist()
+    numpy_path, compiled = model.score_ids_numpy(ids, lengths), model.score_ids_compiled(ids, lengths)
+    np.testing.assert_allclose(numpy_path.token, compiled.token, atol=2e-5, rtol=1e-5)
+    np.testing.assert_allclose(numpy_path.sentence, compiled.sentence, atol=1e-4, rtol=1e-5)
+    state = model.begin([ids[:2], ids[:0], ids[2:7]])
+    a, b = model.forward.next_distribution(state), model.network.next_distribution(state)
+    np.testing.assert_allclose(a, b, atol=2e-6, rtol=1e-5)
+    np.testing.assert_allclose(a.sum(axis=1), 1, atol=1e-5)
