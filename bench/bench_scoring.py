@@ -8,7 +8,9 @@ kenlm module and against query on its probing binary, recurrent scoring against 
 
 Times are wall seconds and CPU seconds (user + system) of the same runs: on a busy machine the CPU
 time is the steadier of the two, and the ratios of both are shown. Cold starts are best of
-``--repeat`` whole processes with the model in the page cache; throughput excludes start-up.
+``--repeat`` whole processes with the model in the page cache and lmtool's bytecode compiled, as an
+installed package has it (``PYTHONDONTWRITEBYTECODE`` would make every start compile lmtool's
+modules: 0.04 s more); throughput excludes start-up.
 """
 
 import argparse
@@ -19,7 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import CACHE, KJV, SINGLE_THREAD, kenlm_binary, lmtool_cmd, repeated_corpus  # noqa: E402
+from common import CACHE, KJV, ROOT, SINGLE_THREAD, kenlm_binary, lmtool_cmd, repeated_corpus  # noqa: E402
 
 SENTENCE = b"and god said unto moses\n"
 TARGETS = {"ngram_cold_s": 0.2, "python_cold_s": 0.1, "recurrent_cold_s": 0.3, "module_ratio": 2.0,
@@ -53,19 +55,25 @@ def best(n, cmd, **kw):
 
 
 def models(folder):
-    """The KJV 5-gram (lmtool, ARPA, KenLM probing binary) and an LSTM 1x200 over its vocabulary."""
+    """The KJV 5-gram (lmtool, quantised to 8 bits, ARPA, KenLM probing binary), and an LSTM 1x200
+    and a fixed-window model (window 4, 200 hidden) over its vocabulary."""
     import lmtool
     from lmtool.neural.config import NetworkConfig
     from lmtool.neural.model import RecurrentModel
+    from lmtool.neural.window_config import WindowConfig
+    from lmtool.neural.window_model import WindowModel
     from lmtool.ngram.arpa import write_arpa
+    from lmtool.ngram.quantize import quantize
 
     paths = {"lm": os.path.join(CACHE, "kjv-train-5gram.lm"), "arpa": os.path.join(folder, "m.arpa"),
-             "probing": os.path.join(folder, "m.probing"), "lstm": os.path.join(folder, "lstm.lm")}
+             "probing": os.path.join(folder, "m.probing"), "lstm": os.path.join(folder, "lstm.lm"),
+             "q8": os.path.join(folder, "m.q8.lm"), "window": os.path.join(folder, "window.lm")}
     if not os.path.exists(paths["lm"]):
         os.makedirs(CACHE, exist_ok=True)
         subprocess.run([*lmtool_cmd(), "count", os.path.join(KJV, "train.txt"), "--order", "5", "-o", paths["lm"],
                         "-q"], check=True)
     ngram = lmtool.load(paths["lm"])
+    quantize(ngram, 8).save(paths["q8"])
     write_arpa(ngram, paths["arpa"])
     build_binary = kenlm_binary("build_binary")
     if build_binary:
@@ -75,6 +83,8 @@ def models(folder):
         paths["probing"] = None
     config = NetworkConfig(vocab_size=len(ngram.vocab), cell="lstm", hidden=200, embed=200, layers=1)
     RecurrentModel.create(ngram.vocab, config, seed=1).save(paths["lstm"])  # speed does not depend on training
+    WindowModel.create(ngram.vocab, WindowConfig(vocab_size=len(ngram.vocab), window=4, embed=200, hidden=200),
+                       seed=1).save(paths["window"])
     return paths
 
 
@@ -92,7 +102,9 @@ def cold_starts(paths, repeat):
     cases = [("lmtool score KJV 5-gram -", [*lm, "score", paths["lm"], "-"], "ngram_cold_s"),
              ("lmtool perplexity KJV 5-gram -", [*lm, "perplexity", paths["lm"], "-"], "ngram_cold_s"),
              ("lmtool generate KJV 5-gram -n 1", [*lm, "generate", paths["lm"], "-n", "1"], "ngram_cold_s"),
+             ("lmtool score KJV 5-gram, 8-bit quantised -", [*lm, "score", paths["q8"], "-"], "ngram_cold_s"),
              ("lmtool score LSTM 1x200 -", [*lm, "score", paths["lstm"], "-"], "recurrent_cold_s"),
+             ("lmtool score fixed-window 4x200 -", [*lm, "score", paths["window"], "-"], "recurrent_cold_s"),
              ("python -c 'import numpy, click' (the floor)", [sys.executable, "-c", "import numpy, click"], None)]
     query = kenlm_binary("query")
     if query and paths["probing"]:
@@ -126,7 +138,9 @@ def python_cold(paths, repeat):
     print("| code | wall s | CPU s | Numba loaded | target |")
     print("|---|---|---|---|---|")
     cases = [("lmtool.load(KJV 5-gram).score(s)", PYTHON_COLD, paths["lm"]),
-             ("lmtool.load(LSTM 1x200).score(s)", PYTHON_COLD, paths["lstm"])]
+             ("lmtool.load(KJV 5-gram, 8-bit quantised).score(s)", PYTHON_COLD, paths["q8"]),
+             ("lmtool.load(LSTM 1x200).score(s)", PYTHON_COLD, paths["lstm"]),
+             ("lmtool.load(fixed-window 4x200).score(s)", PYTHON_COLD, paths["window"])]
     if paths["probing"] and _has_kenlm():
         cases.append(("kenlm.Model(probing binary).score(s)", MODULE_COLD, paths["probing"]))
     out = {}
@@ -139,7 +153,7 @@ def python_cold(paths, repeat):
             runs.append((float(wall), float(cpu), numba))
         wall, cpu = min(r[0] for r in runs), min(r[1] for r in runs)
         out[name] = (wall, cpu)
-        target = "anchor" if "kenlm" in name else "<= 0.1 s" if "5-gram" in name else ""
+        target = "anchor" if "kenlm" in name else "<= 0.1 s" if name.startswith("lmtool.load(KJV 5-gram)") else ""
         print(f"| {name} | {wall:.3f} | {cpu:.3f} | {runs[0][2]} | {target} |")
     return out
 
@@ -202,7 +216,7 @@ def query_throughput(paths, repeat):
     big = repeated_corpus(10)
     lm = lmtool_cmd()
     print(f"\n## Whole commands on KJV train x10 ({os.path.getsize(big) / 1e6:.0f} MB, 8.5 M tokens; best of "
-          f"{repeat})\n")
+          f"{repeat}, in turns)\n")
     print("| command | cores | wall s | CPU s | ratio (wall) | ratio (CPU) |")
     print("|---|---|---|---|---|---|")
     pairs = [("query -v summary", [query, "-v", "summary", paths["probing"]], big, "0"),
@@ -211,9 +225,13 @@ def query_throughput(paths, repeat):
              ("query -v sentence", [query, "-v", "sentence", paths["probing"]], big, "0"),
              ("lmtool score", [*lm, "score", paths["lm"], big], None, "0"),
              ("lmtool score --threads 2", [*lm, "score", paths["lm"], big, "--threads", "2"], None, "0,1")]
+    runs = {name: [] for name, *_ in pairs}
+    for _ in range(repeat):  # in turns, so that a busy spell of the host weighs on every command
+        for name, cmd, stdin, cores in pairs:
+            runs[name].append(timed(cmd, stdin=stdin, cores=cores))
     out, anchor = {}, None
-    for name, cmd, stdin, cores in pairs:
-        wall, cpu = best(repeat, cmd, stdin=stdin, cores=cores)
+    for name, _, _, cores in pairs:
+        wall, cpu = min(r[0] for r in runs[name]), min(r[1] for r in runs[name])
         anchor = (wall, cpu) if name.startswith("query") else anchor
         out[name] = (wall, cpu)
         print(f"| {name} | {cores} | {wall:.2f} | {cpu:.2f} | {ratio(anchor[0], wall)} | {ratio(anchor[1], cpu)} |")
@@ -327,17 +345,24 @@ def main():
     a = ap.parse_args()
     os.sched_setaffinity(0, {0})
     os.environ.update(SINGLE_THREAD)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # lmtool's bytecode, compiled once, as installed
+    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(ROOT, "lmtool")], check=True)
     with tempfile.TemporaryDirectory() as folder:
         paths = models(folder)
-        print("Load average (1, 5, 15 min) at the start: " + ", ".join(f"{x:.1f}" for x in os.getloadavg())
-              + f" on {os.cpu_count()} cores; wall times suffer from it most.")
+        print(f"## Host load\n\nLoad average (1, 5, 15 min) at the start: {_load()} on {os.cpu_count()} cores "
+              "(other work on the host: wall times suffer from it most, CPU times and ratios less).")
         cold_starts(paths, a.repeat)
         python_cold(paths, a.repeat)
         module_throughput(paths, a.repeat)
-        query_throughput(paths, max(2, a.repeat // 2))
+        query_throughput(paths, a.repeat)
         recurrent_throughput(paths, max(2, a.repeat // 2))
         if not a.skip_dask:
             dask_scoring(paths)
+        print(f"\nLoad average at the end: {_load()}.")
+
+
+def _load():
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":
