@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from common import CACHE, ROOT  # noqa: E402
 
-SECTIONS = ("ngram", "kernels", "train", "threads", "scaling", "small", "mixture")
+SECTIONS = ("ngram", "scoring", "kernels", "train", "threads", "scaling", "small", "mixture")
 
 
 HEADER = """# lmtool benchmark results
@@ -88,7 +88,10 @@ def commands(section, quick):
     """(title, argv) of the scripts that make up ``section``."""
     py = sys.executable
     if section == "ngram":
-        return [("n-gram: count, score, model files (bench_ngram.py)", [py, os.path.join(HERE, "bench_ngram.py")])]
+        return [("n-gram: count and model files (bench_ngram.py)", [py, os.path.join(HERE, "bench_ngram.py")])]
+    if section == "scoring":
+        return [("scoring at every scale: one sentence, corpora, recurrent models, Dask (bench_scoring.py)",
+                 [py, os.path.join(HERE, "bench_scoring.py")])]
     if section == "kernels":
         return [("recurrent training throughput against PyTorch (bench_kernels.py)",
                  [py, os.path.join(HERE, "bench_kernels.py"), "--cells", "lstm", "gru", "--layers", "1", "2"]),

@@ -16,9 +16,8 @@ from functools import partial
 import click
 
 from .errors import LmtoolError, LmtoolWarning
-from .neural.options import TrainOptions
-from .ngram.options import CountOptions
 from .outputs import check_outputs
+from .scoring_options import PerplexityOptions, ScoreOptions
 
 
 
@@ -50,8 +49,8 @@ def options_of(cls):
     def decorate(command):
         for f, meta in reversed(declared(cls)):
             if meta.argument:
-                command = click.argument(f.name, nargs=-1, required=True,
-                                         callback=lambda ctx, param, value: list(value))(command)
+                listed = {"callback": lambda ctx, param, value: list(value)} if meta.nargs == -1 else {}
+                command = click.argument(f.name, nargs=meta.nargs, required=True, **listed)(command)
                 continue
             help_text, shown = meta.help, f.default is not None
             if meta.default_text:
@@ -107,7 +106,42 @@ class _NumbersOption(click.Option):
             option.process = process
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """The command group, where a command declared with ``deferred`` is built when it is used: ``train``
+    and ``count`` have dozens of options, and making their dataclasses and click options is a good part
+    of what ``lmtool score`` on one sentence would otherwise spend starting."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.deferred = {}
+
+    def list_commands(self, ctx):
+        return sorted({*self.commands, *self.deferred})
+
+    def get_command(self, ctx, name):
+        if name not in self.commands and name in self.deferred:
+            function, options = self.deferred[name]
+            self.add_command(click.command(name)(options_of(_resolve(options))(quiet_option(function))))
+        return self.commands.get(name)
+
+
+def _resolve(path):
+    from importlib import import_module
+
+    module, _, name = path.partition(":")
+    return getattr(import_module(module), name)
+
+
+def deferred(options):
+    """Decorator: a command taking the options of the dataclass at ``options`` ("module:Class") and
+    ``--quiet``, built when first used (``_Commands``)."""
+    def register(function):
+        cli.deferred[function.__name__] = (function, options)
+        return function
+    return register
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="lmtool", prog_name="lmtool")
 def cli():
     """Language models from plain text: n-gram (Kneser-Ney, ARPA) and recurrent (RNN, LSTM, GRU).
@@ -117,9 +151,7 @@ def cli():
     """
 
 
-@cli.command()
-@options_of(CountOptions)
-@quiet_option
+@deferred("lmtool.ngram.options:CountOptions")
 def count(quiet, **fields):
     """Count n-grams in CORPUS files and write a smoothed n-gram model.
 
@@ -129,6 +161,7 @@ def count(quiet, **fields):
     """
     from .ngram import build
     from .ngram.arpa import write_arpa
+    from .ngram.options import CountOptions
     from .outputs import staged_outputs
 
     options = CountOptions(**fields).check()
@@ -150,9 +183,7 @@ def count(quiet, **fields):
             click.echo(how, err=True)
 
 
-@cli.command()
-@options_of(TrainOptions)
-@quiet_option
+@deferred("lmtool.neural.options:TrainOptions")
 def train(quiet, **fields):
     """Train a recurrent language model (RNN, LSTM or GRU, or an LSTM variant) on CORPUS files.
 
@@ -163,6 +194,7 @@ def train(quiet, **fields):
     MODEL.ckpt is kept every few minutes and on Ctrl-C for --resume. Some defaults depend on --cell,
     --level, the vocabulary or --max-time, as each option's help says.
     """
+    from .neural.options import TrainOptions
     from .neural.pipeline import run_training
     from .neural.train import checkpoint_path
 
@@ -181,27 +213,39 @@ def train(quiet, **fields):
                    err=True)
 
 
+def _check_dask_of_a_stream(lm, options):
+    """Refuse --dask for a stream model: it reads each file whole, as one text, which shards would cut."""
+    if options.dask and lm.stream:
+        raise LmtoolError("--dask cuts files into shards scored apart, but this model was trained with --stream "
+                          "and reads each file as one text from its start; score it without --dask", options.model)
+
+
 @cli.command()
-@click.argument("model")
-@click.argument("files", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the summary.")
-@click.option("--threads", type=int, default=1, show_default=True, help="Score chunks of the input on N threads.")
+@options_of(PerplexityOptions)
 @quiet_option
-def perplexity(model, files, as_json, threads, quiet):
+def perplexity(quiet, **fields):
     """Perplexity of MODEL on FILES (one sentence per line; '-' is stdin).
 
     Tokens are words plus one </s> per sentence; words outside the vocabulary (OOVs) are scored as
     <unk>, as KenLM's query does.
     """
-    from .scoring import corpus_totals
-    from .threads import check_threads
+    options = PerplexityOptions(**fields).check()
+    lm = _load(options.model)
+    lm.check_normalized(options.model)
+    _check_dask_of_a_stream(lm, options)
+    if options.dask:
+        from .cluster_scoring import corpus_totals_distributed
+        from .scoring import CHUNK_BYTES
 
-    check_threads(threads)
-    lm = _load(model)
-    lm.check_normalized(model)
-    summary = corpus_totals(lm, list(files), progress=_tqdm_factory(quiet), threads=threads).summary()
-    if as_json:
-        click.echo(json.dumps(dict(summary, model=model, kind=lm.kind)))
+        totals = corpus_totals_distributed(options.model, options.files, options.dask, CHUNK_BYTES,
+                                           progress=_tqdm_factory(quiet))
+    else:
+        from .scoring import corpus_totals
+
+        totals = corpus_totals(lm, options.files, progress=_tqdm_factory(quiet), threads=options.threads)
+    summary = totals.summary()
+    if options.as_json:
+        click.echo(json.dumps(dict(summary, model=options.model, kind=lm.kind)))
         return
     click.echo(f"Perplexity including OOVs:\t{summary['perplexity']:.5f}\n"
                f"Perplexity excluding OOVs:\t{summary['perplexity_excluding_oov']:.5f}\n"
@@ -212,27 +256,32 @@ def perplexity(model, files, as_json, threads, quiet):
 
 
 @cli.command()
-@click.argument("model")
-@click.argument("files", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of tab-separated values.")
-@click.option("--per-token", is_flag=True, help="Add each token's log10 probability (and n-gram length).")
-@click.option("--threads", type=int, default=1, show_default=True,
-              help="Score chunks of the input on N threads (same output, in order).")
+@options_of(ScoreOptions)
 @quiet_option
-def score(model, files, as_json, per_token, threads, quiet):
+def score(quiet, **fields):
     """Score each line of FILES with MODEL: one output line per input line, in order.
 
     Columns: total log10 probability (</s> included), tokens (words + </s>), OOVs. With
     --per-token, then one column per token: TOKEN, the n-gram length used, and its log10 p.
     """
-    from .scoring import format_scores, score_chunks
-    from .threads import check_threads
-
-    check_threads(threads)
-    lm = _load(model)
+    options = ScoreOptions(**fields).check()
+    lm = _load(options.model)
+    _check_dask_of_a_stream(lm, options)
     out = sys.stdout
-    formatted = partial(format_scores, lm, as_json=as_json, per_token=per_token)
-    for text in score_chunks(lm, list(files), progress=_tqdm_factory(quiet), threads=threads, then=formatted):
+    if options.dask:
+        from .cluster_scoring import score_text_distributed
+        from .scoring import CHUNK_BYTES
+
+        texts = score_text_distributed(options.model, options.files, options.dask, CHUNK_BYTES,
+                                       as_json=options.as_json, per_token=options.per_token,
+                                       progress=_tqdm_factory(quiet))
+    else:
+        from .scoring import format_scores, score_chunks
+
+        formatted = partial(format_scores, lm, as_json=options.as_json, per_token=options.per_token)
+        texts = score_chunks(lm, options.files, progress=_tqdm_factory(quiet), threads=options.threads,
+                             then=formatted)
+    for text in texts:
         out.write(text)
     out.flush()
 
@@ -404,13 +453,13 @@ def prune_command(model, output, threshold, size, history, chain_rule, prune_uni
     lm = _read_model_or_arpa(model, _tqdm_factory(quiet))
     check_prunable(lm, model, size)
     history = list(history) or None
-    if history is None and not chain_rule:
+    recorded = history is None and not chain_rule
+    if recorded:
         history = recorded_training_text(lm)
-        if history and not quiet:
-            click.echo(f"weighing contexts by their frequency in {' '.join(history)}, the model's training text",
-                       err=True)
     small, threshold = prune(lm, threshold=threshold, size=size, prune_unigrams=prune_unigrams, history=history,
                              path=model)
+    if recorded and history and not quiet:  # said once the request is known to be good: an error is one line
+        click.echo(f"weighed contexts by their frequency in {' '.join(history)}, the model's training text", err=True)
     small = _write_ngram(small, output, quantize)
     if not quiet:
         sizes = " ".join(f"{n}:{s:,}" for n, s in enumerate(small.sizes, 1))
@@ -579,7 +628,7 @@ def main(argv=None):
               file=sys.stderr)
         return 1
     if not (sys.argv[1:] if argv is None else argv):
-        print(f"lmtool: error: missing command, one of: {', '.join(cli.commands)} (see 'lmtool --help')",
+        print(f"lmtool: error: missing command, one of: {', '.join(cli.list_commands(None))} (see 'lmtool --help')",
               file=sys.stderr)
         return 2
     from .interrupts import catching, received

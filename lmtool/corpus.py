@@ -10,15 +10,10 @@ A ``ByteRange`` stands for part of a large plain file wherever a path is read, s
 workers can share one file (``byte_ranges`` cuts it).
 """
 
-import bz2
-import gzip
-import hashlib
 import io
-import lzma
 import os
 import re
 import sys
-import zlib
 from dataclasses import dataclass
 
 from .errors import LmtoolError
@@ -30,7 +25,28 @@ MARKERS = frozenset(("<s>", "</s>"))
 
 _SEPARATORS = re.compile("[ \t\r\n]+")
 _MARKER_WORD = re.compile(rb"(?<![^ \t\r\n])(</?s>)(?![^ \t\r\n])")
-_MAGIC = ((b"\x1f\x8b", lambda f: gzip.GzipFile(fileobj=f)), (b"BZh", bz2.BZ2File), (b"\xfd7zXZ\x00", lzma.LZMAFile))
+
+
+def _gzip(f):
+    import gzip
+
+    return gzip.GzipFile(fileobj=f)
+
+
+def _bz2(f):
+    import bz2
+
+    return bz2.BZ2File(f)
+
+
+def _xz(f):
+    import lzma
+
+    return lzma.LZMAFile(f)
+
+
+_MAGIC = ((b"\x1f\x8b", _gzip), (b"BZh", _bz2), (b"\xfd7zXZ\x00", _xz))
+"""Compressed formats by their first bytes, and how to open each (its module imported when first met)."""
 
 
 @dataclass
@@ -87,6 +103,32 @@ def byte_ranges(path, shard_bytes):
     return [ByteRange(str(path), a, b) for a, b in zip(cuts, cuts[1:])]
 
 
+def chunk_cuts(path, chunk_bytes=CHUNK_BYTES, max_line=MAX_LINE_BYTES):
+    """Offsets in the plain file ``path`` where ``read_chunks(..., chunk_bytes)`` ends its chunks
+    (each just past a line feed), the file's size last: ``ByteRange``s between two of them read as
+    those chunks, byte for byte, so that work shared out by ranges can be joined in order as if one
+    process had read the file. Lines longer than ``max_line`` are left to the readers to report.
+    """
+    raw = _open_raw(path)
+    try:
+        size = os.fstat(raw.fileno()).st_size
+        cuts, last = [], 0
+        for grid in range(chunk_bytes, size, chunk_bytes):  # a chunk ends at the last line feed before a block's end
+            at = grid
+            while at > last:
+                low = max(last, at - (1 << 16))
+                raw.seek(low)
+                found = raw.read(at - low).rfind(b"\n")
+                if found >= 0:
+                    last = low + found + 1
+                    cuts.append(last)
+                    break
+                at = low
+        return cuts + [size] if not cuts or cuts[-1] != size else cuts
+    finally:
+        raw.close()
+
+
 def display_name(path):
     """The name used in messages: ``<stdin>`` for ``-``, ``FILE (bytes START-END)`` for a ``ByteRange``."""
     return "<stdin>" if str(path) == "-" else str(path)
@@ -98,6 +140,9 @@ def input_size(paths):
     for path in paths:
         if str(path) == "-":
             return None
+        if isinstance(path, ByteRange):
+            total += path.end - path.start
+            continue
         try:
             total += os.path.getsize(path)
         except OSError:
@@ -151,7 +196,7 @@ class _Window:
     def __init__(self, raw, span, max_line):
         begin, stop = _line_start(raw, span.start, max_line), _line_start(raw, span.end, max_line)
         raw.seek(begin)
-        self.raw, self.left = raw, max(stop - begin, 0)
+        self.raw, self.begin, self.left = raw, begin, max(stop - begin, 0)
 
     def read(self, n):
         block = self.raw.read(min(n, self.left))
@@ -194,10 +239,13 @@ def _blocks(path, chunk_bytes, progress=None, max_line=MAX_LINE_BYTES):
     try:
         stream = _Window(raw, span, max_line) if span else _decompressing(raw)
         position = _position(raw)
+        # a range's blocks end where the whole file's would, so its chunks are the whole file's (chunk_cuts)
+        size = chunk_bytes - stream.begin % chunk_bytes if span else chunk_bytes
         while True:
             try:
-                block = stream.read(chunk_bytes)
-            except (OSError, EOFError, lzma.LZMAError, zlib.error, ValueError) as err:
+                block = stream.read(size)
+                size = chunk_bytes
+            except (OSError, EOFError, ValueError, *_decompression_errors()) as err:
                 raise LmtoolError(f"corrupt or truncated compressed data ({err})", display_name(path)) from None
             if progress is not None:
                 now = _position(raw)
@@ -209,6 +257,12 @@ def _blocks(path, chunk_bytes, progress=None, max_line=MAX_LINE_BYTES):
     finally:
         if raw is not sys.stdin.buffer:
             raw.close()
+
+
+def _decompression_errors():
+    """The exception classes of the decompressors imported so far (an error can only come from those)."""
+    return tuple(error for module, name in (("lzma", "LZMAError"), ("zlib", "error"))
+                 if (error := getattr(sys.modules.get(module), name, None)) is not None)
 
 
 def _read_one(path, chunk_bytes, max_line, progress, hasher):
@@ -334,6 +388,8 @@ def warn_marker(path, line, marker):
 
 def data_hasher():
     """The hash object used to fingerprint training data (BLAKE2b, 128-bit digest)."""
+    import hashlib
+
     return hashlib.blake2b(digest_size=16)
 
 

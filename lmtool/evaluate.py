@@ -14,10 +14,17 @@ import numpy as np
 from .vocab import UNK
 
 
-def word_positions(lengths):
-    """Index in a ``Scores.token`` array of each word (skipping each sentence's ``</s>``)."""
-    n = int(lengths.sum())
-    return np.arange(n) + np.repeat(np.arange(len(lengths)), lengths)
+def word_positions(lengths, words=None):
+    """Index in a ``Scores.token`` array of each word (skipping each sentence's ``</s>``), or of the
+    words at indices ``words`` (int[k], sorted) of the ids only."""
+    if words is None:
+        return np.arange(int(lengths.sum())) + np.repeat(np.arange(len(lengths)), lengths)
+    return words + sentence_of(lengths, words)
+
+
+def sentence_of(lengths, words):
+    """The sentence of each word at indices ``words`` (int[k]) of the ids of sentences of ``lengths``."""
+    return np.searchsorted(np.cumsum(lengths, dtype=np.int64), words, side="right")
 
 
 @dataclass
@@ -33,9 +40,9 @@ class Totals:
     @classmethod
     def of(cls, scores, ids, lengths):
         """Totals of one batch: its ``Scores`` and the ids and lengths that were scored."""
-        oov = ids == UNK
-        n_oov = int(oov.sum())
-        oov_lp = float(scores.token[word_positions(lengths)[oov]].astype(np.float64).sum()) if n_oov else 0.0
+        oov = np.flatnonzero(ids == UNK)
+        n_oov = len(oov)
+        oov_lp = float(scores.token[word_positions(lengths, oov)].astype(np.float64).sum()) if n_oov else 0.0
         return cls(len(lengths), int(len(ids) + len(lengths)), n_oov, float(scores.sentence.sum()), oov_lp)
 
     def __add__(self, other):

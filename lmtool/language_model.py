@@ -50,8 +50,14 @@ class LanguageModel:
     """Base of ``NgramModel`` and ``RecurrentModel``.
 
     Subclasses set ``kind``, ``vocab`` (a ``Vocabulary``), ``meta`` (dict saved in the model file)
-    and ``normalized`` (False where scores are not probabilities), and implement ``score_ids``,
-    ``begin``, ``distribution``, ``advance`` and ``save``.
+    and ``normalized`` (False where scores are not probabilities), and implement ``begin``,
+    ``distribution``, ``advance``, ``save``, and either ``score_ids`` or the pair below.
+
+    Two scoring paths (``lmtool.compiled``): ``score_ids_compiled`` runs Numba kernels, which pay
+    for their start-up on large batches; ``score_ids_numpy`` needs no compilation, for small ones.
+    ``score_ids`` checks the batch and asks ``numpy_pays`` which to take; ``prepare`` tells the
+    model how much text is coming, so that it can take the kernels' start-up at once. A model kind
+    made of others (a mixture) scores through their ``score_ids`` and so takes their paths.
     """
 
     kind = None
@@ -63,7 +69,10 @@ class LanguageModel:
     def score_ids(self, ids, lengths):
         """``Scores`` of sentences given as ids (int32[n]) and words per sentence (int32[S]), each on its
         own (a stream model's each as the first line of a text: ``score_continuing`` reads them as one)."""
-        raise NotImplementedError
+        ids, lengths = check_batch(ids, lengths, len(self.vocab))
+        if self.numpy_pays(ids, lengths):
+            return self.score_ids_numpy(ids, lengths)
+        return self.score_ids_compiled(ids, lengths)
 
     def score_continuing(self, ids, lengths, context=None):
         """``(Scores, context)`` of lines that continue a text: ``context`` is what this returned for
@@ -71,6 +80,21 @@ class LanguageModel:
         the lines before it; a model that scores each line on its own ignores ``context`` (and
         returns None), which makes this its ``score_ids``."""
         return self.score_ids(ids, lengths), None
+
+    def numpy_pays(self, ids, lengths):
+        """Whether a checked batch goes to ``score_ids_numpy`` (default: never)."""
+        return False
+
+    def score_ids_numpy(self, ids, lengths):
+        """``score_ids`` for a checked batch, in NumPy: the kernels' numbers without compiling them."""
+        raise NotImplementedError
+
+    def score_ids_compiled(self, ids, lengths):
+        """``score_ids`` for a checked batch, through the Numba kernels."""
+        raise NotImplementedError
+
+    def prepare(self, input_bytes):
+        """About ``input_bytes`` of text will be scored (None: unknown): load what that calls for."""
 
     def begin(self, prefixes):
         """Generation state for a batch: one sentence per prefix (int32 id arrays, may be empty)."""

@@ -33,6 +33,7 @@ class Option:
     is_flag: bool = False
     argument: bool = False
     convert: object = None
+    nargs: int = -1
     numbers: bool = False
 
     def flag(self, name):
@@ -59,9 +60,12 @@ def option(default=None, *, flags=(), help="", choices=None, metavar=None, defau
     return field(default=default, metadata={"option": meta})
 
 
-def argument(metavar, help=""):
-    """A dataclass field filled by the positional arguments (one or more, as a list)."""
-    return field(default_factory=list, metadata={"option": Option(argument=True, metavar=metavar, help=help)})
+def argument(metavar, help="", nargs=-1):
+    """A dataclass field filled by positional arguments: one or more, as a list (``nargs=-1``), or
+    exactly one (``nargs=1``), as the value itself."""
+    meta = Option(argument=True, metavar=metavar, help=help, nargs=nargs)
+    return field(default_factory=list, metadata={"option": meta}) if nargs == -1 else field(default=None,
+                                                                                              metadata={"option": meta})
 
 
 def declared(cls):

@@ -150,10 +150,23 @@ def _plain_ngram_sampling(model, prefix_ids, temperature, top_k, top_p):
             and temperature == 1.0 and not top_k and top_p == 1.0)
 
 
+FEW_SENTENCES = 16
+"""Plain n-gram samples of at most this many sentences are drawn in Python (``ngram.sampler.FewSentences``,
+the same sentences) while Numba is not loaded: its start-up would take longer."""
+
+
 def _ngram_sentences(model, n, seed, max_tokens):
     """``n`` sentences from ``ngram.sampler.NgramSampler``, block by block (thousands of sentences a
     second where stepping the model's distributions takes milliseconds each)."""
-    from .ngram.sampler import BLOCK, NgramSampler
+    from .compiled import numba_loaded
+    from .ngram.sampler import BLOCK, FewSentences, NgramSampler
+
+    if n <= FEW_SENTENCES and not numba_loaded():
+        ids, lengths = FewSentences(model, max_len=max_tokens, sentences=n).ids(seed, 0, n)
+        ends = np.cumsum(lengths)
+        for k in range(n):
+            yield ids[ends[k] - lengths[k]:ends[k]]
+        return
 
     sampler = NgramSampler(model, max_len=max_tokens, block=min(n, BLOCK))
     for index in range(-(-n // sampler.size)):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import corpus
-from .evaluate import Totals, word_positions
+from .evaluate import Totals, sentence_of, word_positions
 from .progress import bar, silent
 from .threads import ordered_map, set_blas_threads
 from .vocab import UNK
@@ -30,11 +30,14 @@ class ScoredChunk:
         return Totals.of(self.scores, self.ids, self.lengths)
 
     def oov_per_sentence(self):
-        sentence = np.repeat(np.arange(len(self.lengths)), self.lengths)
-        return np.bincount(sentence[self.ids == UNK], minlength=len(self.lengths))
+        return np.bincount(sentence_of(self.lengths, np.flatnonzero(self.ids == UNK)), minlength=len(self.lengths))
 
 
-def score_chunks(model, paths, progress=silent, chunk_bytes=1 << 20, threads=1, then=None):
+CHUNK_BYTES = 1 << 20
+"""Input scored at a time: ``--threads`` share chunks out, ``--dask`` shards are runs of whole chunks."""
+
+
+def score_chunks(model, paths, progress=silent, chunk_bytes=None, threads=1, then=None):
     """Yield a ``ScoredChunk`` for each chunk of lines of ``paths``, in input order, or what
     ``then(scored)`` makes of it (e.g. its formatted text), computed on the scoring thread.
 
@@ -45,6 +48,8 @@ def score_chunks(model, paths, progress=silent, chunk_bytes=1 << 20, threads=1, 
     (``model.stream``) scores each file as one text, chunk after chunk on one thread, each chunk
     in the context its file's earlier chunks leave.
     """
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
+    model.prepare(corpus.input_size(paths))
     workers = queue.SimpleQueue()
     for _ in range(max(threads, 1)):
         workers.put(model.worker())
@@ -98,14 +103,15 @@ def format_scores(model, scored, as_json=False, per_token=False):
         if as_json:
             return "".join(json.dumps({"logprob10": round(t, 6), "tokens": n, "oov": o}) + "\n"
                            for t, n, o in zip(totals, tokens, oov))
-        return "".join(f"{t:.6f}\t{n}\t{o}\n" for t, n, o in zip(totals, tokens, oov))
+        cells = [None] * (3 * len(totals))  # one % over the chunk: half the time of an f-string per line
+        cells[0::3], cells[1::3], cells[2::3] = totals, tokens, oov
+        return ("%.6f\t%d\t%d\n" * len(totals)) % tuple(cells)
     lines = scored.chunk.data.decode("utf-8").split("\n")
     level = model.vocab.level
     token_lp = s.token.tolist()
     ngram = s.ngram_length.tolist() if s.ngram_length is not None else None
-    unk = (scored.ids == UNK)
     is_oov = np.zeros(len(token_lp), bool)
-    is_oov[word_positions(scored.lengths)[unk]] = True
+    is_oov[word_positions(scored.lengths, np.flatnonzero(scored.ids == UNK))] = True
     is_oov = is_oov.tolist()
     out = []
     at = 0

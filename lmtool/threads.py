@@ -6,10 +6,7 @@ back in input order, so the output of N threads is the output of one.
 """
 
 import collections
-import ctypes
-import glob
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 from .errors import LmtoolError
 
@@ -33,6 +30,9 @@ def check_threads(threads):
 
 def numpy_openblas():
     """The OpenBLAS that NumPy's wheel bundles (a ``ctypes.CDLL``), or None where there is none."""
+    import ctypes
+    import glob
+
     import numpy as np
 
     folder = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
@@ -51,6 +51,8 @@ def set_blas_threads(n):
     previous thread count, to restore it, or None when that library is not found (then the
     environment variables set earlier are all there is).
     """
+    import ctypes
+
     try:
         lib = numpy_openblas()
         getter, setter = lib.scipy_openblas_get_num_threads64_, lib.scipy_openblas_set_num_threads64_
@@ -77,6 +79,8 @@ def ordered_map(fn, items, threads=1, in_flight=None):
         for item in items:
             yield fn(item)
         return
+    from concurrent.futures import ThreadPoolExecutor
+
     in_flight = in_flight or 2 * threads
     pending = collections.deque()
     with ThreadPoolExecutor(max_workers=threads) as pool:

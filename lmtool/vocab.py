@@ -15,6 +15,8 @@ from .errors import LmtoolError
 UNK, BOS, EOS = 0, 1, 2
 SPECIALS = ("<unk>", "<s>", "</s>")
 _TABLE_BUILT = threading.Lock()  # a Vocabulary's lookup table is built once, whichever thread asks first
+_NEWLINE, _GAP = -1, -2  # codes of encode_python's line feeds and of the empty strings between two separators
+_SEPARATORS = str.maketrans("\t\r", "  ")
 
 
 class Vocabulary:
@@ -26,7 +28,7 @@ class Vocabulary:
             raise ValueError(f"a vocabulary starts with {SPECIALS}, got {tuple(tokens[:3])}")
         self.tokens = tokens
         self.level = level
-        self.index = {token: i for i, token in enumerate(tokens)}
+        self.index = dict(zip(tokens, range(len(tokens))))
         self._table = None
         if len(self.index) != len(tokens):
             raise ValueError("duplicate tokens in vocabulary")
@@ -42,16 +44,52 @@ class Vocabulary:
         return np.fromiter(map(self.index.get, tokens, repeat(UNK)), np.int32, len(tokens))
 
     def encode_bytes(self, data):
-        """Ids and tokens per line of UTF-8 text ``data`` (whole lines), through a Numba kernel.
+        """Ids and tokens per line of UTF-8 text ``data`` (whole lines), through a Numba kernel, or
+        for small text while the kernels are not loaded, in Python (``encode_python``: the same ids).
 
         Returns ``(ids: int32[k], lengths: int32[lines])``. Safe on several threads at once: the
         table is built once, and encoding only reads it.
         """
         if self._table is None:
+            from . import compiled
+
+            if len(data) <= compiled.TOKENISER_PYTHON_BYTES or not compiled.numba_loaded():
+                return self.encode_python(data)
             with _TABLE_BUILT:
                 if self._table is None:
                     self._table = token_table(self.tokens, self.level)
         return self._table.encode(data, grow=False)
+
+    def encode_python(self, data):
+        """``encode_bytes`` without kernels: ``str.split`` and a dict, about 0.1-0.2 us per token.
+
+        Tokens are split as the kernels split them (space, tab and CR between words; every
+        character at char level), ``<s>`` and ``</s>`` are dropped, unknown tokens are ``<unk>``.
+        """
+        text = data.decode("utf-8") if isinstance(data, (bytes, bytearray, memoryview)) else data
+        n_lines = text.count("\n") + (0 if not text or text.endswith("\n") else 1)
+        lookup = self._lookup_with_separators()
+        if self.level == "char":
+            words = text
+        else:
+            if "\t" in text or "\r" in text:
+                text = text.translate(_SEPARATORS)
+            words = text.replace("\n", " \n ").split(" ")
+        codes = np.fromiter(map(lookup.get, words, repeat(UNK)), np.int32, len(words))
+        line = np.cumsum(codes == _NEWLINE)
+        keep = (codes >= 0) & (codes != BOS) & (codes != EOS) if self.level != "char" else codes >= 0
+        return codes[keep], np.bincount(line[keep], minlength=n_lines).astype(np.int32)[:n_lines]
+
+    def _lookup_with_separators(self):
+        """``index`` plus the line feed (``_NEWLINE``) and, between words, the empty string (``_GAP``)."""
+        lookup = self.__dict__.get("_lookup")
+        if lookup is None:
+            lookup = dict(self.index)
+            lookup["\n"] = _NEWLINE
+            if self.level != "char":
+                lookup[""] = _GAP
+            self._lookup = lookup
+        return lookup
 
     def decode(self, ids):
         """Tokens of ``ids``."""
@@ -82,10 +120,9 @@ class _WordTable:
         self.offsets = np.zeros(max(16, self.n + 1), np.int64)
         np.cumsum(lengths, out=self.offsets[1:self.n + 1])
         self.hashes = np.zeros(max(16, self.n), np.uint64)
-        from .kernels.tokenize import hash_bytes
+        from .kernels.tokenize import hash_tokens
 
-        for i in range(self.n):
-            self.hashes[i] = hash_bytes(self.pool, self.offsets[i], self.offsets[i + 1])
+        hash_tokens(self.pool, self.offsets, self.n, self.hashes)
         self._rehash(max(64, 4 * self.n))
 
     def _rehash(self, n_slots):

@@ -31,6 +31,13 @@ def hash_bytes(data, start, end):
 
 
 @njit(cache=True)
+def hash_tokens(pool, offsets, n_tokens, out):
+    """out[i] = hash_bytes of token i (pool[offsets[i]:offsets[i+1]]) for i < n_tokens."""
+    for i in range(n_tokens):
+        out[i] = hash_bytes(pool, offsets[i], offsets[i + 1])
+
+
+@njit(cache=True)
 def _find(data, start, end, h, slots, pool, offsets, hashes, shift, mask):
     """Slot index holding the token data[start:end], or the empty slot where it would go."""
     s = np.int64((h * _GOLDEN) >> shift)
@@ -102,9 +109,10 @@ def encode_words(data, pos, slots, pool, offsets, hashes, n_tokens, grow, skip_a
             if i >= L or data[i] == 10:
                 break
             start = i
+            h = _FNV_OFFSET  # hash_bytes(data, start, i), taken while the token is scanned
             while i < L and not _is_separator(data[i]):
+                h = (h ^ np.uint64(data[i])) * _FNV_PRIME
                 i += 1
-            h = hash_bytes(data, start, i)
             s = _find(data, start, i, h, slots, pool, offsets, hashes, shift, mask)
             t = slots[s]
             if t < 0:

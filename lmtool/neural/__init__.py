@@ -1,17 +1,17 @@
 """Neural language models: configuration, parameters, the networks (forward and backward), training.
 
-``NetworkConfig`` imports without the kernels; the networks import Numba, so they are loaded when
-first asked for (the command line reads the options and choices of this package at start).
+``NetworkConfig``, ``NetworkState`` and ``RecurrentNetwork`` are imported on first use: the
+command line reads the options and choices of this package at start, and the networks' kernels
+would load Numba.
 """
 
-from .config import NetworkConfig
-
 __all__ = ["NetworkConfig", "NetworkState", "RecurrentNetwork"]
+_HOMES = {"NetworkConfig": ".config", "NetworkState": ".state", "RecurrentNetwork": ".network"}
 
 
 def __getattr__(name):
-    if name in ("NetworkState", "RecurrentNetwork"):
-        from . import network
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
 
-        return getattr(network, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_HOMES[name], __name__), name)

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..kernels.word_clusters import class_bigram_loglik, class_tables, exchange_pass
 
 PASSES = 20
 """Most passes ``exchange_classes`` makes: on KJV the class bigram perplexity moves by under 0.1%
@@ -145,6 +144,8 @@ def exchange_classes(contexts, targets, vocab_size, n_classes=None, penalty=1e-3
     context = (pairs % rows).astype(np.int32)
     indptr = np.searchsorted(pair_target, np.arange(V + 1)).astype(np.int64)
     pair_count = pair_count.astype(np.int64)
+
+    from ..kernels.word_clusters import class_bigram_loglik, class_tables, exchange_pass
 
     table, class_count = class_tables(indptr, context, pair_count, target_count, word_class, rows, C)
     class_size = np.bincount(word_class, minlength=C).astype(np.int64)

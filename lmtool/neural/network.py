@@ -30,55 +30,13 @@ import numpy as np
 from ..kernels.dense import dropout_mask, gather_rows, multiply, scatter_add_rows
 from ..kernels.param_update import squared_norm, squared_norm_spans, zero_spans
 from .choices import CELLS, OUTPUTS
+from .layout import ParameterLayout, parameter_shapes
 from .spans import merge_spans, range_spans, row_spans
+from .state import NetworkState
 
-ALIGN = 16
-"""Each view starts on a multiple of 16 elements (64 bytes: a cache line, any SIMD width)."""
 TABLE_SHARE = 4
 """Training looks layer 0's x U up in a table when a segment has at most 1/4 as many distinct inputs as
 tokens (characters; words, with hundreds of distinct words in 700 tokens, are projected token by token)."""
-
-
-class ParameterLayout:
-    """Named, shaped, aligned slices of one flat vector."""
-
-    def __init__(self, shapes):
-        self.shapes = dict(shapes)
-        self.offsets = {}
-        end = 0
-        for name, shape in self.shapes.items():
-            self.offsets[name] = end
-            end += -(-int(np.prod(shape)) // ALIGN) * ALIGN
-        self.size = end
-
-    def views(self, flat):
-        """{name: view of flat with its shape}."""
-        if flat.shape != (self.size,):
-            raise ValueError(f"flat parameters: expected {self.size} values, found {flat.shape}")
-        return {n: flat[o:o + int(np.prod(s))].reshape(s) for (n, s), o in
-                zip(self.shapes.items(), self.offsets.values())}
-
-
-def parameter_shapes(config):
-    """{name: shape} of every parameter of ``config``, in layout order."""
-    cell = CELLS[config.cell]
-    shapes = {"embed": (config.vocab_size, config.embed)}
-    for l in range(config.layers):
-        inputs = config.embed if l == 0 else config.hidden
-        for name, shape in cell.param_shapes(inputs, config.hidden).items():
-            shapes[f"layer{l}.{name}"] = shape
-    for name, shape in _output_shapes(config).items():
-        if not (config.tie and name == "W"):
-            shapes["output." + name] = shape
-    return shapes
-
-
-def _output_shapes(config):
-    V, H = config.vocab_size, config.hidden
-    shapes = {"W": (V, H), "b": (V,)}
-    if config.softmax == "class":
-        shapes.update(Wc=(config.n_classes, H), bc=(config.n_classes,))
-    return shapes
 
 
 def initialise(config, layout, flat, seed):
@@ -139,38 +97,6 @@ def draw_masks(rng, p, shapes, dtype):
         masks.append(mask)
         start += mask.size
     return masks
-
-
-class NetworkState:
-    """Recurrent state per layer: h: float[L, B, H], and c: float[L, B, H] for LSTM (else None)."""
-
-    def __init__(self, h, c=None):
-        self.h, self.c = h, c
-
-    @property
-    def batch(self):
-        return self.h.shape[1]
-
-    def reset_rows(self, rows):
-        """Zero the state of the streams flagged by rows: bool[B] (in place); returns self."""
-        self.h[:, rows] = 0
-        if self.c is not None:
-            self.c[:, rows] = 0
-        return self
-
-    def select(self, rows):
-        """A new state made of the given streams (index array or bool[B]), e.g. to shrink a batch."""
-        return NetworkState(self.h[:, rows].copy(), None if self.c is None else self.c[:, rows].copy())
-
-    def copy(self):
-        return self.select(slice(None))
-
-    @staticmethod
-    def joined(states):
-        """One state holding the streams of ``states`` side by side, in order."""
-        h = np.concatenate([s.h for s in states], axis=1)
-        c = np.concatenate([s.c for s in states], axis=1) if states[0].c is not None else None
-        return NetworkState(h, c)
 
 
 class RecurrentNetwork:

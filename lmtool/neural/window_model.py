@@ -9,16 +9,18 @@ refuses the file by its kind ("unknown model kind 'window'; upgrade lmtool") ins
 somewhere in a network it cannot build.
 
 Scoring needs no state: every token is predicted from its window, cut from the sentence (``<s>``
-before its start), and the windows of a batch of sentences are scored in blocks. For generation
-the state of a row is its window of word ids, int32[B, N], shifted by one word per step.
+before its start), and the windows of a batch of sentences are scored in blocks: small batches
+by the NumPy forward pass (``neural.forward.NumpyWindowNetwork``), large ones by the kernels, as
+for recurrent models (``RecurrentModel``). For generation the state of a row is its window of word
+ids, int32[B, N], shifted by one word per step.
 """
 
 import numpy as np
 
-from ..language_model import Scores, check_batch, check_ids
+from ..language_model import Scores, check_ids
 from ..vocab import BOS
 from .model import LN10, RecurrentModel
-from .window import WindowConfig, WindowNetwork, contexts, windowed
+from .window_config import WindowConfig, parameter_shapes, windowed
 
 SCORE_WINDOWS = 1024
 """Windows scored per block: big enough for BLAS, small enough that a block's logits stay small."""
@@ -32,17 +34,42 @@ class WindowModel(RecurrentModel):
     stream = False
     """Its windows stay within a line (``train --stream`` is for the recurrent cells)."""
 
-    @classmethod
-    def parts(cls):
-        return WindowConfig, WindowNetwork
+    config_class = WindowConfig
 
-    def score_ids(self, ids, lengths, block=SCORE_WINDOWS):
-        ids, lengths = check_batch(ids, lengths, len(self.vocab))
+    @staticmethod
+    def network_class():
+        from .window import WindowNetwork
+
+        return WindowNetwork
+
+    @staticmethod
+    def parameter_shapes(config):
+        return parameter_shapes(config)
+
+    @staticmethod
+    def numpy_network(config, classes, params):
+        from .forward import NumpyWindowNetwork
+
+        return NumpyWindowNetwork(config, classes, params)
+
+    def score_ids_numpy(self, ids, lengths, block=SCORE_WINDOWS):
+        from .forward import window_contexts
+
+        return self._score_windows(self.forward, window_contexts, ids, lengths, block)
+
+    def score_ids_compiled(self, ids, lengths, block=SCORE_WINDOWS):
+        from ..kernels.window import contexts
+
+        return self._score_windows(self.network, contexts, ids, lengths, block)
+
+    def _score_windows(self, network, contexts, ids, lengths, block):
+        """Scores of a checked batch: its windows cut by ``contexts`` (the kernel's or NumPy's) and
+        scored by ``network``, ``block`` windows at a time."""
         x, y, offset = windowed(ids, lengths)
         logp = np.empty(len(y), np.float64)
         for a in range(0, len(y), block):
             b = min(a + block, len(y))
-            logp[a:b] = self.network.log_probs(contexts(x, offset, np.arange(a, b), self.config.window), y[a:b])
+            logp[a:b] = network.log_probs(contexts(x, offset, np.arange(a, b), self.config.window, BOS), y[a:b])
         token = (logp / LN10).astype(np.float32)
         starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]]).astype(np.int64)
         sentence = np.add.reduceat(token.astype(np.float64), starts) if len(lengths) else np.zeros(0)
@@ -55,7 +82,7 @@ class WindowModel(RecurrentModel):
                          for prefix in prefixes])
 
     def distribution(self, state):
-        return self.network.next_distribution(state).astype(np.float64)
+        return self._stepper(len(state)).next_distribution(state).astype(np.float64)
 
     def advance(self, state, tokens):
         tokens = check_ids(tokens, len(self.vocab))

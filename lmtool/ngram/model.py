@@ -1,4 +1,5 @@
-"""NgramModel: a backoff n-gram model as a compact trie, scored in batches by Numba kernels.
+"""NgramModel: a backoff n-gram model as a compact trie, scored in batches by Numba kernels, or
+for small inputs by a NumPy search of the trie (``ngram.trie``, the same numbers).
 
 The trie's levels are the n-gram orders, sorted by (parent, word); nodes are numbered globally
 (unigram node i is word i). On disk each node costs its word (uint16 when the vocabulary allows),
@@ -6,15 +7,29 @@ its log10 probability (float32), and below the highest order its log10 backoff (
 number of children (one byte, with larger counts kept aside) — smaller than KenLM's unquantised
 trie. Loading memory-maps the arrays; the children's offsets are rebuilt with one cumulative sum
 when first needed (scoring, generation), so a model just written is not expanded in memory.
+
+Large inputs are scored through hash tables built from the trie when the kernels first need them
+(``kernels.ngram_hash``: 16 bytes a slot, 54 MB for the KJV 5-gram, about 0.1 s to build). They
+are not stored in the model file, which would grow from 15.8 MB to about 70 MB: the NumPy search
+answers small inputs without them, and an input large enough to load Numba pays for the build.
 """
+
+import threading
 
 import numpy as np
 
-from .. import modelfile
+from .. import compiled, modelfile
 from ..errors import LmtoolError
-from ..language_model import LanguageModel, Scores, check_batch, check_ids
+from ..language_model import LanguageModel, Scores, check_ids
 from ..vocab import BOS, EOS, Vocabulary
 from .assemble import SMALL_CHILDREN
+from .trie import ChildStarts, context_nodes, next_logprobs, score_sentences
+
+FEW_ROWS = 32
+"""Generation steps of at most this many rows find their contexts in NumPy while Numba is not loaded."""
+FEW_LOOKUPS = 320
+"""Up to this many trie searches (a batch of about 64 tokens of a 5-gram) find children's ranges node
+by node (``trie.ChildStarts``, a few us each) while the whole ``child_start`` array is not built."""
 
 
 def write_model_file(path, vocab, sizes, meta, arrays):
@@ -52,7 +67,9 @@ class NgramModel(LanguageModel):
         self.meta = meta
         self.normalized = bool(meta.get("normalized", True))
         self.quantized = None  # the arrays of its quantised file form (``ngram.quantize``), if it has one
-        self._children = self._child_start = self._hashed = None
+        self._children = self._child_start = self._hashed = self._few_starts = None
+        self._building = threading.Lock()
+        self._numpy_tokens = 0
         small, big_at, big = self._stored_children
         total = int(small.sum(dtype=np.int64)) + int((big - small[big_at]).sum())
         if len(word) != sum(self.sizes) or len(small) != sum(self.sizes[:-1]) or total + self.sizes[0] != len(word):
@@ -71,12 +88,27 @@ class NgramModel(LanguageModel):
     def child_start(self):
         """int64[C+1]: the first child of each node (one order higher); the last entry is T."""
         if self._child_start is None:
-            start = np.empty(len(self.children) + 1, np.int64)
-            start[0] = self.sizes[0]
-            np.cumsum(self.children, out=start[1:])
-            start[1:] += self.sizes[0]
+            small, big_at, big = self._stored_children
+            start = np.empty(len(small) + 1, np.int64)
+            start[0] = 0
+            np.cumsum(small, dtype=np.int64, out=start[1:])
+            # then, in one pass, the unigrams before the first child and, past each count of 255 or more,
+            # what its byte left out
+            order = np.argsort(big_at, kind="stable")
+            cuts = [0, *(big_at[order] + 1).tolist(), len(start)]
+            added = np.cumsum([self.sizes[0], *(big[order] - small[big_at[order]]).tolist()]).tolist()
+            for a, b, extra in zip(cuts[:-1], cuts[1:], added):
+                start[a:b] += extra
             self._child_start = start
         return self._child_start
+
+    def child_starts(self, lookups):
+        """``child_start``, or for about ``lookups`` searches while it is not built, ``trie.ChildStarts``."""
+        if self._child_start is not None or lookups > FEW_LOOKUPS:
+            return self.child_start
+        if self._few_starts is None:
+            self._few_starts = ChildStarts(self.sizes[0], *self._stored_children)
+        return self._few_starts
 
     # The model file
 
@@ -109,10 +141,30 @@ class NgramModel(LanguageModel):
 
     # Scoring
 
-    def score_ids(self, ids, lengths):
+    def numpy_pays(self, ids, lengths):
+        """While the hash table is not built, until the NumPy path has scored ``NGRAM_NUMPY_TOKENS`` tokens
+        in all (many small calls add up to a large input), for sentences of at most ``NGRAM_NUMPY_LONGEST``
+        words (it walks all sentences position by position)."""
+        n_tokens = len(ids) + len(lengths)
+        if (self._hashed is not None or self._numpy_tokens + n_tokens > compiled.NGRAM_NUMPY_TOKENS
+                or (len(lengths) and lengths.max() > compiled.NGRAM_NUMPY_LONGEST)):
+            return False
+        self._numpy_tokens += n_tokens  # the same numbers either way: a race between threads is harmless
+        return True
+
+    def prepare(self, input_bytes):
+        if (compiled.expected_tokens(input_bytes, self.vocab.level) or 0) > compiled.NGRAM_NUMPY_TOKENS:
+            self._hash_table()
+
+    def score_ids_numpy(self, ids, lengths):
+        starts = self.child_starts((len(ids) + len(lengths)) * self.order)
+        sentence, token, ngram_length = score_sentences(ids, lengths, self.order, starts, self.word, self.prob,
+                                                        self.backoff, BOS, EOS)
+        return Scores(sentence, token, ngram_length)
+
+    def score_ids_compiled(self, ids, lengths):
         from ..kernels.ngram_hash import score_sentences_hashed
 
-        ids, lengths = check_batch(ids, lengths, len(self.vocab))
         n = len(ids) + len(lengths)
         token = np.empty(n, np.float32)
         ngram_length = np.empty(n, np.int8)
@@ -121,24 +173,28 @@ class NgramModel(LanguageModel):
                                           token, ngram_length)
         return Scores(sentence, token, ngram_length)
 
-    def worker(self):
-        self._hash_table()  # built once, here, rather than raced for by the threads
-        return self
-
     def _hash_table(self):
-        """The scoring hash table (see ``kernels.ngram_hash``), built on first use (~20 ns per n-gram)."""
+        """The scoring hash table (see ``kernels.ngram_hash``), built on first use (~20 ns per n-gram),
+        once whichever thread asks first."""
         if self._hashed is None:
-            from ..kernels.ngram_hash import EMPTY, build_table, region_sizes
-
-            regions = region_sizes(self.sizes)
-            start = np.concatenate([[0], np.cumsum(regions)[:-1]]).astype(np.int64)
-            bits = np.array([int(r).bit_length() - 1 for r in regions], np.int64)
-            table = np.full(2 * int(regions.sum()), EMPTY, np.uint64)
-            values = table.view(np.float32)
-            build_table(np.asarray(self.sizes, np.int64), regions, self.word, self.prob, self.backoff,
-                        self.child_start, table, values)
-            self._hashed = (start, bits, table, values)
+            with self._building:
+                if self._hashed is None:
+                    self._hashed = self._build_hash_table()
         return self._hashed
+
+    def _build_hash_table(self):
+        from ..kernels.ngram_hash import EMPTY, build_table, region_sizes
+
+        regions = region_sizes(self.sizes)
+        start = np.concatenate([[0], np.cumsum(regions)[:-1]]).astype(np.int64)
+        bits = np.array([int(r).bit_length() - 1 for r in regions], np.int64)
+        n = 2 * int(regions.sum())
+        table = np.full(n + 8, EMPTY, np.uint64)
+        table = table[(-table.ctypes.data) % 64 // 8:][:n]  # on a cache line: an entry never straddles two
+        values = table.view(np.float32)
+        build_table(np.asarray(self.sizes, np.int64), regions, self.word, self.prob, self.backoff,
+                    self.child_start, table, values)
+        return start, bits, table, values
 
     # Generation
 
@@ -148,13 +204,19 @@ class NgramModel(LanguageModel):
                 else np.zeros(0, np.int32) for p in prefixes]
 
     def distribution(self, state):
-        from ..kernels.ngram_query import context_nodes, next_logprobs
+        if len(state) <= FEW_ROWS and not compiled.numba_loaded():
+            find, fill = context_nodes, next_logprobs
+            starts = self.child_starts(len(state) * self.order ** 2)
+        else:
+            from ..kernels import ngram_query
 
+            find, fill = ngram_query.context_nodes, ngram_query.next_logprobs
+            starts = self.child_start
         out = np.empty((len(state), len(self.vocab)), np.float64)
         for row, history in enumerate(state):
             history = check_ids(history, len(self.vocab))
-            nodes = context_nodes(history, self.order, self.child_start, self.word)
-            next_logprobs(nodes, len(self.vocab), self.child_start, self.word, self.prob, self.backoff, BOS, out[row])
+            nodes = find(history, self.order, starts, self.word)
+            fill(nodes, len(self.vocab), starts, self.word, self.prob, self.backoff, BOS, out[row])
         return 10.0 ** out
 
     def advance(self, state, tokens):

@@ -11,7 +11,8 @@ of 2^k - 1 and more kept aside (``kernels.bitpack``).
 
 Loading decodes the codes into the arrays an unquantised model holds (``NgramModel``), so a
 quantised model scores through the same hash table at the same speed, and converts to ARPA with
-the quantised values.
+the quantised values. The decoding runs in NumPy (``unpack``) unless Numba is loaded already, so
+that scoring a sentence does not wait for it (``lmtool.compiled``); both give the same integers.
 """
 
 import numpy as np
@@ -235,9 +236,15 @@ def save(model, path):
 
 
 def from_file(opened):
-    """An ``NgramModel`` from an opened quantised model file, its codes decoded (``kernels.bitpack``)."""
-    from ..kernels.bitpack import unpack, unpack_lookup
+    """An ``NgramModel`` from an opened quantised model file, its codes decoded (``kernels.bitpack``
+    where Numba is loaded, else ``unpack``)."""
+    from .. import compiled
     from .model import NgramModel
+
+    if compiled.numba_loaded():
+        from ..kernels.bitpack import unpack, unpack_lookup
+    else:
+        unpack, unpack_lookup = _unpack_into, _unpack_lookup
 
     meta = opened.meta
     layout = meta["quantized"]
@@ -289,10 +296,43 @@ def from_file(opened):
 
 
 def _check_length(packed, n, bits):
-    from ..kernels.bitpack import packed_words
-
-    if len(packed) != packed_words(n, bits):
+    if len(packed) != (int(n) * int(bits) + 63) // 64:  # kernels.bitpack.packed_words
         raise ValueError("packed codes of the wrong length")
+
+
+def unpack(packed, bits, first, n):
+    """uint32[n]: the values ``first .. first+n-1`` of ``bits`` bits (1..32) in ``packed`` (uint64),
+    as ``kernels.bitpack.unpack`` reads them, in NumPy.
+
+    The layout repeats every ``bits / g`` words (g = gcd(bits, 64)), which hold ``64 / g`` values at
+    the same offsets each time: the words are viewed as rows of one period, and each value's column
+    is cut from them with one fixed shift, array-wide.
+    """
+    from math import gcd
+
+    per, words = 64 // gcd(bits, 64), bits // gcd(bits, 64)
+    p0, p1 = first // per, -(-(first + n) // per)
+    held = packed[p0 * words:p1 * words]
+    rows = np.zeros((p1 - p0) * words, np.uint64)  # the last period filled up with zeros
+    rows[:len(held)] = held
+    rows = rows.reshape(-1, words)  # a value never reaches past its period's last word
+    out = np.empty((p1 - p0, per), np.uint32)
+    mask = np.uint64((1 << bits) - 1)
+    for j in range(per):
+        word, shift = divmod(j * bits, 64)
+        v = rows[:, word] >> np.uint64(shift)
+        if shift + bits > 64:
+            v |= rows[:, word + 1] << np.uint64(64 - shift)
+        out[:, j] = v & mask
+    return out.reshape(-1)[first - p0 * per:first - p0 * per + n]
+
+
+def _unpack_into(packed, bits, first, out):
+    out[:] = unpack(packed, bits, first, len(out))
+
+
+def _unpack_lookup(packed, bits, first, table, out):
+    out[:] = table[unpack(packed, bits, first, len(out))]
 
 
 def file_bytes(model):

@@ -117,6 +117,20 @@ def test_scores_in_context_do_not_depend_on_chunks_or_threads(char_model, texts)
                                atol=1e-6)
 
 
+def test_the_numpy_pass_and_the_kernels_hand_each_other_the_text(char_model, texts, monkeypatch):
+    """Each chunk takes the NumPy forward pass or the kernels by its size alone; a text whose chunks take
+    them in turn scores as one path scores it, to float32 rounding."""
+    import itertools
+
+    _, _, valid = texts
+    whole = np.concatenate([c.scores.token for c in score_chunks(char_model, [str(valid)])])
+    turns = itertools.count()
+    monkeypatch.setattr(type(char_model), "numpy_pays", lambda self, ids, lengths: next(turns) % 2 == 0)
+    mixed = np.concatenate([c.scores.token for c in score_chunks(char_model, [str(valid)], chunk_bytes=200)])
+    assert next(turns) > 4
+    np.testing.assert_allclose(mixed, whole, rtol=1e-4, atol=1e-5)
+
+
 def test_each_file_is_a_text_of_its_own(char_model, texts):
     _, _, valid = texts
     once = corpus_totals(char_model, [str(valid)])
@@ -134,6 +148,10 @@ def test_score_prints_a_line_per_input_line_in_context(char_model, texts):
     assert len(rows) == len(text) and [int(r[1]) for r in rows] == [len(line) + 1 for line in text]
     assert sum(float(r[0]) for r in rows) == pytest.approx(corpus_totals(char_model, [str(valid)]).logprob10,
                                                            rel=1e-6)
+    for command in ("score", "perplexity"):  # shards scored apart would cut the text: refused before any work
+        refused = subprocess.run([sys.executable, "-m", "lmtool.cli", command, str(folder / "char.lm"), str(valid),
+                                  "--dask", "local:1"], capture_output=True, text=True)
+        assert refused.returncode == 1 and refused.stderr.count("\n") == 1 and "--dask" in refused.stderr
 
 
 def test_running_text_writes_the_lines_asked_for(char_model):

@@ -7,7 +7,7 @@ import pytest
 
 from lmtool.neural.classes import make_classes
 from lmtool.neural import NetworkConfig, RecurrentNetwork
-from lmtool.neural.network import ALIGN
+from lmtool.neural.layout import ALIGN
 from tests import naive_recurrent as naive
 
 V, T, B = 13, 4, 3

@@ -254,7 +254,7 @@ def test_memory_budget_reads_a_pipe_twice_through_a_spool(capsys, tmp_path, text
 def test_dask_refuses_a_pipe_in_one_line():
     """Dask's workers open the files themselves: a pipe of this process is nothing to them."""
     from lmtool.errors import LmtoolError
-    from lmtool.ngram.distributed import expand_paths
+    from lmtool.cluster import expand_paths
 
     read_end, write_end = os.pipe()
     try:
@@ -266,7 +266,7 @@ def test_dask_refuses_a_pipe_in_one_line():
 
 
 def test_dask_takes_a_file_whose_name_looks_like_a_pattern(tmp_path):
-    from lmtool.ngram.distributed import expand_paths
+    from lmtool.cluster import expand_paths
 
     (tmp_path / "part[1].txt").write_text("a b\n")
     (tmp_path / "part1.txt").write_text("c d\n")
@@ -365,7 +365,7 @@ def test_dask_address_of_something_else_is_one_line_in_bounded_time(capsys, tmp_
     import socket
 
     import_unless_ci("distributed", "pip install 'lmtool[dask]'")
-    monkeypatch.setattr("lmtool.ngram.distributed.CONNECT_SECONDS", 1)
+    monkeypatch.setattr("lmtool.cluster.CONNECT_SECONDS", 1)
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()

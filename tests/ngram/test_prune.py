@@ -226,7 +226,7 @@ def test_cli_weighs_contexts_by_the_recorded_training_text_by_default(tmp_path):
         return (tmp_path / name).read_bytes(), done.stderr.decode()
 
     by_default, said = pruned("default.lm")
-    assert f"weighing contexts by their frequency in {corpus}" in said
+    assert f"weighed contexts by their frequency in {corpus}" in said
     assert by_default == pruned("history.lm", "-q", "--history", corpus)[0]
     chain_rule = pruned("chain.lm", "-q", "--chain-rule")[0]
     assert chain_rule != by_default

@@ -28,6 +28,7 @@ def test_packing_matches_python_integers(bits, n, seed, first):
     out = np.empty(n - first, np.uint32)
     unpack(packed, bits, first, out)
     assert np.array_equal(out, values[first:])
+    assert np.array_equal(q.unpack(packed, bits, first, n - first), values[first:])  # NumPy's, for cold starts
     if bits <= 12:
         table = np.random.default_rng(seed).normal(size=1 << bits).astype(np.float32)
         looked = np.empty(n - first, np.float32)
@@ -90,6 +91,25 @@ def test_a_quantised_file_loads_back_the_same_model(tiny4, bits):
     assert (folder / "again.lm").read_bytes() == path.read_bytes()
     text = TINY_TEST.read_text(encoding="utf-8")
     assert again.perplexity(text) == pytest.approx(model.perplexity(text), rel=0.05 if bits == 4 else 0.005)
+
+
+def test_numpy_decoding_loads_the_kernels_model_and_scores_as_they_do(tiny4, tmp_path, monkeypatch):
+    """Without Numba loaded a quantised file is decoded in NumPy (``quantize.unpack``): the same
+    arrays, and the NumPy trie search on them gives the hash kernel's scores bit for bit."""
+    import lmtool
+    from lmtool import compiled
+
+    model, _ = tiny4
+    path = tmp_path / "q7.lm"
+    q.quantize(model, 7).save(path)
+    kernels = lmtool.load(path)
+    monkeypatch.setattr(compiled, "numba_loaded", lambda: False)
+    numpy_loaded = lmtool.load(path)
+    for name in ("word", "prob", "backoff", "children"):
+        assert np.array_equal(getattr(numpy_loaded, name), getattr(kernels, name)), name
+    ids, lengths = model.vocab.encode_bytes(TINY_TEST.read_bytes())
+    a, b = numpy_loaded.score_ids_numpy(ids, lengths), kernels.score_ids_compiled(ids, lengths)
+    assert a.token.tobytes() == b.token.tobytes() and a.sentence.tobytes() == b.sentence.tobytes()
 
 
 def test_quantised_files_are_version_2_and_others_stay_version_1(tiny4, monkeypatch):
