@@ -21,8 +21,18 @@ from ..conftest import KENLM_DATA, KJV_TEST, ROOT, TINY_TEST, TINY_TRAIN
 from ..helpers import import_unless_ci, skip_unless_ci
 
 TOLERANCE = 1e-6
-# KenLM's full-KJV ARPA files: ../shared/reference beside the repository, or where this says.
-SHARED = Path(os.environ.get("LMTOOL_KENLM_REFERENCE", ROOT.parent / "shared" / "reference"))
+
+
+def _shared_reference():
+    """KenLM's full-KJV ARPA files: where LMTOOL_KENLM_REFERENCE says, else shared/reference beside the
+    checkout or beside a folder above it (a git worktree below the usual layout finds it too)."""
+    if "LMTOOL_KENLM_REFERENCE" in os.environ:
+        return Path(os.environ["LMTOOL_KENLM_REFERENCE"])
+    candidates = [folder / "shared" / "reference" for folder in ROOT.parents]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+SHARED = _shared_reference()
 
 
 def assert_same_ngrams(ours, ref, tol=TOLERANCE):
