@@ -399,6 +399,10 @@ def main():
             bench_quality(tmp, a.minutes)
         if "char" in only:
             bench_char(tmp, a.char_minutes, a.core)
+        if "cells" in only:
+            bench_cells(tmp, a.cell_minutes, a.cells)
+        if "window" in only:
+            bench_window(tmp, a.window_minutes, a.windows)
 
 
 if __name__ == "__main__":
