@@ -278,7 +278,7 @@ def bench_char(tmp, minutes, core=0):
 def torch_char_run(minutes, core):
     """PyTorch's char-rnn script for ``minutes`` on ``core``: {rate, nats, epochs, curve}, or None if it fails."""
     cmd = ["taskset", "-c", str(core), sys.executable, TORCH_CHAR, "--budget", str(60 * minutes)]
-    done = subprocess.run(cmd, cwd=os.path.dirname(TORCH_CHAR), capture_output=True, text=True,
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
                           env=dict(os.environ, **SINGLE_THREAD))
     final = re.search(r"FINAL .* overall chars/s (\d+) valid ([\d.]+) nats/char", done.stdout)
     if done.returncode or not final:
