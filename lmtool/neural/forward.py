@@ -54,6 +54,19 @@ class RnnCell:
         return out, (h,)
 
 
+def _lstm_run(xu, p, state, reset, update):
+    """The loop the LSTM cells share: at each step a = x_t U + h_{t-1} W + b over the restarted
+    state, then ``update(a, c_{t-1}, H) -> (h_t, c_t)``, the cell's own gates."""
+    h, c = state
+    H = h.shape[1]
+    out = np.empty(xu.shape[:2] + (H,), xu.dtype)
+    for t in range(xu.shape[0]):
+        h, c = _start(h, reset[t]), _start(c, reset[t])
+        h, c = update(xu[t] + h @ p["W"] + p["b"], c, H)
+        out[t] = h
+    return out, (h, c)
+
+
 class LstmCell:
     """Gates i, f, g, o from x_t U + h_{t-1} W + b; c_t = f c_{t-1} + i g; h_t = o tanh(c_t) (``kernels.lstm``)."""
 
@@ -65,16 +78,11 @@ class LstmCell:
 
     @staticmethod
     def run(xu, p, state, reset, activation=None):
-        h, c = state
-        H = h.shape[1]
-        out = np.empty(xu.shape[:2] + (H,), xu.dtype)
-        for t in range(xu.shape[0]):
-            h, c = _start(h, reset[t]), _start(c, reset[t])
-            a = xu[t] + h @ p["W"] + p["b"]
+        def update(a, c, H):
             c = _sigmoid(a[:, H:2 * H]) * c + _sigmoid(a[:, :H]) * np.tanh(a[:, 2 * H:3 * H])
-            h = _sigmoid(a[:, 3 * H:]) * np.tanh(c)
-            out[t] = h
-        return out, (h, c)
+            return _sigmoid(a[:, 3 * H:]) * np.tanh(c), c
+
+        return _lstm_run(xu, p, state, reset, update)
 
 
 class LstmPeepholeCell:
@@ -89,17 +97,14 @@ class LstmPeepholeCell:
 
     @staticmethod
     def run(xu, p, state, reset, activation=None):
-        h, c = state
-        H = h.shape[1]
+        H = state[0].shape[1]
         pi, pf, po = p["peep"][:H], p["peep"][H:2 * H], p["peep"][2 * H:]
-        out = np.empty(xu.shape[:2] + (H,), xu.dtype)
-        for t in range(xu.shape[0]):
-            h, c = _start(h, reset[t]), _start(c, reset[t])
-            a = xu[t] + h @ p["W"] + p["b"]
+
+        def update(a, c, H):
             c = _sigmoid(a[:, H:2 * H] + pf * c) * c + _sigmoid(a[:, :H] + pi * c) * np.tanh(a[:, 2 * H:3 * H])
-            h = _sigmoid(a[:, 3 * H:] + po * c) * np.tanh(c)
-            out[t] = h
-        return out, (h, c)
+            return _sigmoid(a[:, 3 * H:] + po * c) * np.tanh(c), c
+
+        return _lstm_run(xu, p, state, reset, update)
 
 
 class LstmCoupledCell:
@@ -114,17 +119,12 @@ class LstmCoupledCell:
 
     @staticmethod
     def run(xu, p, state, reset, activation=None):
-        h, c = state
-        H = h.shape[1]
-        out = np.empty(xu.shape[:2] + (H,), xu.dtype)
-        for t in range(xu.shape[0]):
-            h, c = _start(h, reset[t]), _start(c, reset[t])
-            a = xu[t] + h @ p["W"] + p["b"]
+        def update(a, c, H):
             f, g = _sigmoid(a[:, :H]), np.tanh(a[:, H:2 * H])
             c = g + f * (c - g)
-            h = _sigmoid(a[:, 2 * H:]) * np.tanh(c)
-            out[t] = h
-        return out, (h, c)
+            return _sigmoid(a[:, 2 * H:]) * np.tanh(c), c
+
+        return _lstm_run(xu, p, state, reset, update)
 
 
 class GruCell:
