@@ -28,18 +28,25 @@ def pack(values, bits, out):
             out[word + 1] |= v >> np.uint64(64 - shift)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _code(packed, bits, index):
+    """The bits of value ``index`` (``bits`` each, low bits first) in ``packed`` (uint64), above them
+    whatever follows: the caller masks."""
+    at = index * bits
+    word = at >> 6
+    shift = at & 63
+    v = packed[word] >> np.uint64(shift)
+    if shift + bits > 64:
+        v |= packed[word + 1] << np.uint64(64 - shift)
+    return v
+
+
 @njit(cache=True, nogil=True)
 def unpack(packed, bits, first, out):
     """Fill out: uint32[n] with the values ``first .. first+n-1`` of ``bits`` bits held in ``packed`` (uint64)."""
     mask = (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
     for i in range(out.shape[0]):
-        at = (first + i) * bits
-        word = at >> 6
-        shift = at & 63
-        v = packed[word] >> np.uint64(shift)
-        if shift + bits > 64:
-            v |= packed[word + 1] << np.uint64(64 - shift)
-        out[i] = np.uint32(v & mask)
+        out[i] = np.uint32(_code(packed, bits, first + i) & mask)
 
 
 @njit(cache=True, nogil=True)
@@ -49,10 +56,4 @@ def unpack_lookup(packed, bits, first, table, out):
     """
     mask = (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
     for i in range(out.shape[0]):
-        at = (first + i) * bits
-        word = at >> 6
-        shift = at & 63
-        v = packed[word] >> np.uint64(shift)
-        if shift + bits > 64:
-            v |= packed[word + 1] << np.uint64(64 - shift)
-        out[i] = table[np.int64(v & mask)]
+        out[i] = table[np.int64(_code(packed, bits, first + i) & mask)]
