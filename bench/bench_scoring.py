@@ -158,6 +158,18 @@ def python_cold(paths, repeat):
     return out
 
 
+def in_turns(passes, repeat):
+    """{name: [(wall s, CPU s), ...]}: each of ``passes`` (name -> function) run ``repeat`` times,
+    in turns, in this process."""
+    times = {name: [] for name in passes}
+    for _ in range(repeat):
+        for name, fn in passes.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            fn()
+            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    return times
+
+
 def _has_kenlm():
     import importlib.util
 
@@ -188,12 +200,7 @@ def module_throughput(paths, repeat):
         theirs = kenlm.Model(paths["probing"] or paths["arpa"])
         assert abs(sum(theirs.score(line) for line in lines) - ours_total) < 1e-3 * abs(ours_total)
         passes = {"kenlm module (model.score per line)": lambda: sum(theirs.score(line) for line in lines), **passes}
-    times = {name: [] for name in passes}
-    for _ in range(repeat):
-        for name, fn in passes.items():
-            wall, cpu = time.perf_counter(), time.process_time()
-            fn()
-            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    times = in_turns(passes, repeat)
     print(f"\n## Throughput: KJV 5-gram on all of KJV train ({tokens:,} tokens; start-up excluded, best of "
           f"{repeat}, in turns)\n")
     print("| scorer | wall s | CPU s | M tokens/s (CPU) | ratio (wall) | ratio (CPU) |")
@@ -294,12 +301,7 @@ def recurrent_throughput(paths, repeat):
     assert abs(torch_pass() - lmtool_pass()) < 1e-3 * abs(lmtool_pass())
     passes = {"PyTorch (inference_mode, batches of 64 sorted by length)": torch_pass,
               "lmtool (score_ids: sentences packed into 64 columns)": lmtool_pass}
-    times = {name: [] for name in passes}
-    for _ in range(repeat):
-        for name, fn in passes.items():
-            wall, cpu = time.perf_counter(), time.process_time()
-            fn()
-            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    times = in_turns(passes, repeat)
     print(f"\n## Recurrent scoring: LSTM 1x200, full softmax over {V:,} words, KJV test ({tokens:,} tokens; "
           f"best of {repeat}, in turns)\n")
     print("| scorer | wall s | CPU s | tokens/s (CPU) | ratio (wall) | ratio (CPU) |")
