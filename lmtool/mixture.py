@@ -223,12 +223,10 @@ class MixtureModel(LanguageModel):
         logp = np.empty((len(used), len(ids) + len(lengths)), np.float32)
         for row, i in enumerate(used):
             logp[row] = self.members[i].score_ids(self.maps.to_member[i][ids], lengths).token
-        with np.errstate(divide="ignore"):
-            log_weights = np.log10(self.weights[used])
         token = np.empty(logp.shape[1], np.float32)
         sentence = np.empty(len(lengths), np.float64)
-        linear_tokens(logp, np.ascontiguousarray(self._shares[used]), self.targets(ids, lengths), log_weights,
-                      lengths, token, sentence)
+        linear_tokens(logp, np.ascontiguousarray(self._shares[used]), self.targets(ids, lengths),
+                      np.asarray(self.weights[used], np.float64), lengths, token, sentence)
         return Scores(sentence, token, None)
 
     def _score_loglinear(self, ids, lengths):

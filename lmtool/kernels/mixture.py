@@ -18,41 +18,61 @@ LOG10_FLOOR = -99.0
 log-linear weight times it finite."""
 
 
+TINY = 1e-30
+"""A float32 sum of weighted probabilities below this is recomputed in float64 log space (float32
+underflows near 1e-38, and a sum this small has lost digits)."""
+
+
 @njit(cache=True, nogil=True)
-def linear_tokens(logp, shares, targets, log_weights, lengths, token, sentence):
+def linear_tokens(logp, shares, targets, weights, lengths, token, sentence):
     """P(w | h) = sum_i w_i P_i(w | h) for every token of a batch of sentences.
 
     logp: float32[M, N] log10 P_i of each token as member i scores it; shares: float32[M, V];
     targets: int32[N] mixture id of each token (words, then each sentence's ``</s>``);
-    log_weights: float64[M] log10 w_i (-inf for a weight of 0); lengths: int32[S] words per sentence
-    (N = sum(lengths) + S). Writes token: float32[N] log10 P(w | h) and sentence: float64[S], the
-    sum of each sentence's lengths[s] + 1 tokens.
+    weights: float64[M] w_i; lengths: int32[S] words per sentence (N = sum(lengths) + S). Writes
+    token: float32[N] log10 P(w | h) and sentence: float64[S], the sum of each sentence's
+    lengths[s] + 1 tokens.
+
+    The sum runs member by member over all tokens in float32 (one exp a member and a token, in
+    loops the compiler vectorises), then one log10 a token; a token whose sum is below ``TINY``
+    (every member all but rules it out) is summed again in float64 log space.
     """
-    M = logp.shape[0]
-    values = np.empty(M, np.float64)
+    M, N = logp.shape
+    ln10 = np.float32(LN10)
+    acc = np.zeros(N, np.float32)
+    for i in range(M):
+        w = np.float32(weights[i])
+        if w == 0.0:
+            continue
+        for t in range(N):
+            acc[t] += w * np.exp((logp[i, t] - shares[i, targets[t]]) * ln10)
     t = 0
     for s in range(lengths.shape[0]):
         total = 0.0
         for _ in range(lengths[s] + 1):
-            w = targets[t]
-            top = -np.inf
-            for i in range(M):
-                v = log_weights[i] + logp[i, t] - shares[i, w]
-                values[i] = v
-                if v > top:
-                    top = v
-            if top == -np.inf:
-                lp = -np.inf
-            else:
-                acc = 0.0
-                for i in range(M):
-                    acc += math.exp((values[i] - top) * LN10)
-                lp = top + math.log10(acc)
+            a = acc[t]
+            lp = math.log10(np.float64(a)) if a >= TINY else _log10_sum(logp, shares, targets, weights, t)
             token[t] = lp
             total += lp
             t += 1
         sentence[s] = total
     return sentence
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _log10_sum(logp, shares, targets, weights, t):
+    """log10 sum_i w_i 10^(logp[i, t] - share), in float64 with the largest term factored out."""
+    top = -np.inf
+    for i in range(logp.shape[0]):
+        if weights[i] > 0.0:
+            top = max(top, math.log10(weights[i]) + logp[i, t] - shares[i, targets[t]])
+    if top == -np.inf:
+        return -np.inf
+    acc = 0.0
+    for i in range(logp.shape[0]):
+        if weights[i] > 0.0:
+            acc += math.exp((math.log10(weights[i]) + logp[i, t] - shares[i, targets[t]] - top) * LN10)
+    return top + math.log10(acc)
 
 
 @njit(cache=True, nogil=True)

@@ -1,0 +1,49 @@
+"""The linear mixture kernel (lmtool/kernels/mixture.py) against float64 NumPy from its definition."""
+
+import numpy as np
+
+from lmtool.kernels.mixture import linear_tokens
+
+
+def reference(logp, shares, targets, weights):
+    terms = weights[:, None] * 10.0 ** (logp.astype(np.float64) - shares[:, targets].astype(np.float64))
+    with np.errstate(divide="ignore"):
+        return np.log10(terms.sum(axis=0))
+
+
+def run(logp, shares, targets, weights, lengths):
+    token = np.empty(logp.shape[1], np.float32)
+    sentence = np.empty(len(lengths), np.float64)
+    linear_tokens(logp, shares, targets, weights, lengths, token, sentence)
+    return token, sentence
+
+
+def test_weighted_sums_and_sentence_totals_match_float64():
+    rng = np.random.default_rng(3)
+    M, V, lengths = 3, 17, np.array([4, 0, 7, 2], np.int32)
+    N = int(lengths.sum()) + len(lengths)
+    logp = rng.uniform(-6, 0, (M, N)).astype(np.float32)
+    shares = np.where(rng.random((M, V)) < 0.3, rng.uniform(0, 2, (M, V)), 0).astype(np.float32)
+    targets = rng.integers(0, V, N).astype(np.int32)
+    weights = np.array([0.2, 0.0, 0.8])  # a member with weight 0 adds nothing
+    token, sentence = run(logp, shares, targets, weights, lengths)
+    expected = reference(logp, shares, targets, weights)
+    np.testing.assert_allclose(token, expected, rtol=1e-6)
+    starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
+    np.testing.assert_allclose(sentence, np.add.reduceat(expected, starts), rtol=1e-6)
+
+
+def test_tokens_below_float32_range_are_summed_in_log_space():
+    """Probabilities of 1e-45 and 1e-300 underflow float32; the mixture keeps their logs, and a token
+    no member allows is -inf."""
+    logp = np.array([[-45.0, -300.0, -np.inf, -1.0], [-47.0, -320.0, -np.inf, -np.inf]], np.float32)
+    logp[1, 1] = -np.inf  # float32 cannot hold -320: the member rules the token out
+    logp[0, 1] = -38.5
+    shares = np.zeros((2, 5), np.float32)
+    targets = np.array([1, 2, 3, 4], np.int32)
+    weights = np.array([0.5, 0.5])
+    token, sentence = run(logp, shares, targets, weights, np.array([3], np.int32))
+    expected = reference(logp, shares, targets, weights)
+    np.testing.assert_allclose(token[[0, 1, 3]], expected[[0, 1, 3]], rtol=1e-6)
+    assert token[0] < -45 and token[2] == -np.inf
+    assert sentence[0] == -np.inf
