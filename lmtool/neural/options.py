@@ -45,14 +45,17 @@ def _unless_computed(check):
 
 
 LEVEL_DEFAULTS = {
-    "word": {"optimizer": "sgd", "batch": 20, "bptt": 35, "dropout": 0.25},
-    "char": {"optimizer": "adam", "batch": 64, "bptt": 100, "dropout": 0.0},
+    "word": {"optimizer": "sgd", "batch": 20, "bptt": 35, "dropout": 0.25, "decay": 4.0},
+    "char": {"optimizer": "adam", "batch": 64, "bptt": 50, "dropout": 0.0, "decay": 2.0},
 }
 """The defaults of the recurrent cells that depend on ``--level`` (``--cell window`` has its own,
 ``choices.CELL_DEFAULTS``). Words: Zaremba et al.'s SGD schedule (lr 20, 20 streams of
-35 steps) with dropout 0.25; characters: char-rnn's Adam over 100-step segments, more streams (the
-recurrent products run faster on wider batches), no dropout (a budget of minutes does not overfit
-a megabyte of text). Measured in ``bench/RESULTS.md``."""
+35 steps) with dropout 0.25, the rate divided by 4 on a plateau; characters: char-rnn's Adam over
+50-step segments (in a 10-minute budget they learn more than 100-step ones at the same characters/s),
+64 streams (32 learn a little more per character but train 15% fewer characters a second), the
+rate halved on a plateau (Adam's steps shrink with it, and a quarter leaves the last epochs little
+to learn), no dropout (a budget of minutes does not overfit a megabyte of text). Measured in
+``bench/RESULTS.md``."""
 CLASS_SOFTMAX_ABOVE = 5000
 """``--softmax`` is class above this many tokens in the vocabulary, full up to it: past about 16 x
 --hidden words the full softmax costs more than two recurrent layers, and its advantage per epoch
@@ -130,14 +133,15 @@ class TrainOptions:
     batch: int = option(check=_unless_computed(positive(65536)), resume=KEPT,
                         default_text="20 streams for words, 64 for characters; 1024 windows for --cell window",
                         help="Parallel streams per batch; windows per minibatch for --cell window.")
-    bptt: int = option(check=_unless_computed(positive(100000)), resume=KEPT, default_text="35 for words, 100 for "
+    bptt: int = option(check=_unless_computed(positive(100000)), resume=KEPT, default_text="35 for words, 50 for "
                        "characters", help="Steps of backpropagation through time.")
     optimizer: str = option(choices=OPTIMIZERS, resume=KEPT,
                             default_text="sgd for words, adam for characters and --cell window")
     lr: float = option(check=positive_number, resume=KEPT, default_text="20 for sgd, 0.002 for adam",
                        help="Learning rate.")
     clip: float = option(0.25, check=_non_negative_clip, resume=KEPT, help="Largest gradient norm (0: no clipping).")
-    decay: float = option(4.0, check=_at_least_one, resume=KEPT,
+    decay: float = option(check=_unless_computed(_at_least_one), resume=KEPT, default_text="4 for words, 2 for "
+                          "characters",
                           help="Divide the learning rate by this when valid stops improving.")
     min_improvement: float = option(check=_unless_computed(fraction), resume=KEPT,
                                     default_text=f"{BUDGET_MIN_IMPROVEMENT} with --max-time, else 0",
