@@ -34,11 +34,10 @@ def test_weighted_sums_and_sentence_totals_match_float64():
 
 
 def test_tokens_below_float32_range_are_summed_in_log_space():
-    """Probabilities of 1e-45 and 1e-300 underflow float32; the mixture keeps their logs, and a token
-    no member allows is -inf."""
-    logp = np.array([[-45.0, -300.0, -np.inf, -1.0], [-47.0, -320.0, -np.inf, -np.inf]], np.float32)
-    logp[1, 1] = -np.inf  # float32 cannot hold -320: the member rules the token out
-    logp[0, 1] = -38.5
+    """A sum under 1e-30 (here 1e-45 and 1e-38.5: float32 underflows or keeps few digits) is taken
+    again in float64 log space; a token no member allows is -inf, and so is its sentence."""
+    inf = np.inf
+    logp = np.array([[-45.0, -38.5, -inf, -1.0], [-47.0, -inf, -inf, -inf]], np.float32)
     shares = np.zeros((2, 5), np.float32)
     targets = np.array([1, 2, 3, 4], np.int32)
     weights = np.array([0.5, 0.5])
