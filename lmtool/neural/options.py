@@ -52,10 +52,10 @@ LEVEL_DEFAULTS = {
 ``choices.CELL_DEFAULTS``). Words: Zaremba et al.'s SGD schedule (lr 20, 20 streams of
 35 steps) with dropout 0.25, the rate divided by 4 on a plateau; characters: char-rnn's Adam over
 50-step segments (in a 10-minute budget they learn more than 100-step ones at the same characters/s),
-64 streams (32 learn 0.01 nats more in 10 minutes but train 5% fewer characters a second), the
-rate halved on a plateau (Adam's steps shrink with it, and a quarter leaves the last epochs little
-to learn), no dropout (a budget of minutes does not overfit a megabyte of text). Measured in
-``bench/RESULTS.md``."""
+64 streams (32 learn 0.01 nats more in 10 minutes but train 5% fewer characters a second, out of
+a 1.6x margin over PyTorch's char-rnn), the rate halved on a plateau (Adam's steps shrink with
+it, and a quarter leaves the last epochs little to learn), no dropout (a budget of minutes does
+not overfit a megabyte of text). Measured in ``bench/RESULTS.md``."""
 CLASS_SOFTMAX_ABOVE = 5000
 """``--softmax`` is class above this many tokens in the vocabulary, full up to it: past about 16 x
 --hidden words the full softmax costs more than two recurrent layers, and its advantage per epoch
