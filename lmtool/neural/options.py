@@ -51,7 +51,7 @@ LEVEL_DEFAULTS = {
 """The defaults of the recurrent cells that depend on ``--level`` (``--cell window`` has its own,
 ``choices.CELL_DEFAULTS``). Words: Zaremba et al.'s SGD schedule (lr 20, 20 streams of
 35 steps) with dropout 0.25, the rate divided by 4 on a plateau; characters: char-rnn's Adam over
-50-step segments (in a 10-minute budget they learn more than 100-step ones at the same characters/s),
+50-step segments (in a 10-minute budget they learn more than 100-step ones at about the same characters/s),
 64 streams (32 learn 0.01 nats more in 10 minutes but train 5% fewer characters a second, out of
 a 1.6x margin over PyTorch's char-rnn), the rate halved on a plateau (Adam's steps shrink with
 it, and a quarter leaves the last epochs little to learn), no dropout (a budget of minutes does
