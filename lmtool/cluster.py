@@ -84,6 +84,11 @@ class connect:
         except OSError as err:
             self.__exit__(None, None, None)
             raise LmtoolError(f"--dask: cannot reach the scheduler at {self.address} ({err})") from None
+        except KeyboardInterrupt:
+            # a cluster stopped while it starts leaves asyncio tasks that failed with no one to await
+            # them; asyncio logs each with a traceback when it is collected, under the one line
+            logging.getLogger("asyncio").disabled = True
+            raise
         return self.client
 
     def __exit__(self, kind, value, tb):
