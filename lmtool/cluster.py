@@ -84,11 +84,6 @@ class connect:
         except OSError as err:
             self.__exit__(None, None, None)
             raise LmtoolError(f"--dask: cannot reach the scheduler at {self.address} ({err})") from None
-        except KeyboardInterrupt:
-            # a cluster stopped while it starts leaves asyncio tasks that failed with no one to await
-            # them; asyncio logs each with a traceback when it is collected, under the one line
-            logging.getLogger("asyncio").disabled = True
-            raise
         return self.client
 
     def __exit__(self, kind, value, tb):
@@ -106,7 +101,9 @@ def _workers_writing_to_nothing():
     print its own tracebacks under the command's one line; what a worker has to say about the work
     comes back through Dask. This process writes nothing meanwhile, and has its stderr back after.
     A Ctrl-C while the cluster starts leaves it half made: distributed's own clean-up at exit would
-    then fail with a traceback, so that is dropped (the worker processes end with this one)."""
+    then fail with a traceback, so that is dropped (the worker processes end with this one), and so
+    would asyncio's log of each of its start-up tasks that failed with no one to await them, so that
+    logger is turned off."""
     sys.stderr.flush()
     saved, nothing = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(nothing, 2)
@@ -116,6 +113,7 @@ def _workers_writing_to_nothing():
         from distributed.deploy import spec
 
         atexit.unregister(spec.close_clusters)
+        logging.getLogger("asyncio").disabled = True
         raise
     finally:
         sys.stderr.flush()

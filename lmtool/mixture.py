@@ -226,7 +226,7 @@ class MixtureModel(LanguageModel):
         token = np.empty(logp.shape[1], np.float32)
         sentence = np.empty(len(lengths), np.float64)
         linear_tokens(logp, np.ascontiguousarray(self._shares[used]), self.targets(ids, lengths),
-                      np.asarray(self.weights[used], np.float64), lengths, token, sentence)
+                      self.weights[used], lengths, token, sentence)
         return Scores(sentence, token, None)
 
     def _score_loglinear(self, ids, lengths):
