@@ -146,7 +146,10 @@ def main():
     # speed
     loglinear = os.path.join(tmp, "loglinear.lm")
     lmtool("mix", kjv5, wb3, "--loglinear", "--weights", "0.8,0.3", "-o", loglinear, "-q")
-    speed_sets = [("5-gram + 3-gram WB", [kjv5, wb3], files["5-gram + 3-gram WB"], TRAIN, "train")]
+    by_context = os.path.join(tmp, "by-context.lm")
+    lmtool("mix", kjv5, wb3, "--tune", VALID, "--by-context", "-o", by_context, "-q")
+    speed_sets = [("5-gram + 3-gram WB", [kjv5, wb3], files["5-gram + 3-gram WB"], TRAIN, "train"),
+                  ("5-gram + 3-gram WB, --by-context", [kjv5, wb3], by_context, TRAIN, "train")]
     if lstm:
         speed_sets.append(("5-gram + LSTM", [kjv5, lstm], files["5-gram + LSTM"], TEST, "test"))
     speed_sets.append(("5-gram + 3-gram WB, log-linear", [kjv5, wb3], loglinear, TEST, "test"))

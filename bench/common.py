@@ -24,6 +24,18 @@ def pin_self(core=0):
 
 def run_measured(cmd, stdin=None, env=None, core=0):
     """Run ``cmd`` pinned to ``core`` and return (wall seconds, peak RSS MB, stdout)."""
+    wall, usage, out = _run(cmd, stdin, env, core)
+    return wall, usage.ru_maxrss / 1024.0, out
+
+
+def run_cpu(cmd, core=0):
+    """Run ``cmd`` pinned to ``core`` and return (CPU seconds, user and system, stdout)."""
+    _, usage, out = _run(cmd, None, None, core)
+    return usage.ru_utime + usage.ru_stime, out
+
+
+def _run(cmd, stdin, env, core):
+    """(wall seconds, the child's ``resource`` usage, stdout) of ``cmd`` pinned to ``core``; a failure raises."""
     full_env = dict(os.environ, **SINGLE_THREAD, **(env or {}))
     stdin_file = open(stdin, "rb") if stdin else subprocess.DEVNULL
     start = time.perf_counter()
@@ -37,7 +49,7 @@ def run_measured(cmd, stdin=None, env=None, core=0):
         stdin_file.close()
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{err.decode()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024.0, out.decode()
+    return wall, usage, out.decode()
 
 
 def kenlm_binary(name):

@@ -484,9 +484,12 @@ def _weights(text):
 @click.option("--weights", metavar="W1,W2,...", help="Set the weights by hand, one per model.")
 @click.option("--loglinear", is_flag=True, help="P(w|h) proportional to prod_i P_i(w|h)^w_i, normalised over the "
                                                 "vocabulary, instead of sum_i w_i P_i(w|h).")
+@click.option("--by-context", is_flag=True,
+              help="With --tune, linear: one set of weights per number of previous words (0 to N-1) that the "
+                   "highest-order n-gram member (order N) knows as one n-gram, instead of one set for all contexts.")
 @click.option("--static", is_flag=True, help="Merge n-gram members into one backoff n-gram model instead.")
 @quiet_option
-def mix(models, output, dev, weights, loglinear, static, quiet):
+def mix(models, output, dev, weights, loglinear, by_context, static, quiet):
     """Make one model of MODELS (n-gram, recurrent or mixtures), linearly or log-linearly.
 
     The weights come from --tune DEV (EM on the members' probabilities of DEV's tokens, until the
@@ -506,6 +509,14 @@ def mix(models, output, dev, weights, loglinear, static, quiet):
     if static and loglinear:
         raise LmtoolError("--static merges linear mixtures only (a log-linear one is normalised at every position, "
                           "which no backoff model stores); drop --loglinear")
+    if by_context and loglinear:
+        raise LmtoolError("--by-context is for linear mixtures (a log-linear one is tuned as a whole); "
+                          "drop --loglinear or --by-context")
+    if by_context and static:
+        raise LmtoolError("weights that change with the context are not one backoff model's probabilities; "
+                          "drop --static or --by-context")
+    if by_context and dev is None:
+        raise LmtoolError("--by-context weights are found on a dev text; give --tune DEV instead of --weights")
     from .ngram.arpa import is_arpa_name
 
     if is_arpa_name(output) and not static:
@@ -521,13 +532,18 @@ def mix(models, output, dev, weights, loglinear, static, quiet):
     if hand is not None:
         mixture = given(mixture, hand)
     else:
-        mixture, report = tune(mixture, [dev], progress=_tqdm_factory(quiet))
+        mixture, report = tune(mixture, [dev], progress=_tqdm_factory(quiet), by_context=by_context)
         for i, (name, ppl) in enumerate(zip(models, report["members_dev_perplexity"]), 1):
             click.echo(f"member {i}: {name} ({mixture.members[i - 1].kind}), dev perplexity {ppl:.4f}")
         steps = (f"{report['iterations']} iterations" if "iterations" in report
                  else f"{report['passes']} passes over the dev text")
-        click.echo(f"weights ({report['method']}, {steps}): "
-                   + ",".join(f"{w:.6f}" for w in mixture.weights))
+        if mixture.context is None:
+            click.echo(f"weights ({report['method']}, {steps}): " + ",".join(f"{w:.6f}" for w in mixture.weights))
+        else:
+            click.echo(f"weights ({report['method']} of member {report['context_member']}, {steps}), by how many "
+                       "previous words it knows:")
+            for known, (row, tokens) in enumerate(zip(mixture.weights, report["row_dev_tokens"])):
+                click.echo(f"  {known} ({tokens} dev tokens): " + ",".join(f"{w:.6f}" for w in row))
         click.echo(f"mixture dev perplexity: {report['dev_perplexity']:.4f}")
     if not static:
         mixture.save(output)

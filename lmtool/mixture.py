@@ -12,6 +12,13 @@ words the member lacks, and ``<unk>`` itself), so every member, and so the mixtu
 distribution over the mixture's vocabulary. With one vocabulary nothing is shared: each token's
 probability is exactly the weighted sum.
 
+Weights by context (``context`` a member's index, an n-gram model of order N): one set of weights
+per row b = 0 .. N-1, the row picked at each position by how many of the previous words that
+member knows as one n-gram (``history_rows``: its ``ngram_length`` of the previous token, at
+most N-1; 0 for a sentence's first word). Where the n-gram model knows a long context it can be
+trusted more than where it backs off to unigrams. The row depends on the history only, so each
+position still mixes distributions with weights summing to 1.
+
 The model file holds each member's model file whole, as a uint8 array (``member.0``, ...), opened
 in place from the mixture's memory map; the container's CRC-32 covers them. No pickle.
 """
@@ -97,12 +104,37 @@ def check_member(model, name):
                           "a normalised smoothing such as modified-kneser-ney", name)
 
 
+def context_member(members, names):
+    """The index of the member whose knowledge of the history picks the weights: the n-gram member
+    of the highest order (the first of them), refused if there is none of order 2 or more."""
+    orders = [m.order if m.kind == "ngram" else 0 for m in members]
+    if max(orders) < 2:
+        raise LmtoolError("weights by context need an n-gram member of order 2 or more (they follow how many "
+                          "previous words it knows); none of " + ", ".join(map(str, names)) + " is one")
+    return orders.index(max(orders))
+
+
+def history_rows(member, ids, lengths, scores=None):
+    """int32[n + S]: at each token position of a batch of sentences (``ids`` the n-gram ``member``'s),
+    the row of context weights: the n-gram length the member used for the previous token, at most
+    its order - 1, and 0 at a sentence's first token (its history is ``<s>`` alone). ``scores``: the
+    member's ``Scores`` of the batch, if already computed."""
+    ngram_length = (member.score_ids(ids, lengths) if scores is None else scores).ngram_length
+    rows = np.zeros(len(ngram_length), np.int32)
+    np.minimum(ngram_length[:-1], member.order - 1, out=rows[1:], casting="unsafe")
+    rows[np.cumsum(lengths + 1)[:-1]] = 0
+    return rows
+
+
 class MixtureModel(LanguageModel):
-    """Members (``LanguageModel``s of any kind, mixtures too), their ``weights`` and ``mode``."""
+    """Members (``LanguageModel``s of any kind, mixtures too), their ``weights`` and ``mode``:
+    float64[M], or with ``context`` (a member's index, see the module's docstring) float64[N, M],
+    one row per length of history that member knows."""
 
     kind = "mixture"
 
-    def __init__(self, members, weights, mode=LINEAR, meta=None, member_bytes=None, names=None, maps=None):
+    def __init__(self, members, weights, mode=LINEAR, meta=None, member_bytes=None, names=None, maps=None,
+                 context=None):
         if mode not in MODES:
             raise ValueError(f"unknown mixture mode {mode!r}")
         self.members = list(members)
@@ -110,7 +142,12 @@ class MixtureModel(LanguageModel):
         for model, name in zip(self.members, self.names):
             check_member(model, name)
         self.mode = mode
-        self.weights = check_weights(weights, len(self.members), mode, what="weights")
+        self.context = context
+        if context is None:
+            self.weights = check_weights(weights, len(self.members), mode, what="weights")
+            self._table = self.weights[None, :]
+        else:
+            self._table = self.weights = _context_weights(weights, self.members, self.names, context, mode)
         self.maps = maps or MemberMaps([m.vocab for m in self.members], self.names)
         self.vocab = self.maps.vocab
         self.meta = dict(meta or {})
@@ -133,10 +170,10 @@ class MixtureModel(LanguageModel):
                 raise LmtoolError(f"cannot read: {err.strerror or err}", path) from None
         return cls(members, weights, mode, meta, raw, names=[os.fspath(p) for p in paths])
 
-    def with_weights(self, weights, meta=None):
-        """The same members with other weights (and metadata)."""
+    def with_weights(self, weights, meta=None, context=None):
+        """The same members with other weights (and metadata; ``context`` as in the constructor)."""
         return MixtureModel(self.members, weights, self.mode, dict(self.meta, **(meta or {})), self.member_bytes,
-                            self.names, self.maps)
+                            self.names, self.maps, context)
 
     def describe_members(self, raw=None):
         """What ``info`` shows of each member: its name, kind, vocabulary and size (of ``raw``, its bytes)."""
@@ -161,8 +198,12 @@ class MixtureModel(LanguageModel):
     def save(self, path):
         """Write the mixture's model file: members embedded whole, weights and how they were found."""
         raw = self.member_bytes or [_model_bytes(m) for m in self.members]
-        meta = dict(self.meta, mode=self.mode, weights=[float(w) for w in self.weights], level=self.vocab.level,
+        meta = dict(self.meta, mode=self.mode, weights=self.weights.tolist(), level=self.vocab.level,
                     vocabulary=len(self.vocab), members=self.describe_members(raw))
+        meta.pop("context", None)
+        if self.context is not None:
+            meta["context"] = {"member": self.context + 1, "rows": "n-gram length of the previous token known "
+                                                                   "to that member, at most its order - 1"}
         modelfile.write(path, self.kind, meta, {f"member.{i}": np.asarray(r, np.uint8) for i, r in enumerate(raw)})
 
     @classmethod
@@ -185,14 +226,33 @@ class MixtureModel(LanguageModel):
             raw.append(data)
             names.append(described[i].get("name", f"member {i + 1}"))
         try:
-            return cls(members, meta["weights"], meta["mode"], meta, raw, names)
+            context = meta["context"]["member"] - 1 if "context" in meta else None
+        except (KeyError, TypeError):
+            raise LmtoolError("damaged mixture (its context member is unreadable); rebuild it", opened.path) from None
+        try:
+            return cls(members, meta["weights"], meta["mode"], meta, raw, names, context=context)
         except LmtoolError as err:
             raise LmtoolError(f"damaged mixture ({err.message}); rebuild it", opened.path) from None
 
     # Scoring
 
     def _members_used(self):
-        return [i for i, w in enumerate(self.weights) if w > 0]
+        """The members with a weight above 0 (in any row)."""
+        return [i for i in range(len(self.members)) if (self._table[:, i] > 0).any()]
+
+    def _scored(self, ids, lengths):
+        """{member index: its ``Scores`` of the batch} for the members used and the context member,
+        and int32[n + S] the row of weights at each position (all 0 without ``context``)."""
+        wanted = set(self._members_used()) | ({self.context} if self.context is not None else set())
+        scored = {i: self.members[i].score_ids(self.maps.to_member[i][ids], lengths) for i in sorted(wanted)}
+        return scored, self._rows(ids, lengths, scored.get(self.context))
+
+    def _rows(self, ids, lengths, scores=None):
+        """int32[n + S]: the row of weights at each position (all 0 without ``context``)."""
+        if self.context is None:
+            return np.zeros(len(ids) + len(lengths), np.int32)
+        c = self.context
+        return history_rows(self.members[c], self.maps.to_member[c][ids], lengths, scores)
 
     def member_token_log10(self, ids, lengths, members=None):
         """float32[M', n + S]: log10 P_i of each token as each member gives it over the mixture's
@@ -220,13 +280,14 @@ class MixtureModel(LanguageModel):
         from .kernels.mixture import linear_tokens
 
         used = self._members_used()
+        scored, rows = self._scored(ids, lengths)
         logp = np.empty((len(used), len(ids) + len(lengths)), np.float32)
         for row, i in enumerate(used):
-            logp[row] = self.members[i].score_ids(self.maps.to_member[i][ids], lengths).token
+            logp[row] = scored[i].token
         token = np.empty(logp.shape[1], np.float32)
         sentence = np.empty(len(lengths), np.float64)
         linear_tokens(logp, np.ascontiguousarray(self._shares[used]), self.targets(ids, lengths),
-                      self.weights[used], lengths, token, sentence)
+                      np.ascontiguousarray(self._table[:, used]), rows, lengths, token, sentence)
         return Scores(sentence, token, None)
 
     def _score_loglinear(self, ids, lengths):
@@ -248,34 +309,39 @@ class MixtureModel(LanguageModel):
 
         linear = self.mode == LINEAR
         total = np.full((len(ids) + len(lengths), len(self.vocab)), -np.inf if linear else 0.0)
+        weight_rows = self._rows(ids, lengths)
         for i in self._members_used():
             rows = log10_rows(self.members[i], self.maps.to_member[i][ids], lengths)
-            add_member(total, rows, self.maps.to_member[i], self.maps.share[i], float(self.weights[i]), linear)
+            add_member(total, rows, self.maps.to_member[i], self.maps.share[i], self._table[weight_rows, i], linear)
         if not linear:
             log10_normalise(total, BOS, np.empty(len(total)))
         return total
 
     def worker(self):
         return MixtureModel([m.worker() for m in self.members], self.weights, self.mode, self.meta,
-                            self.member_bytes, self.names, self.maps)
+                            self.member_bytes, self.names, self.maps, self.context)
 
     # Generation
 
     def begin(self, prefixes):
+        kept = set(self._members_used()) | ({self.context} if self.context is not None else set())
         return [self.members[i].begin([self.maps.to_member[i][check_ids(p, len(self.vocab))] for p in prefixes])
-                if self.weights[i] > 0 else None for i in range(len(self.members))]
+                if i in kept else None for i in range(len(self.members))]
 
     def distribution(self, state):
         """float64[B, V]: the members' distributions over the mixture's vocabulary, mixed."""
         out = None
+        rows = (np.zeros(len(state[self._members_used()[0]]), np.int32) if self.context is None
+                else self.members[self.context].history_lengths(state[self.context]))  # as ``history_rows``
         for i in self._members_used():
             p = np.asarray(self.members[i].distribution(state[i]), np.float64)[:, self.maps.to_member[i]]
             p /= 10.0 ** self.maps.share[i].astype(np.float64)
+            weight = self._table[rows, i][:, None]
             if self.mode == LINEAR:
-                out = self.weights[i] * p if out is None else out + self.weights[i] * p
+                out = weight * p if out is None else out + weight * p
             else:
                 with np.errstate(divide="ignore"):
-                    term = self.weights[i] * np.maximum(np.log(p), LOG10_FLOOR * LN10)
+                    term = weight * np.maximum(np.log(p), LOG10_FLOOR * LN10)
                 out = term if out is None else out + term
         if self.mode == LOGLINEAR:
             out[:, BOS] = -np.inf
@@ -287,6 +353,22 @@ class MixtureModel(LanguageModel):
         tokens = check_ids(tokens, len(self.vocab))
         return [None if s is None else self.members[i].advance(s, self.maps.to_member[i][tokens])
                 for i, s in enumerate(state)]
+
+
+def _context_weights(weights, members, names, context, mode):
+    """float64[N, M]: weights by context, one row per length of history the ``context`` member knows
+    (N its order), each row checked as ``check_weights`` checks a mixture's weights."""
+    if mode != LINEAR:
+        raise LmtoolError("weights by context are for linear mixtures (a log-linear one is tuned as a whole)")
+    if not 0 <= context < len(members) or members[context].kind != "ngram" or members[context].order < 2:
+        raise LmtoolError(f"weights by context follow an n-gram member of order 2 or more, not member {context + 1}")
+    table = np.asarray(weights, np.float64)
+    rows = members[context].order
+    if table.ndim != 2 or table.shape[0] != rows:
+        raise LmtoolError(f"weights by context: {rows} rows of weights expected (the {rows}-gram member "
+                          f"{names[context]} knows 0 to {rows - 1} previous words), got shape {table.shape}")
+    return np.stack([check_weights(row, len(members), mode, what=f"weights for histories of {b} known words")
+                     for b, row in enumerate(table)])
 
 
 def _model_bytes(model):

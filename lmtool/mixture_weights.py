@@ -8,6 +8,11 @@ concave in w, so it climbs to the best weights. Log-linear: log10 P(t) = sum_i l
 the observed minus the expected f_i, its Hessian minus ln(10) times their covariance; each Newton
 step takes one pass over the dev text and every member's whole distribution at every position.
 Both stop when the dev perplexity improves by less than ``TOLERANCE`` (relative).
+
+Weights by context (linear): the EM above, run apart on the dev tokens of each row (each length of
+history the context member knows, see ``mixture``); the likelihood is a sum over rows, each row's
+part concave in its own weights. A row with fewer than ``MIN_ROW_TOKENS`` dev tokens keeps the
+weights found on all of them, which few tokens would not estimate.
 """
 
 import numpy as np
@@ -21,6 +26,7 @@ from .vocab import BOS, UNK
 TOLERANCE = 1e-6
 MAX_EM_ITERATIONS = 100_000
 MAX_NEWTON_STEPS = 50
+MIN_ROW_TOKENS = 100
 
 
 def read_dev(mixture, paths, progress=silent):
@@ -39,6 +45,15 @@ def member_log10(mixture, chunks):
     """float64[M, N]: each member's log10 probability of every dev token, over the mixture's vocabulary."""
     return np.concatenate([mixture.member_token_log10(ids, lengths) for ids, lengths in chunks],
                           axis=1).astype(np.float64)
+
+
+def dev_rows(mixture, chunks, context):
+    """int32[N]: the row of weights of every dev token (see ``mixture.history_rows``) when the
+    ``context`` member picks them."""
+    from .mixture import history_rows
+
+    member, to_member = mixture.members[context], mixture.maps.to_member[context]
+    return np.concatenate([history_rows(member, to_member[ids], lengths) for ids, lengths in chunks])
 
 
 def perplexity(log10_total, tokens):
@@ -68,6 +83,22 @@ def em_weights(logp, tolerance=TOLERANCE, max_iterations=MAX_EM_ITERATIONS):
         if done:
             return weights, iteration, ppl
     return weights, max_iterations, ppl
+
+
+def em_weights_by_row(logp, rows, n_rows):
+    """Linear weights per row (float64[n_rows, M]) from logp: float64[M, N] and rows: int32[N], EM
+    on each row's tokens (``em_weights`` on all of them for a row with too few); returns (weights,
+    iterations in all, dev perplexity, tokens per row)."""
+    overall, iterations, _ = em_weights(logp)
+    table = np.tile(overall, (n_rows, 1))
+    counts = np.bincount(rows, minlength=n_rows)
+    for row in range(n_rows):
+        if counts[row] >= MIN_ROW_TOKENS:
+            table[row], steps, _ = em_weights(logp[:, rows == row])
+            iterations += steps
+    top = logp.max(axis=0)
+    mixed = (table[rows].T * 10.0 ** (logp - top)).sum(axis=0)
+    return table, iterations, perplexity(float(top.sum() + np.log10(mixed).sum()), logp.shape[1]), counts
 
 
 def linear_perplexity(logp, weights):
@@ -165,31 +196,42 @@ def newton_weights(mixture, chunks, tolerance=TOLERANCE, max_steps=MAX_NEWTON_ST
     return weights, passes, ppl
 
 
-def tune(mixture, paths, progress=silent):
+def tune(mixture, paths, progress=silent, by_context=False):
     """``mixture`` with weights found on the dev text ``paths``, and a report: each member's dev
     perplexity (over the mixture's vocabulary), the weights, how they were found, the mixture's
     dev perplexity. The report is also kept in the mixture's metadata (``tuning``). BLAS runs on
-    one thread meanwhile, as scoring does (the products are a batch of rows at a time)."""
+    one thread meanwhile, as scoring does (the products are a batch of rows at a time).
+    ``by_context``: one set of weights per length of history the context member knows (linear)."""
     from .threads import set_blas_threads
 
     previous = set_blas_threads(1)
     try:
-        return _tune(mixture, paths, progress)
+        return _tune(mixture, paths, progress, by_context)
     finally:
         if previous:
             set_blas_threads(previous)
 
 
-def _tune(mixture, paths, progress):
+def _tune(mixture, paths, progress, by_context):
+    from .mixture import context_member
+
+    context = context_member(mixture.members, mixture.names) if by_context else None
+    if context is not None and mixture.mode != LINEAR:
+        raise LmtoolError("weights by context are for linear mixtures (a log-linear one is tuned as a whole)")
     bar = progress("scoring the dev text", total=corpus.input_size(paths), unit="B")
     try:
         chunks = read_dev(mixture, paths, bar.update)
         logp = member_log10(mixture, chunks)
+        rows = dev_rows(mixture, chunks, context) if context is not None else None
     finally:
         bar.close()
     N = logp.shape[1]
     members_ppl = [perplexity(float(row.sum()), N) for row in logp]
-    if mixture.mode == LINEAR:
+    if context is not None:
+        weights, iterations, ppl, counts = em_weights_by_row(logp, rows, mixture.members[context].order)
+        how = {"method": "EM by context", "iterations": int(iterations), "context_member": context + 1,
+               "row_dev_tokens": counts.tolist()}
+    elif mixture.mode == LINEAR:
         weights, iterations, ppl = em_weights(logp)
         how = {"method": "EM", "iterations": int(iterations)}
     else:
@@ -198,8 +240,9 @@ def _tune(mixture, paths, progress):
     oov = sum(int((ids == UNK).sum()) for ids, _ in chunks)
     report = {**how, "dev": [str(p) for p in paths], "dev_tokens": N, "dev_oov": oov,
               "members_dev_perplexity": [round(p, 4) for p in members_ppl], "dev_perplexity": round(ppl, 4)}
-    weights = weights if mixture.mode == LOGLINEAR else weights / weights.sum()
-    return mixture.with_weights(weights, {"tuning": report}), report
+    if mixture.mode == LINEAR:
+        weights = weights / weights.sum(axis=-1, keepdims=True)
+    return mixture.with_weights(weights, {"tuning": report}, context), report
 
 
 def given(mixture, weights):
@@ -210,4 +253,4 @@ def given(mixture, weights):
     return mixture.with_weights(weights, {"tuning": {"method": "given"}})
 
 
-__all__ = ["LINEAR", "LOGLINEAR", "em_weights", "newton_weights", "tune", "given"]
+__all__ = ["LINEAR", "LOGLINEAR", "em_weights", "em_weights_by_row", "newton_weights", "tune", "given"]

@@ -2,6 +2,7 @@
 weights that are the best ones, a self-contained checksummed file served by every command, and bad
 input refused in one line with nothing written."""
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -167,6 +168,68 @@ def test_members_must_be_probabilities_of_one_level(models):
         MixtureModel([models["ngram3"], models["char"]], [0.5, 0.5])
 
 
+def context_mixture(models, mode="linear"):
+    """A mixture of every member kind with weights by context (the 3-gram's three rows differ)."""
+    members = members_of_every_kind(models, "linear")
+    table = np.array([[0.3, 0.1, 0.2, 0.1, 0.2, 0.1], [0.1, 0.0, 0.5, 0.1, 0.2, 0.1], [0.6, 0.1, 0.1, 0.0, 0.1, 0.1]])
+    return MixtureModel(members, table, mode, context=0)
+
+
+def test_weights_by_context_sum_to_one_and_scoring_agrees_with_generation(models):
+    mixture = context_mixture(models)
+    rng = np.random.default_rng(12)
+    prefixes = [rng.integers(0, len(mixture.vocab), size=int(rng.integers(0, 8))).astype(np.int32) for _ in range(25)]
+    dist = mixture.distribution(mixture.begin(prefixes))
+    np.testing.assert_allclose(dist.sum(axis=1), 1.0, atol=2e-6)
+    ids, lengths = mixture.encode("and god said unto moses\nzzz qqq the lord\n\nand the")
+    rows = log10_rows(mixture, ids, lengths)
+    np.testing.assert_allclose((10.0 ** rows).sum(axis=1), 1.0, atol=2e-6)
+    scores = mixture.score_ids(ids, lengths)
+    targets = mixture.targets(ids, lengths)
+    np.testing.assert_allclose(rows[np.arange(len(targets)), targets], scores.token, atol=2e-5)
+    for k in range(0, 5):  # generation's distribution after each prefix of the first sentence is scoring's
+        after = mixture.distribution(mixture.begin([ids[:k]]))[0]
+        assert np.log10(after[ids[k]]) == pytest.approx(float(scores.token[k]), abs=2e-5)
+
+
+def test_each_token_is_mixed_with_the_row_of_what_the_ngram_member_knows_of_its_history(models):
+    """Scoring's rows (the n-gram length of the previous token) against the n-gram model asked about
+    each history on its own (``history_lengths``), OOVs and a sentence's first word included."""
+    from lmtool.mixture import history_rows
+
+    a, b = models["ngram3"], models["lstm"]
+    table = np.array([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8]])
+    mixture = MixtureModel([a, b], table, context=0)
+    ids, lengths = mixture.encode("and god said unto moses\nzzz the lord qqq said\n\nlet there be light")
+    buckets = history_rows(a, ids, lengths)
+    asked, start = [], 0
+    for n in lengths:
+        sentence = ids[start:start + n]
+        asked += [int(a.history_lengths(a.begin([sentence[:k]]))[0]) for k in range(n + 1)]
+        start += n
+    assert buckets.tolist() == asked and {0, 1, 2} <= set(asked)
+    expected = np.log10(table[buckets, 0] * 10.0 ** a.score_ids(ids, lengths).token.astype(np.float64)
+                        + table[buckets, 1] * 10.0 ** b.score_ids(ids, lengths).token.astype(np.float64))
+    np.testing.assert_allclose(mixture.score_ids(ids, lengths).token, expected, rtol=1e-6)
+
+
+def test_em_by_context_finds_each_rows_best_weights(models):
+    mixture = MixtureModel([models["ngram3"], models["lstm"]], [0.5, 0.5])
+    tuned, report = mixture_weights.tune(mixture, [TINY_TEST], by_context=True)
+    plain, _ = mixture_weights.tune(mixture, [TINY_TEST])
+    assert tuned.context == 0 and tuned.weights.shape == (3, 2)
+    chunks = mixture_weights.read_dev(mixture, [TINY_TEST])
+    logp = mixture_weights.member_log10(mixture, chunks)
+    rows = mixture_weights.dev_rows(mixture, chunks, 0)
+    assert report["row_dev_tokens"] == np.bincount(rows, minlength=3).tolist()
+    for row in range(3):
+        if report["row_dev_tokens"][row] >= mixture_weights.MIN_ROW_TOKENS:
+            assert abs(tuned.weights[row, 0] - grid_best(logp[:, rows == row])) <= 0.01
+    text = TINY_TEST.read_text(encoding="utf-8")
+    assert tuned.perplexity(text) == pytest.approx(report["dev_perplexity"], rel=1e-4)
+    assert tuned.perplexity(text) < plain.perplexity(text)
+
+
 # --- the command line --------------------------------------------------------------------------
 
 def lmtool_ok(*args):
@@ -206,6 +269,22 @@ def test_mix_tunes_prints_and_writes_a_self_contained_file(files, models, tmp_pa
     (tmp_path / "broken.lm").write_bytes(bytes(data))
     done = run_lmtool("perplexity", tmp_path / "broken.lm", TINY_TEST)
     assert done.returncode == 1 and b"checksum" in done.stderr and done.stderr.count(b"\n") == 1
+
+
+def test_mix_by_context_prints_a_row_of_weights_per_history_length(files, tmp_path):
+    out = lmtool_ok("mix", files["ngram3"], files["lstm"], "--tune", TINY_TEST, "--by-context", "-o",
+                    tmp_path / "m.lm", "-q")
+    lines = out.splitlines()
+    assert lines[2].startswith("weights (EM by context of member 1, ") and lines[-1].startswith("mixture dev ")
+    rows = [[float(w) for w in line.split(": ")[1].split(",")] for line in lines[3:6]]
+    assert [line.split(" (")[0] for line in lines[3:6]] == ["  0", "  1", "  2"]
+    loaded = lmtool.load(tmp_path / "m.lm")
+    assert loaded.context == 0
+    np.testing.assert_allclose(loaded.weights, rows, atol=1e-6)
+    assert float(lines[-1].split(": ")[1]) == pytest.approx(loaded.perplexity(TINY_TEST.read_text()), rel=1e-4)
+    assert json.loads(lmtool_ok("info", tmp_path / "m.lm", "--json"))["context"]["member"] == 1
+    generated = lmtool_ok("generate", tmp_path / "m.lm", "-n", 3, "--seed", 2)
+    assert generated.count("\n") == 3
 
 
 def test_top_p_samples_a_mixture_from_its_nucleus(models):
@@ -253,6 +332,11 @@ BAD_MIX = {
     "one model": (["{ngram3}", "--weights", "1"], "two"),
     "static with a recurrent member": (["{ngram3}", "{lstm}", "--weights", "0.5,0.5", "--static"], "lstm.lm"),
     "static log-linear": (["{ngram3}", "{wb2}", "--weights", "0.5,0.5", "--static", "--loglinear"], "--static"),
+    "by context with hand weights": (["{ngram3}", "{lstm}", "--weights", "0.5,0.5", "--by-context"], "--tune"),
+    "by context log-linear": (["{ngram3}", "{lstm}", "--tune", "{dev}", "--by-context", "--loglinear"],
+                              "--loglinear"),
+    "by context static": (["{ngram3}", "{wb2}", "--tune", "{dev}", "--by-context", "--static"], "--static"),
+    "by context without an n-gram member": (["{lstm}", "{gru}", "--tune", "{dev}", "--by-context"], "lstm.lm"),
 }
 
 
@@ -263,7 +347,7 @@ def test_bad_input_is_one_line_and_writes_nothing(files, tmp_path, case):
     damaged.write_bytes(Path(files["ngram3"]).read_bytes()[:5000])
     (tmp_path / "empty.txt").write_bytes(b"")
     paths = {k: str(v) for k, v in files.items()}
-    paths.update(out=str(tmp_path), damaged=str(damaged), empty=str(tmp_path / "empty.txt"))
+    paths.update(out=str(tmp_path), damaged=str(damaged), empty=str(tmp_path / "empty.txt"), dev=str(TINY_TEST))
     before = set(os.listdir(tmp_path))
     done = run_lmtool("mix", *[a.format(**paths) for a in args], "-o", tmp_path / "out.lm", cwd=tmp_path)
     err = done.stderr.decode()

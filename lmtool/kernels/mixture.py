@@ -24,12 +24,13 @@ underflows near 1e-38, and a sum this small has lost digits)."""
 
 
 @njit(cache=True, nogil=True)
-def linear_tokens(logp, shares, targets, weights, lengths, token, sentence):
-    """P(w | h) = sum_i w_i P_i(w | h) for every token of a batch of sentences.
+def linear_tokens(logp, shares, targets, weights, rows, lengths, token, sentence):
+    """P(w | h) = sum_i w_i(h) P_i(w | h) for every token of a batch of sentences.
 
     logp: float32[M, N] log10 P_i of each token as member i scores it; shares: float32[M, V];
     targets: int32[N] mixture id of each token (words, then each sentence's ``</s>``);
-    weights: float64[M] w_i; lengths: int32[S] words per sentence (N = sum(lengths) + S). Writes
+    weights: float64[R, M] rows of weights w_i; rows: int32[N] the row of each token's history
+    (all 0 for one set of weights); lengths: int32[S] words per sentence (N = sum(lengths) + S). Writes
     token: float32[N] log10 P(w | h) and sentence: float64[S], the sum of each sentence's
     lengths[s] + 1 tokens.
 
@@ -41,17 +42,22 @@ def linear_tokens(logp, shares, targets, weights, lengths, token, sentence):
     ln10 = np.float32(LN10)
     acc = np.zeros(N, np.float32)
     for i in range(M):
-        w = np.float32(weights[i])
-        if w == 0.0:
+        w = weights[:, i].astype(np.float32)
+        if not (w > 0.0).any():
             continue
-        for t in range(N):
-            acc[t] += w * np.exp((logp[i, t] - shares[i, targets[t]]) * ln10)
+        if w.shape[0] == 1:
+            w0 = w[0]
+            for t in range(N):
+                acc[t] += w0 * np.exp((logp[i, t] - shares[i, targets[t]]) * ln10)
+        else:
+            for t in range(N):
+                acc[t] += w[rows[t]] * np.exp((logp[i, t] - shares[i, targets[t]]) * ln10)
     t = 0
     for s in range(lengths.shape[0]):
         total = 0.0
         for _ in range(lengths[s] + 1):
             a = acc[t]
-            lp = math.log10(np.float64(a)) if a >= TINY else _log10_sum(logp, shares, targets, weights, t)
+            lp = math.log10(np.float64(a)) if a >= TINY else _log10_sum(logp, shares, targets, weights[rows[t]], t)
             token[t] = lp
             total += lp
             t += 1
@@ -81,15 +87,16 @@ def add_member(total, member, to_member, share, weight, linear):
 
     total: float64[P, V] (log10 terms); member: float[P, Vm] log10 p_i(w | h) over the member's
     vocabulary at P positions; to_member: int32[V] the member's id of each mixture word; share:
-    float32[V]. ``linear``: total[p, w] becomes log10(10^total + weight * p_i) (start from -inf);
-    else total[p, w] += weight * log10 p_i, with log10 p_i floored at ``LOG10_FLOOR`` (start from 0).
+    float32[V]; weight: float64[P] the member's weight at each position. ``linear``: total[p, w]
+    becomes log10(10^total + weight * p_i) (start from -inf); else total[p, w] += weight * log10 p_i,
+    with log10 p_i floored at ``LOG10_FLOOR`` (start from 0).
     """
     P, V = total.shape
     if linear:
-        if weight <= 0.0:
-            return
-        lw = math.log10(weight)
         for p in range(P):
+            if weight[p] <= 0.0:
+                continue
+            lw = math.log10(weight[p])
             for w in range(V):
                 v = lw + member[p, to_member[w]] - share[w]
                 a = total[p, w]
@@ -102,14 +109,14 @@ def add_member(total, member, to_member, share, weight, linear):
                 else:
                     total[p, w] = v + math.log10(1.0 + math.exp((a - v) * LN10))
     else:
-        if weight == 0.0:
-            return
         for p in range(P):
+            if weight[p] == 0.0:
+                continue
             for w in range(V):
                 v = member[p, to_member[w]] - share[w]
                 if not v >= LOG10_FLOOR:  # also catches NaN
                     v = LOG10_FLOOR
-                total[p, w] += weight * v
+                total[p, w] += weight[p] * v
 
 
 @njit(cache=True, nogil=True)

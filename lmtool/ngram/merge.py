@@ -31,6 +31,9 @@ def check_mergeable(mixture):
     if mixture.mode != LINEAR:
         raise LmtoolError("only a linear mixture merges into one n-gram model (a log-linear one is normalised "
                           "at every position, which no backoff model stores)")
+    if mixture.context is not None:
+        raise LmtoolError("weights that change with the context are not one backoff model's probabilities; "
+                          "a mixture with weights by context does not merge into one n-gram model")
     for model, name in zip(mixture.members, mixture.names):
         if model.kind != "ngram":
             raise LmtoolError(f"a {model.kind} model has no n-grams to merge; --static takes n-gram members only",

@@ -203,15 +203,29 @@ class NgramModel(LanguageModel):
         return [np.concatenate([[BOS], check_ids(p, len(self.vocab))]).astype(np.int32)[-keep:] if keep
                 else np.zeros(0, np.int32) for p in prefixes]
 
-    def distribution(self, state):
-        if len(state) <= FEW_ROWS and not compiled.numba_loaded():
-            find, fill = context_nodes, next_logprobs
-            starts = self.child_starts(len(state) * self.order ** 2)
-        else:
-            from ..kernels import ngram_query
+    def _queries(self, rows):
+        """(context_nodes, next_logprobs, child starts) for ``rows`` generation steps: NumPy while
+        Numba is not loaded and the rows are few, else the kernels."""
+        if rows <= FEW_ROWS and not compiled.numba_loaded():
+            return context_nodes, next_logprobs, self.child_starts(rows * self.order ** 2)
+        from ..kernels import ngram_query
 
-            find, fill = ngram_query.context_nodes, ngram_query.next_logprobs
-            starts = self.child_start
+        return ngram_query.context_nodes, ngram_query.next_logprobs, self.child_start
+
+    def history_lengths(self, state):
+        """int32[B]: of each history of ``state``, how many of its last words the model knows as one
+        n-gram (at most order - 1), 0 for a history of ``<s>`` alone: what ``ngram_length`` of the
+        history's last token says, capped at order - 1 (see ``mixture.history_rows``)."""
+        find, _, starts = self._queries(len(state))
+        out = np.zeros(len(state), np.int32)
+        for row, history in enumerate(state):
+            history = check_ids(history, len(self.vocab))
+            if not (len(history) == 1 and history[0] == BOS):
+                out[row] = len(find(history, self.order, starts, self.word))
+        return out
+
+    def distribution(self, state):
+        find, fill, starts = self._queries(len(state))
         out = np.empty((len(state), len(self.vocab)), np.float64)
         for row, history in enumerate(state):
             history = check_ids(history, len(self.vocab))
