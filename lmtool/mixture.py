@@ -104,9 +104,14 @@ def check_member(model, name):
                           "a normalised smoothing such as modified-kneser-ney", name)
 
 
-def context_member(members, names):
+BY_CONTEXT_LINEAR = "weights by context are for linear mixtures (a log-linear one is tuned as a whole)"
+
+
+def context_member(members, names, mode=LINEAR):
     """The index of the member whose knowledge of the history picks the weights: the n-gram member
     of the highest order (the first of them), refused if there is none of order 2 or more."""
+    if mode != LINEAR:
+        raise LmtoolError(BY_CONTEXT_LINEAR)
     orders = [m.order if m.kind == "ngram" else 0 for m in members]
     if max(orders) < 2:
         raise LmtoolError("weights by context need an n-gram member of order 2 or more (they follow how many "
@@ -359,7 +364,7 @@ def _context_weights(weights, members, names, context, mode):
     """float64[N, M]: weights by context, one row per length of history the ``context`` member knows
     (N its order), each row checked as ``check_weights`` checks a mixture's weights."""
     if mode != LINEAR:
-        raise LmtoolError("weights by context are for linear mixtures (a log-linear one is tuned as a whole)")
+        raise LmtoolError(BY_CONTEXT_LINEAR)
     if not 0 <= context < len(members) or members[context].kind != "ngram" or members[context].order < 2:
         raise LmtoolError(f"weights by context follow an n-gram member of order 2 or more, not member {context + 1}")
     table = np.asarray(weights, np.float64)

@@ -96,15 +96,16 @@ def em_weights_by_row(logp, rows, n_rows):
         if counts[row] >= MIN_ROW_TOKENS:
             table[row], steps, _ = em_weights(logp[:, rows == row])
             iterations += steps
-    top = logp.max(axis=0)
-    mixed = (table[rows].T * 10.0 ** (logp - top)).sum(axis=0)
-    return table, iterations, perplexity(float(top.sum() + np.log10(mixed).sum()), logp.shape[1]), counts
+    return table, iterations, linear_perplexity(logp, table[rows].T), counts
 
 
 def linear_perplexity(logp, weights):
-    """The dev perplexity of a linear mixture with ``weights`` from logp: float64[M, N]."""
+    """The dev perplexity of a linear mixture with ``weights`` (float64[M], or float64[M, N] per
+    token) from logp: float64[M, N]."""
     top = logp.max(axis=0)
-    mixed = np.asarray(weights, np.float64) @ 10.0 ** (logp - top)
+    weights = np.asarray(weights, np.float64)
+    scaled = 10.0 ** (logp - top)
+    mixed = weights @ scaled if weights.ndim == 1 else (weights * scaled).sum(axis=0)
     with np.errstate(divide="ignore"):
         return perplexity(float(top.sum() + np.log10(mixed).sum()), logp.shape[1])
 
@@ -215,9 +216,7 @@ def tune(mixture, paths, progress=silent, by_context=False):
 def _tune(mixture, paths, progress, by_context):
     from .mixture import context_member
 
-    context = context_member(mixture.members, mixture.names) if by_context else None
-    if context is not None and mixture.mode != LINEAR:
-        raise LmtoolError("weights by context are for linear mixtures (a log-linear one is tuned as a whole)")
+    context = context_member(mixture.members, mixture.names, mixture.mode) if by_context else None
     bar = progress("scoring the dev text", total=corpus.input_size(paths), unit="B")
     try:
         chunks = read_dev(mixture, paths, bar.update)
