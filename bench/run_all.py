@@ -1,6 +1,6 @@
 """Run every benchmark and write their Markdown to bench/RESULTS.md (what ``make bench`` does).
 
-    python bench/run_all.py                    # everything (about 2 hours: training runs are long)
+    python bench/run_all.py                    # everything (about 2.5 hours: training runs are long)
     python bench/run_all.py --only ngram kernels
     python bench/run_all.py --quick            # skips the 15-minute and character-level training runs
 
@@ -124,8 +124,12 @@ def commands(section, quick):
         return [("small n-gram models: pruning and quantisation (bench_small.py)",
                  [py, os.path.join(HERE, "bench_small.py"), "--plot", os.path.join(HERE, "small_models.png")])]
     if section == "mixture":
-        return [("mixtures and n-best rescoring (bench_mixture.py)",
+        runs = [("mixtures and n-best rescoring (bench_mixture.py)",
                  [py, os.path.join(HERE, "bench_mixture.py"), *(["--quick"] if quick else [])])]
+        if not quick:
+            runs.append(("the best mixture from 30 minutes of one core (bench_best_mixture.py)",
+                         [py, os.path.join(HERE, "bench_best_mixture.py")]))
+        return runs
     raise ValueError(section)
 
 
