@@ -55,11 +55,19 @@ def members_of_every_kind(models, mode):
     return [models["ngram3"], models["wb2"], models["lstm"], models["gru"], nested, models["window"]]
 
 
-@pytest.mark.parametrize("mode", ["linear", "loglinear"])
+def context_mixture(models):
+    """A linear mixture of every member kind with weights by context (the 3-gram's three rows differ)."""
+    table = np.array([[0.3, 0.1, 0.2, 0.1, 0.2, 0.1], [0.1, 0.0, 0.5, 0.1, 0.2, 0.1], [0.6, 0.1, 0.1, 0.0, 0.1, 0.1]])
+    return MixtureModel(members_of_every_kind(models, "linear"), table, context=0)
+
+
+@pytest.mark.parametrize("mode", ["linear", "loglinear", "by-context"])
 def test_sums_to_one_for_random_contexts_with_every_member_kind(models, mode):
-    members = members_of_every_kind(models, mode)
-    weights = [0.3, 0.1, 0.2, 0.1, 0.2, 0.1] if mode == "linear" else [0.7, 0.2, 0.4, 0.3, 0.5, 0.3]
-    mixture = MixtureModel(members, weights, mode)
+    if mode == "by-context":
+        mixture = context_mixture(models)
+    else:
+        weights = [0.3, 0.1, 0.2, 0.1, 0.2, 0.1] if mode == "linear" else [0.7, 0.2, 0.4, 0.3, 0.5, 0.3]
+        mixture = MixtureModel(members_of_every_kind(models, mode), weights, mode)
     assert len(mixture.vocab) == len(models["ngram3"].vocab) > max(len(models["gru"].vocab), len(models["wb2"].vocab))
     rng = np.random.default_rng(11)
     prefixes = [rng.integers(0, len(mixture.vocab), size=int(rng.integers(0, 8))).astype(np.int32) for _ in range(25)]
@@ -73,9 +81,10 @@ def test_sums_to_one_for_random_contexts_with_every_member_kind(models, mode):
     scores = mixture.score_ids(ids, lengths)
     targets = mixture.targets(ids, lengths)
     np.testing.assert_allclose(rows[np.arange(len(targets)), targets], scores.token, atol=2e-5)
-    # and generation's distribution after a prefix is the same as scoring's at that position
-    after = mixture.distribution(mixture.begin([ids[:3]]))[0]
-    assert np.log10(after[ids[3]]) == pytest.approx(float(scores.token[3]), abs=2e-5)
+    # and generation's distribution after each prefix of the first sentence is scoring's at that position
+    for k in range(5):
+        after = mixture.distribution(mixture.begin([ids[:k]]))[0]
+        assert np.log10(after[ids[k]]) == pytest.approx(float(scores.token[k]), abs=2e-5)
 
 
 @pytest.mark.parametrize("first,second", [("ngram3", "lstm"), ("q8", "window")])
@@ -166,30 +175,6 @@ def test_members_must_be_probabilities_of_one_level(models):
         MixtureModel([models["ngram3"], models["stupid"]], [0.5, 0.5])
     with pytest.raises(LmtoolError, match="char-level"):
         MixtureModel([models["ngram3"], models["char"]], [0.5, 0.5])
-
-
-def context_mixture(models, mode="linear"):
-    """A mixture of every member kind with weights by context (the 3-gram's three rows differ)."""
-    members = members_of_every_kind(models, "linear")
-    table = np.array([[0.3, 0.1, 0.2, 0.1, 0.2, 0.1], [0.1, 0.0, 0.5, 0.1, 0.2, 0.1], [0.6, 0.1, 0.1, 0.0, 0.1, 0.1]])
-    return MixtureModel(members, table, mode, context=0)
-
-
-def test_weights_by_context_sum_to_one_and_scoring_agrees_with_generation(models):
-    mixture = context_mixture(models)
-    rng = np.random.default_rng(12)
-    prefixes = [rng.integers(0, len(mixture.vocab), size=int(rng.integers(0, 8))).astype(np.int32) for _ in range(25)]
-    dist = mixture.distribution(mixture.begin(prefixes))
-    np.testing.assert_allclose(dist.sum(axis=1), 1.0, atol=2e-6)
-    ids, lengths = mixture.encode("and god said unto moses\nzzz qqq the lord\n\nand the")
-    rows = log10_rows(mixture, ids, lengths)
-    np.testing.assert_allclose((10.0 ** rows).sum(axis=1), 1.0, atol=2e-6)
-    scores = mixture.score_ids(ids, lengths)
-    targets = mixture.targets(ids, lengths)
-    np.testing.assert_allclose(rows[np.arange(len(targets)), targets], scores.token, atol=2e-5)
-    for k in range(0, 5):  # generation's distribution after each prefix of the first sentence is scoring's
-        after = mixture.distribution(mixture.begin([ids[:k]]))[0]
-        assert np.log10(after[ids[k]]) == pytest.approx(float(scores.token[k]), abs=2e-5)
 
 
 def test_each_token_is_mixed_with_the_row_of_what_the_ngram_member_knows_of_its_history(models):
