@@ -25,7 +25,8 @@ BATCH = 1 << 18
 
 
 def check_mergeable(mixture):
-    """Refuse a mixture that has no one backoff model: log-linear, or with members other than n-gram models."""
+    """Refuse a mixture that has no one backoff model: log-linear, with weights by context, or with
+    members other than n-gram models."""
     from ..mixture import LINEAR
 
     if mixture.mode != LINEAR:
