@@ -245,11 +245,14 @@ class MixtureModel(LanguageModel):
         """The members with a weight above 0 (in any row)."""
         return [i for i in range(len(self.members)) if (self._table[:, i] > 0).any()]
 
+    def _members_needed(self):
+        """The members used and the context member (which picks the rows even at weight 0)."""
+        return sorted(set(self._members_used()) | ({self.context} if self.context is not None else set()))
+
     def _scored(self, ids, lengths):
         """{member index: its ``Scores`` of the batch} for the members used and the context member,
         and int32[n + S] the row of weights at each position (all 0 without ``context``)."""
-        wanted = set(self._members_used()) | ({self.context} if self.context is not None else set())
-        scored = {i: self.members[i].score_ids(self.maps.to_member[i][ids], lengths) for i in sorted(wanted)}
+        scored = {i: self.members[i].score_ids(self.maps.to_member[i][ids], lengths) for i in self._members_needed()}
         return scored, self._rows(ids, lengths, scored.get(self.context))
 
     def _rows(self, ids, lengths, scores=None):
@@ -329,7 +332,7 @@ class MixtureModel(LanguageModel):
     # Generation
 
     def begin(self, prefixes):
-        kept = set(self._members_used()) | ({self.context} if self.context is not None else set())
+        kept = self._members_needed()
         return [self.members[i].begin([self.maps.to_member[i][check_ids(p, len(self.vocab))] for p in prefixes])
                 if i in kept else None for i in range(len(self.members))]
 
