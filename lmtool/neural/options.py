@@ -36,6 +36,11 @@ def _probability(flag, value):
         raise LmtoolError(f"{flag} must be in [0, 1), got {value}")
 
 
+def _share_of_budget(flag, value):
+    if value is not None and not 0 <= value <= 1:
+        raise LmtoolError(f"{flag} must be a share of the --max-time budget, in [0, 1], got {value}")
+
+
 def _unless_computed(check):
     """``check``, but None (a default computed later, see ``fill_defaults``) passes."""
     def checked(flag, value):
@@ -52,10 +57,12 @@ LEVEL_DEFAULTS = {
 ``choices.CELL_DEFAULTS``). Words: Zaremba et al.'s SGD schedule (lr 20, 20 streams of
 35 steps) with dropout 0.25, the rate divided by 4 on a plateau; characters: char-rnn's Adam over
 50-step segments (in a 10-minute budget they learn more than 100-step ones at about the same characters/s),
-64 streams (32 learn 0.01 nats more in 10 minutes but train 5% fewer characters a second, out of
-a 1.6x margin over PyTorch's char-rnn), the rate halved on a plateau (Adam's steps shrink with
-it, and a quarter leaves the last epochs little to learn), no dropout (a budget of minutes does
-not overfit a megabyte of text). Measured in ``bench/RESULTS.md``."""
+64 streams (32 learn 0.01 nats more in 10 minutes, but at 5% fewer characters a second they
+trained at 1.49x PyTorch's char-rnn in the run that measured it, under the 1.5x target), the rate
+halved on a plateau (with a time budget, ``BUDGET_ANNEAL`` takes it to 0 instead), no dropout (in
+10 minutes, dropout between the layers ends 0.01 nats worse, and dropout on the embeddings turns
+off the per-character lookup of the first layer's input projection: 106 s an epoch against 82).
+Measured in ``bench/RESULTS.md``."""
 CLASS_SOFTMAX_ABOVE = 5000
 """``--softmax`` is class above this many tokens in the vocabulary, full up to it: past about 16 x
 --hidden words the full softmax costs more than two recurrent layers, and its advantage per epoch
@@ -70,8 +77,17 @@ ADAM_EMBED_RANGE = 3 ** 0.5
 by about its rate a step, so an embedding started at Zaremba's +-0.1 (right for SGD at rate 20)
 takes hundreds of steps to carry its input (tiny-shakespeare, 160 steps: 1.91 nats/char against 2.14)."""
 BUDGET_MIN_IMPROVEMENT = 0.05
-"""``--min-improvement`` with ``--max-time``: RNNLM's rule, so the rate falls while there is time to
-use it (KJV, 15 minutes: test 29.7 against 33.9 when it only falls once validation worsens)."""
+"""``--min-improvement`` with ``--max-time`` (and no ``--anneal``): RNNLM's rule, so the rate falls while
+there is time to use it (KJV, 15 minutes: test 29.7 against 33.9 when it only falls once validation worsens)."""
+BUDGET_ANNEAL = {"word": 0.0, "char": 0.5}
+"""``--anneal`` with ``--max-time``, by ``--level``. Characters (Adam): the rate held for the first half
+of the budget, then falling linearly to 0. RNNLM's rule halves it after every epoch once one
+improves by less than 5%, so that the last epochs learn little (by the 8th epoch the rate is 1/32
+of its start, and that epoch takes 0.003 nats off). Annealing over the last half ends 0.006-0.008
+nats lower in 10 minutes (tiny-shakespeare, 64 streams: 1.468 against 1.476; 32 streams: 1.458
+against 1.464); over the last 65%: 1.461, from the start: 1.470 (32 streams); a rate of 0.003 or
+Adam's beta2 at 0.99 change nothing. Words (SGD at rate 20 with dropout) keep RNNLM's rule, which
+the KJV benchmarks were measured with."""
 
 
 def classes_for(vocab_size):
@@ -143,8 +159,11 @@ class TrainOptions:
     decay: float = option(check=_unless_computed(_at_least_one), resume=KEPT, default_text="4 for words, 2 for "
                           "characters",
                           help="Divide the learning rate by this when valid stops improving.")
+    anneal: float = option(check=_share_of_budget, resume=KEPT, metavar="SHARE",
+                           default_text=f"{BUDGET_ANNEAL['char']} for characters with --max-time, else 0",
+                           help="The rate falls linearly to 0 over this last share of the --max-time budget.")
     min_improvement: float = option(check=_unless_computed(fraction), resume=KEPT,
-                                    default_text=f"{BUDGET_MIN_IMPROVEMENT} with --max-time, else 0",
+                                    default_text=f"{BUDGET_MIN_IMPROVEMENT} with --max-time and no --anneal, else 0",
                                     help="Also decay when valid perplexity improves by less than this fraction "
                                          "(RNNLM's rule).")
     patience: int = option(3, check=positive(), resume=KEPT, help="Stop after this many epochs without improvement.")
@@ -184,6 +203,9 @@ class TrainOptions:
             raise LmtoolError(f"--tie needs --embed equal to --hidden (got {self.embed} and {self.hidden})")
         if self.init == "identity" and self.cell != "rnn":
             raise LmtoolError(f"--init identity is for --cell rnn (the IRNN); --cell {self.cell} uses the default")
+        if self.anneal and self.max_time is None:
+            raise LmtoolError(f"--anneal {self.anneal:g} is a share of the --max-time budget: give --max-time, "
+                              "or drop --anneal")
         if self.n_classes is not None and self.softmax not in (None, "class"):
             raise LmtoolError(f"--classes applies to --softmax class only, not to {self.softmax}")
         return self
@@ -211,7 +233,8 @@ class TrainOptions:
     def fill_defaults(self, vocab_size=None):
         """Give each option left at None its computed default: from ``choices.CELL_DEFAULTS`` by
         ``--cell``, then from ``LEVEL_DEFAULTS`` by ``--level``; ``--min-improvement`` by whether there
-        is a ``--max-time``, ``--embed-range`` by the optimiser (``ADAM_EMBED_RANGE`` for Adam),
+        is a ``--max-time`` and no ``--anneal`` (``BUDGET_ANNEAL`` by ``--level`` with one),
+        ``--embed-range`` by the optimiser (``ADAM_EMBED_RANGE`` for Adam),
         ``--embed`` (``--hidden``), and once ``vocab_size`` is known, ``--softmax`` (class above
         ``CLASS_SOFTMAX_ABOVE`` tokens) and ``--classes`` (``classes_for``). The one place such defaults
         are decided; returns self."""
@@ -219,8 +242,10 @@ class TrainOptions:
         for name, value in (*by_cell.items(), *LEVEL_DEFAULTS[self.level].items()):
             if getattr(self, name) is None:
                 setattr(self, name, value)
+        if self.anneal is None:
+            self.anneal = BUDGET_ANNEAL[self.level] if self.max_time is not None else 0.0
         if self.min_improvement is None:
-            self.min_improvement = BUDGET_MIN_IMPROVEMENT if self.max_time is not None else 0.0
+            self.min_improvement = BUDGET_MIN_IMPROVEMENT if self.max_time is not None and not self.anneal else 0.0
         if self.embed_range is None:
             self.embed_range = ADAM_EMBED_RANGE if self.optimizer == "adam" and not self.tie else INIT_RANGE
         if self.embed is None:

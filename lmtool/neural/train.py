@@ -4,7 +4,9 @@ validation perplexity stops improving, checkpoints and resume.
 
 The schedule is Mikolov's RNNLM's and Zaremba et al.'s: after each epoch the model is scored on
 the validation text; if it did not improve, the best weights so far come back and the learning
-rate is divided by ``decay``; after ``patience`` such epochs in a row training stops. The best
+rate is divided by ``decay``; after ``patience`` such epochs in a row training stops. With a time
+budget and ``anneal``, each step's rate also falls linearly to 0 over the budget's last ``anneal``
+share, so that the run ends at a low rate however many epochs the machine manages. The best
 model on validation is the one saved. A checkpoint (the model file plus optimiser, random-number
 and data-position state) is written every ``checkpoint_minutes`` and on Ctrl-C; resuming from it
 continues the run exactly as if it had not stopped.
@@ -47,6 +49,7 @@ class TrainConfig:
     patience: int = word_default("patience")
     epochs: int = word_default("epochs")
     max_time: float = None  # seconds of training steps (evaluations are not counted)
+    anneal: float = word_default("anneal")  # the last share of max_time over which the rate falls to 0
     seed: int = word_default("seed")
     checkpoint_minutes: float = 5.0
 
@@ -157,7 +160,7 @@ class Trainer:
                         shown.update(1)
                         if n:
                             shown.set_postfix_str(
-                                f"lr {self.lr:.3g} loss {self.epoch_loss / max(self.epoch_tokens, 1):.3f} "
+                                f"lr {self.rate():.3g} loss {self.epoch_loss / max(self.epoch_tokens, 1):.3f} "
                                 f"tok/s {self.epoch_tokens / max(time.monotonic() - started, 1e-9):,.0f}"
                                 + (f" valid ppl {self.best:.2f}" if self.best else ""))
                         if self.stop_requested:
@@ -203,10 +206,20 @@ class Trainer:
         else:
             scale, _ = scale_for_norm(self.parallel.grad_norm, cfg.clip)
             map_spans = self.parallel.map_spans
-        if self.optimizer.step(self.net.params, self.net.grad, self.lr, scale, map_spans=map_spans,
+        lr = self.rate()
+        if self.optimizer.step(self.net.params, self.net.grad, lr, scale, map_spans=map_spans,
                                support=support, clear=True):
             self.net.grad_cleared()
-        (self.net if self.parallel is None else self.parallel).apply_deferred(self.lr * scale)
+        (self.net if self.parallel is None else self.parallel).apply_deferred(lr * scale)
+
+    def rate(self):
+        """The learning rate of the next step: ``lr``, times the share of the annealing that is left
+        (``TrainConfig.anneal`` of ``max_time``; 1 before it starts, 0 at the end of the budget)."""
+        cfg = self.config
+        if not (cfg.anneal and cfg.max_time):
+            return self.lr
+        left = max(cfg.max_time - self.elapsed, 0.0)
+        return self.lr * min(1.0, left / (cfg.anneal * cfg.max_time))
 
     def _diverged(self, loss):
         where = f"epoch {self.epoch}, batch {self.position // self.stride + 1}"
@@ -223,7 +236,7 @@ class Trainer:
         score = valid_ppl if valid_ppl is not None else train_ppl
         improved = self.best is None or score < self.best
         slowing = improved and self.best is not None and score > self.best * (1 - self.config.min_improvement)
-        row = {"epoch": self.epoch, "lr": self.lr, "train_ppl": round(train_ppl, 4),
+        row = {"epoch": self.epoch, "lr": self.rate(), "train_ppl": round(train_ppl, 4),
                "valid_ppl": None if valid_ppl is None else round(valid_ppl, 4),
                "tokens": self.epoch_tokens, "complete": complete}
         self.history.add(**row)

@@ -204,6 +204,8 @@ def test_divergence_stops_with_one_line_and_keeps_the_model(tmp_path):
     ({"init": "identity", "cell": "lstm"}, "--init identity"),
     ({"init": "identity", "cell": "lstm-peephole"}, "--init identity"),
     ({"batch": 20000}, "too few for one batch"), ({"batch": 100000}, "absurdly large"),
+    ({"anneal": 0.5}, "--anneal 0.5 is a share of the --max-time budget: give --max-time"),
+    ({"anneal": 1.5, "max_time": "1m"}, r"--anneal must be a share of the --max-time budget, in \[0, 1\], got 1.5"),
 ])
 def test_bad_options(tmp_path, kw, message):
     with pytest.raises(LmtoolError, match=message):
@@ -254,8 +256,8 @@ def test_defaults_by_cell_level_budget_and_vocabulary():
     --max-time, by the optimiser and by the vocabulary's size; a value given is never replaced, and a
     default left to the vocabulary stays None until it is known."""
     from lmtool.neural.choices import CELL_DEFAULTS
-    from lmtool.neural.options import (ADAM_EMBED_RANGE, BUDGET_MIN_IMPROVEMENT, CLASS_SOFTMAX_ABOVE, INIT_RANGE,
-                                       LEVEL_DEFAULTS, classes_for)
+    from lmtool.neural.options import (ADAM_EMBED_RANGE, BUDGET_ANNEAL, BUDGET_MIN_IMPROVEMENT, CLASS_SOFTMAX_ABOVE,
+                                       INIT_RANGE, LEVEL_DEFAULTS, classes_for)
 
     def filled(vocab_size=None, **kw):
         return TrainOptions(corpus=[TINY], output="m.lm", **kw).check().fill_defaults(vocab_size)
@@ -265,6 +267,12 @@ def test_defaults_by_cell_level_budget_and_vocabulary():
         (256, 2, "sgd", 20, 35, 0.25)
     assert words.min_improvement == 0.0 and words.softmax is None and words.embed == 256
     assert filled(max_time="15m").min_improvement == BUDGET_MIN_IMPROVEMENT == 0.05
+    assert words.anneal == filled(max_time="15m").anneal == BUDGET_ANNEAL["word"] == 0.0
+    # characters with a budget anneal over its second half instead of RNNLM's rule; without one, neither
+    char_budget = filled(level="char", max_time="10m")
+    assert (char_budget.anneal, char_budget.min_improvement) == (BUDGET_ANNEAL["char"], 0.0) == (0.5, 0.0)
+    assert (filled(level="char").anneal, filled(level="char").min_improvement) == (0.0, 0.0)
+    assert filled(level="char", max_time="10m", anneal=0.0).min_improvement == BUDGET_MIN_IMPROVEMENT
     chars = filled(level="char")
     assert {k: getattr(chars, k) for k in LEVEL_DEFAULTS["char"]} == LEVEL_DEFAULTS["char"]
     assert chars.optimizer == "adam" and chars.lr is None  # the optimiser's rate (neural.choices.DEFAULT_LR)
@@ -297,7 +305,8 @@ def test_help_shows_the_computed_defaults():
     text = " ".join(done.stdout.split())
     for rule in ("sgd for words, adam for characters and --cell window",
                  "class above 5,000 tokens of vocabulary, else full", "max(sqrt(V), min(300, V/16))",
-                 "0.05 with --max-time, else 0", "0.25 for words, 0 for characters and --cell window",
+                 "0.05 with --max-time and no --anneal, else 0",
+                 "0.5 for characters with --max-time, else 0", "0.25 for words, 0 for characters and --cell window",
                  "[default: 256; 200 for --cell window]", "[default: 2; 1 for --cell window]",
                  "20 streams for words, 64 for characters; 1024 windows for --cell window", "--stream"):
         assert rule in text, rule
@@ -410,6 +419,29 @@ def test_max_time_stops_training(capsys, tmp_path):
     assert (row["epoch"], row["complete"], row["tokens"]) == (1, False, 20 * 35)
     assert row["tokens"] < details["training"]["tokens"]
     assert lmtool.load(tmp_path / "m.lm").meta["history"] == details["history"]
+
+
+def test_anneal_takes_the_rate_linearly_to_zero_over_the_budgets_last_share(capsys, tmp_path):
+    """Each step's rate is --lr until the last --anneal share of --max-time, then falls linearly to 0
+    (the trainer's own clock is its training seconds, ``elapsed``); the log records the rate in effect."""
+    from lmtool.encoded_corpus import encode_corpus
+    from lmtool.neural.train import TrainConfig, Trainer
+
+    data = encode_corpus([TINY])
+    model = run_training(options(tmp_path, epochs=1))
+    trainer = Trainer(model, TrainConfig(batch=4, bptt=8, optimizer="adam", lr=0.01, max_time=100.0, anneal=0.4),
+                      (data.ids, data.lengths, data.file_starts))
+    rates = []
+    for elapsed in (0, 30, 60, 70, 80, 99, 100, 130):
+        trainer.elapsed = elapsed
+        rates.append(trainer.rate())
+    assert rates == pytest.approx([0.01, 0.01, 0.01, 0.0075, 0.005, 0.00025, 0.0, 0.0])
+    trainer.config.anneal = 0.0  # off: the rate is lr whatever the clock says
+    assert trainer.rate() == 0.01
+    # the first step spends the budget: the epoch's row has the rate at its end, 0
+    train_tiny(capsys, tmp_path / "m.lm", "--max-time", "0.000001", "--anneal", 1, "--optimizer", "adam")
+    details = info(capsys, tmp_path / "m.lm")
+    assert details["training"]["train_config"]["anneal"] == 1.0 and details["history"][0]["lr"] == 0.0
 
 
 def test_a_budget_spent_by_an_epochs_last_step_leaves_it_complete(capsys, tmp_path):
