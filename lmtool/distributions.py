@@ -94,7 +94,7 @@ def _recurrent_rows(model, ids, lengths):
     if not len(lengths):
         return out
     columns = max(1, min(COLUMNS, len(lengths)))
-    x, _, reset = sentence_stream(ids, lengths)
+    x, _, reset = sentence_stream(ids, lengths, model.start)
     time, col, steps = _packed(lengths, columns)
     X = np.zeros((steps, columns), np.int32)
     R = np.ones((steps, columns), bool)

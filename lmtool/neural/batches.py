@@ -4,9 +4,11 @@ Sentence at a time (``sentence_stream``), each sentence contributes inputs ``<s>
 targets ``w1 .. wk </s>``; the state is reset where an input is ``<s>``, so every sentence is
 modelled from a fresh state, exactly as it is scored. As running text (``text_stream``, ``train
 --stream``), ``</s>`` is the newline: the targets are the same, but each line's first input is the
-newline that ended the line before, and the state is reset only where a file starts (input
-``<s>``), as char-rnn and PyTorch's word_language_model read text. Columns are contiguous slices of
-the stream, so a column's sentences follow one another.
+newline that ended the line before, and the state is reset only where a file starts, as char-rnn and
+PyTorch's word_language_model read text. A file starts as if after a line end, from a fresh state
+fed the newline: ``<s>`` would be an input seen once per file and epoch, its embedding left near its
+random start, and a text generated or scored from it would begin with noise. Columns are contiguous
+slices of the stream, so a column's sentences follow one another.
 """
 
 import numpy as np
@@ -14,15 +16,16 @@ import numpy as np
 from ..vocab import BOS, EOS
 
 
-def sentence_stream(ids, lengths):
-    """(x, y: int32[n+S], reset: bool[n+S]) for sentences given as ids and lengths."""
+def sentence_stream(ids, lengths, start=BOS):
+    """(x, y: int32[n+S], reset: bool[n+S]) for sentences given as ids and lengths, each read from
+    ``start`` (a stream model's lines, scored each on its own, start from the newline)."""
     n, S = len(ids), len(lengths)
     starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]]).astype(np.int64)
     x = np.empty(n + S, np.int32)
     y = np.empty(n + S, np.int32)
     is_start = np.zeros(n + S, bool)
     is_start[starts] = True
-    x[is_start] = BOS
+    x[is_start] = start
     x[~is_start] = ids
     ends = starts + lengths
     is_end = np.zeros(n + S, bool)
@@ -34,7 +37,7 @@ def sentence_stream(ids, lengths):
 
 def text_stream(ids, lengths, file_starts=(0,)):
     """(x, y: int32[n+S], reset: bool[n+S]) for lines of running text: targets ``w .. </s>`` line after
-    line, each input the token before its target, ``<s>`` (and a reset) at each file's start.
+    line, each input the token before its target, the newline ``</s>`` (and a reset) at each file's start.
 
     file_starts: index of the first line of each file (``EncodedCorpus.file_starts``).
     """
@@ -44,7 +47,7 @@ def text_stream(ids, lengths, file_starts=(0,)):
     is_start[:] = False
     at = first[np.union1d(np.asarray(file_starts, np.int64), [0])] if len(lengths) else np.zeros(0, np.int64)
     is_start[at] = True
-    x[at] = BOS
+    x[at] = EOS
     return x, y, is_start
 
 

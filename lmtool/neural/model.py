@@ -8,7 +8,8 @@ builds only when first needed: scoring one sentence does not load Numba. A strea
 --stream``, ``meta["stream"]``) reads a file as one text (``score_continuing``): its lines are
 scored one after the other by a single stream whose state runs on, ``</s>`` being the newline, and
 its generator writes running text; ``score_ids`` still scores each line on its own, as the first
-line of a text (n-best rescoring and mixtures ask for that).
+line of a text (n-best rescoring and mixtures ask for that). A stream model's text starts from a
+fresh state fed the newline, as its training read each file (``batches``).
 """
 
 import math
@@ -19,7 +20,7 @@ from .. import modelfile
 from .. import compiled
 from ..errors import LmtoolError
 from ..language_model import LanguageModel, Scores, check_batch, check_ids
-from ..vocab import BOS, Vocabulary
+from ..vocab import BOS, EOS, Vocabulary
 from .batches import packed_sentences, sentence_stream, text_stream
 from .config import NetworkConfig
 
@@ -140,24 +141,29 @@ class RecurrentModel(LanguageModel):
         """Whether this model was trained on running text (``train --stream``)."""
         return bool(self.meta.get("stream", False))
 
+    @property
+    def start(self):
+        """The input a text or sentence starts from: ``<s>``, or for a stream model the newline."""
+        return EOS if self.stream else BOS
+
     # Scoring
 
     def numpy_pays(self, ids, lengths):
         return len(ids) + len(lengths) <= compiled.RECURRENT_NUMPY_TOKENS and self.forward is not None
 
     def score_ids_numpy(self, ids, lengths):
-        return self._score(self.forward, ids, lengths)
+        return self._score(self.forward, ids, lengths, self.start)
 
     def score_ids_compiled(self, ids, lengths, batch=SCORE_BATCH, segment=SCORE_SEGMENT):
-        return self._score(self.network, ids, lengths, batch, segment)
+        return self._score(self.network, ids, lengths, self.start, batch, segment)
 
     @staticmethod
-    def _score(network, ids, lengths, batch=SCORE_BATCH, segment=SCORE_SEGMENT):
+    def _score(network, ids, lengths, start, batch=SCORE_BATCH, segment=SCORE_SEGMENT):
         n = len(ids) + len(lengths)
         token = np.zeros(n, np.float32)
         if len(lengths):
             batch = max(1, min(batch, len(lengths)))
-            x, y, reset = sentence_stream(ids, lengths)
+            x, y, reset = sentence_stream(ids, lengths, start)
             column, offset, column_lengths = packed_sentences(lengths, batch)
             starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
             col = np.repeat(column, lengths + 1)
@@ -216,7 +222,7 @@ class RecurrentModel(LanguageModel):
         states = []
         for prefix in prefixes:
             state = net.init_state(1)
-            for token in np.concatenate([[BOS], check_ids(prefix, len(self.vocab))]):
+            for token in np.concatenate([[self.start], check_ids(prefix, len(self.vocab))]):
                 state = net.step(np.array([token], np.int32), state)
             states.append(state)
         return type(states[0]).joined(states)

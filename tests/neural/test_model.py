@@ -52,14 +52,14 @@ def char_model(texts):
 
 def test_running_text_layout():
     """Targets are the sentence layout's; each input is the token before (the newline, </s>, at a line
-    start) and the state restarts, from <s>, only where a file starts."""
+    start) and the state restarts only where a file starts, fed the newline too."""
     ids, lengths = np.array([5, 6, 7, 8], np.int32), np.array([2, 1, 1], np.int32)  # a file of 2 lines, one of 1
     x, y, reset = text_stream(ids, lengths, [0, 2])
     assert y.tolist() == [5, 6, EOS, 7, EOS, 8, EOS]
-    assert x.tolist() == [BOS, 5, 6, EOS, 7, BOS, 8]
+    assert x.tolist() == [EOS, 5, 6, EOS, 7, EOS, 8]
     assert reset.tolist() == [True, False, False, False, False, True, False]
     x1, _, reset1 = text_stream(ids, lengths)  # one file
-    assert x1.tolist() == [BOS, 5, 6, EOS, 7, EOS, 8] and reset1.sum() == 1
+    assert x1.tolist() == [EOS, 5, 6, EOS, 7, EOS, 8] and reset1.sum() == 1
 
 
 def test_training_carries_the_state_across_lines(texts):
@@ -80,7 +80,7 @@ def test_a_stream_model_scores_a_file_as_one_text(char_model, texts):
     assert char_model.stream and char_model.meta["stream"] is True
     text = valid.read_text(encoding="utf-8")
     ids, lengths = char_model.encode(text)
-    # the reference: one stream fed token by token through the network, from <s>
+    # the reference: one stream fed token by token through the network, from the newline
     x, y, _ = text_stream(ids, lengths)
     net, state, logp = char_model.network, char_model.network.init_state(1), []
     for a, b in zip(x, y):
@@ -166,6 +166,31 @@ def test_running_text_writes_the_lines_asked_for(char_model):
     assert sum(len(line) + 1 for line in cut) <= 31 and len(cut) < 50  # the budget counts the newlines
     narrow = list(running_text(char_model, [], 3, seed=3, top_p=0.5, top_k=5, max_tokens=200))
     assert 1 <= len(narrow) <= 3 and sum(map(len, narrow)) + len(narrow) - 1 <= 200
+
+
+def test_every_path_starts_a_text_as_training_does(char_model, texts):
+    """Training reads a file from a fresh state fed the newline (``test_running_text_layout``), so scoring
+    a line alone, the distributions mixtures read, and generation start there too: from ``<s>``, an input
+    training sees once per file and epoch, a text would begin with what its untrained embedding makes."""
+    from lmtool.distributions import log10_rows
+
+    _, _, valid = texts
+    net = char_model.network
+    assert char_model.start == EOS
+    fresh = net.step(np.array([EOS], np.int32), net.init_state(1))
+    np.testing.assert_allclose(char_model.distribution(char_model.begin([np.zeros(0, np.int32)])),
+                               net.next_distribution(fresh), rtol=1e-5)
+    ids, lengths = char_model.encode("\n".join(valid.read_text(encoding="utf-8").splitlines()[:3]))
+    x, y, _ = text_stream(ids[:lengths[0]], lengths[:1])
+    state, logp = net.init_state(1), []
+    for a, b in zip(x, y):
+        lp, state = net.log_probs(np.array([[a]], np.int32), np.array([[b]], np.int32), state)
+        logp.append(lp[0, 0] / LN10)
+    alone = char_model.score_ids(ids, lengths)
+    np.testing.assert_allclose(alone.token[:lengths[0] + 1], logp, rtol=1e-4, atol=1e-6)
+    targets = np.concatenate([np.append(line, EOS) for line in np.split(ids, np.cumsum(lengths)[:-1])])
+    rows = log10_rows(char_model, ids, lengths)
+    np.testing.assert_allclose(rows[np.arange(len(targets)), targets], alone.token, rtol=1e-4, atol=1e-5)
 
 
 def test_generate_lines_on_the_command_line(char_model, texts):
