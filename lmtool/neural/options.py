@@ -76,6 +76,11 @@ ADAM_EMBED_RANGE = 3 ** 0.5
 """``--embed-range`` with Adam: unit variance, as PyTorch's nn.Embedding starts. Adam moves each weight
 by about its rate a step, so an embedding started at Zaremba's +-0.1 (right for SGD at rate 20)
 takes hundreds of steps to carry its input (tiny-shakespeare, 160 steps: 1.91 nats/char against 2.14)."""
+CHAR_ADAM_LR = 0.0028
+"""``--lr`` for characters with Adam (other recurrent runs: ``choices.DEFAULT_LR``): char-rnn's 0.002
+for 32 streams, times sqrt(2) for the 64 of ``LEVEL_DEFAULTS``, as a batch twice the size gives a
+gradient with half the variance. Tiny-shakespeare, 10 minutes, annealed, seeds 0, 1 and 2:
+1.461, 1.467 and 1.470 nats/char against 1.468, 1.490 and 1.472 at 0.002; 0.004: 1.474 (seed 0)."""
 BUDGET_MIN_IMPROVEMENT = 0.05
 """``--min-improvement`` with ``--max-time`` (and no ``--anneal``): RNNLM's rule, so the rate falls while
 there is time to use it (KJV, 15 minutes: test 29.7 against 33.9 when it only falls once validation worsens)."""
@@ -85,8 +90,8 @@ of the budget, then falling linearly to 0. RNNLM's rule halves it after every ep
 improves by less than 5%, so that the last epochs learn little (by the 8th epoch the rate is 1/32
 of its start, and that epoch takes 0.003 nats off). Annealing over the last half ends 0.006-0.008
 nats lower in 10 minutes (tiny-shakespeare, 64 streams: 1.468 against 1.476; 32 streams: 1.458
-against 1.464); over the last 65%: 1.461, from the start: 1.470 (32 streams); a rate of 0.003 or
-Adam's beta2 at 0.99 change nothing. Words (SGD at rate 20 with dropout) keep RNNLM's rule, which
+against 1.464); over the last 65%: 1.461, from the start: 1.470 (32 streams); with 32 streams a
+rate of 0.003 or Adam's beta2 at 0.99 change nothing. Words (SGD at rate 20 with dropout) keep RNNLM's rule, which
 the KJV benchmarks were measured with."""
 
 
@@ -153,7 +158,8 @@ class TrainOptions:
                        "characters", help="Steps of backpropagation through time.")
     optimizer: str = option(choices=OPTIMIZERS, resume=KEPT,
                             default_text="sgd for words, adam for characters and --cell window")
-    lr: float = option(check=positive_number, resume=KEPT, default_text="20 for sgd, 0.002 for adam",
+    lr: float = option(check=positive_number, resume=KEPT,
+                       default_text=f"20 for sgd, 0.002 for adam ({CHAR_ADAM_LR} for characters)",
                        help="Learning rate.")
     clip: float = option(0.25, check=_non_negative_clip, resume=KEPT, help="Largest gradient norm (0: no clipping).")
     decay: float = option(check=_unless_computed(_at_least_one), resume=KEPT, default_text="4 for words, 2 for "
@@ -234,7 +240,8 @@ class TrainOptions:
         """Give each option left at None its computed default: from ``choices.CELL_DEFAULTS`` by
         ``--cell``, then from ``LEVEL_DEFAULTS`` by ``--level``; ``--min-improvement`` by whether there
         is a ``--max-time`` and no ``--anneal`` (``BUDGET_ANNEAL`` by ``--level`` with one),
-        ``--embed-range`` by the optimiser (``ADAM_EMBED_RANGE`` for Adam),
+        ``--lr`` for characters with Adam (``CHAR_ADAM_LR``; otherwise ``TrainConfig`` takes the
+        optimiser's), ``--embed-range`` by the optimiser (``ADAM_EMBED_RANGE`` for Adam),
         ``--embed`` (``--hidden``), and once ``vocab_size`` is known, ``--softmax`` (class above
         ``CLASS_SOFTMAX_ABOVE`` tokens) and ``--classes`` (``classes_for``). The one place such defaults
         are decided; returns self."""
@@ -246,6 +253,8 @@ class TrainOptions:
             self.anneal = BUDGET_ANNEAL[self.level] if self.max_time is not None else 0.0
         if self.min_improvement is None:
             self.min_improvement = BUDGET_MIN_IMPROVEMENT if self.max_time is not None and not self.anneal else 0.0
+        if self.lr is None and self.level == "char" and self.optimizer == "adam" and self.cell != "window":
+            self.lr = CHAR_ADAM_LR
         if self.embed_range is None:
             self.embed_range = ADAM_EMBED_RANGE if self.optimizer == "adam" and not self.tie else INIT_RANGE
         if self.embed is None:

@@ -256,8 +256,8 @@ def test_defaults_by_cell_level_budget_and_vocabulary():
     --max-time, by the optimiser and by the vocabulary's size; a value given is never replaced, and a
     default left to the vocabulary stays None until it is known."""
     from lmtool.neural.choices import CELL_DEFAULTS
-    from lmtool.neural.options import (ADAM_EMBED_RANGE, BUDGET_ANNEAL, BUDGET_MIN_IMPROVEMENT, CLASS_SOFTMAX_ABOVE,
-                                       INIT_RANGE, LEVEL_DEFAULTS, classes_for)
+    from lmtool.neural.options import (ADAM_EMBED_RANGE, BUDGET_ANNEAL, BUDGET_MIN_IMPROVEMENT, CHAR_ADAM_LR,
+                                       CLASS_SOFTMAX_ABOVE, INIT_RANGE, LEVEL_DEFAULTS, classes_for)
 
     def filled(vocab_size=None, **kw):
         return TrainOptions(corpus=[TINY], output="m.lm", **kw).check().fill_defaults(vocab_size)
@@ -275,7 +275,10 @@ def test_defaults_by_cell_level_budget_and_vocabulary():
     assert filled(level="char", max_time="10m", anneal=0.0).min_improvement == BUDGET_MIN_IMPROVEMENT
     chars = filled(level="char")
     assert {k: getattr(chars, k) for k in LEVEL_DEFAULTS["char"]} == LEVEL_DEFAULTS["char"]
-    assert chars.optimizer == "adam" and chars.lr is None  # the optimiser's rate (neural.choices.DEFAULT_LR)
+    assert chars.optimizer == "adam" and chars.lr == CHAR_ADAM_LR == 0.0028
+    # elsewhere the optimiser's rate (neural.choices.DEFAULT_LR), as it is for characters with SGD
+    assert words.lr is None and filled(level="char", optimizer="sgd").lr is None
+    assert filled(cell="window", level="char").lr is None and filled(level="char", lr=0.01).lr == 0.01
     kjv = filled(12389, max_time="15m")  # the KJV vocabulary: the best 15-minute recipe
     assert (kjv.softmax, kjv.n_classes, kjv.embed, kjv.dropout, kjv.min_improvement) == ("class", 300, 256, 0.25, 0.05)
     assert filled(CLASS_SOFTMAX_ABOVE).softmax == "full" and filled(CLASS_SOFTMAX_ABOVE).n_classes is None
@@ -308,7 +311,8 @@ def test_help_shows_the_computed_defaults():
                  "0.05 with --max-time and no --anneal, else 0",
                  "0.5 for characters with --max-time, else 0", "0.25 for words, 0 for characters and --cell window",
                  "[default: 256; 200 for --cell window]", "[default: 2; 1 for --cell window]",
-                 "20 streams for words, 64 for characters; 1024 windows for --cell window", "--stream"):
+                 "20 streams for words, 64 for characters; 1024 windows for --cell window", "--stream",
+                 "20 for sgd, 0.002 for adam (0.0028 for characters)"):
         assert rule in text, rule
 
 
