@@ -56,9 +56,10 @@ LEVEL_DEFAULTS = {
 """The defaults of the recurrent cells that depend on ``--level`` (``--cell window`` has its own,
 ``choices.CELL_DEFAULTS``). Words: Zaremba et al.'s SGD schedule (lr 20, 20 streams of
 35 steps) with dropout 0.25, the rate divided by 4 on a plateau; characters: char-rnn's Adam over
-50-step segments (in a 10-minute budget they learn more than 100-step ones at about the same characters/s),
-64 streams (32 learn 0.01 nats more in 10 minutes, but at 5% fewer characters a second they
-trained at 1.49x PyTorch's char-rnn in the run that measured it, under the 1.5x target), the rate
+50-step segments (in a 10-minute budget they learn more than 100-step ones at about the same
+characters/s), 64 streams at ``CHAR_ADAM_LR`` (32 at 0.002 ended 0.006 nats lower in 10 minutes,
+but at 5% fewer characters a second they trained at 1.49x PyTorch's char-rnn in the run that
+measured it, under the 1.5x target), the rate
 halved on a plateau (with a time budget, ``BUDGET_ANNEAL`` takes it to 0 instead), no dropout (in
 10 minutes, dropout between the layers ends 0.01 nats worse, and dropout on the embeddings turns
 off the per-character lookup of the first layer's input projection: 106 s an epoch against 82).
