@@ -59,10 +59,10 @@ LEVEL_DEFAULTS = {
 50-step segments (in a 10-minute budget they learn more than 100-step ones at about the same
 characters/s), 64 streams at ``CHAR_ADAM_LR`` (32 at 0.002 ended 0.006 nats lower in 10 minutes,
 but at 5% fewer characters a second they trained at 1.49x PyTorch's char-rnn in the run that
-measured it, under the 1.5x target), the rate
-halved on a plateau (with a time budget, ``BUDGET_ANNEAL`` takes it to 0 instead), no dropout (in
-10 minutes, dropout between the layers ends 0.01 nats worse, and dropout on the embeddings turns
-off the per-character lookup of the first layer's input projection: 106 s an epoch against 82).
+measured it, under the 1.5x target), the rate halved on a plateau (with a time budget,
+``BUDGET_ANNEAL`` takes it to 0 instead), no dropout (in 10 minutes, dropout between the layers
+ends 0.01 nats worse, and dropout on the embeddings turns off the per-character lookup of the
+first layer's input projection: 106 s an epoch against 82).
 Measured in ``bench/RESULTS.md``."""
 CLASS_SOFTMAX_ABOVE = 5000
 """``--softmax`` is class above this many tokens in the vocabulary, full up to it: past about 16 x
@@ -92,8 +92,8 @@ improves by less than 5%, so that the last epochs learn little (by the 8th epoch
 of its start, and that epoch takes 0.003 nats off). Annealing over the last half ends 0.006-0.008
 nats lower in 10 minutes (tiny-shakespeare, 64 streams: 1.468 against 1.476; 32 streams: 1.458
 against 1.464); over the last 65%: 1.461, from the start: 1.470 (32 streams); with 32 streams a
-rate of 0.003 or Adam's beta2 at 0.99 change nothing. Words (SGD at rate 20 with dropout) keep RNNLM's rule, which
-the KJV benchmarks were measured with."""
+rate of 0.003 or Adam's beta2 at 0.99 change nothing. Words (SGD at rate 20 with dropout) keep
+RNNLM's rule, which the KJV benchmarks were measured with."""
 
 
 def classes_for(vocab_size):
