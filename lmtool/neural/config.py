@@ -40,8 +40,9 @@ class NetworkConfig(SavedConfig):
     vocab_size: V, words (or characters) including specials; cell: one of CELLS; activation: RNN only;
     init: one of INITS; init_range: embedding/output weights ~ U(-r, r); embed_range: the embedding's r
     instead, if set (None: init_range; a file records it only when set); embed, hidden: sizes E, H;
-    layers: L; dropout: probability of zeroing, applied to the embedding output, between layers and
-    before the output layer; tie: share the embedding with the output weights (needs embed == hidden);
+    layers: L; dropout: probability of zeroing, applied between layers and before the output layer,
+    and to the embedding output unless ``embed_dropout`` is set (None: ``dropout``; a file records
+    it only when set); tie: share the embedding with the output weights (needs embed == hidden);
     softmax: "full" or "class"; n_classes: C for "class" (must equal the classes' count, see
     ``lmtool.neural.classes``); dtype: float32 for use, float64 for gradient checks.
     """
@@ -60,6 +61,12 @@ class NetworkConfig(SavedConfig):
     n_classes: int = 0
     dtype: str = "float32"
     embed_range: float = None
+    embed_dropout: float = None
+
+    @property
+    def embedding_dropout(self):
+        """The embedding output's dropout probability: ``embed_dropout`` if set, else ``dropout``."""
+        return self.dropout if self.embed_dropout is None else self.embed_dropout
 
     def __post_init__(self):
         def need(ok, what, found):
@@ -75,6 +82,8 @@ class NetworkConfig(SavedConfig):
         for name in ("vocab_size", "embed", "hidden", "layers"):
             need(int(getattr(self, name)) >= 1, f"{name}: expected a positive integer", getattr(self, name))
         need(0.0 <= self.dropout < 1.0, "dropout: expected a probability in [0, 1)", self.dropout)
+        need(self.embed_dropout is None or 0.0 <= self.embed_dropout < 1.0,
+             "embed_dropout: expected None or a probability in [0, 1)", self.embed_dropout)
         need(self.init_range > 0, "init_range: expected > 0", self.init_range)
         need(self.embed_range is None or self.embed_range > 0, "embed_range: expected None or > 0", self.embed_range)
         need(not self.tie or self.embed == self.hidden,

@@ -80,23 +80,33 @@ def initialise(config, layout, flat, seed):
 
 
 def draw_masks(rng, p, shapes, dtype):
-    """Inverted-dropout masks of ``shapes`` (dropping with probability ``p``), or None when ``rng``
-    is None or ``p`` is 0.
+    """Inverted-dropout masks of ``shapes``, each dropping with its probability in ``p`` (one for all,
+    or one per shape): a list with None where that probability is 0, or None when ``rng`` is None or
+    every probability is 0.
 
     Drawn as 16-bit numbers from rng's bit generator (4 per 64-bit draw, 3x faster than floats),
     mask after mask: the probability is rounded to a multiple of 2^-16.
     """
-    if rng is None or p == 0:
+    ps = [p] * len(shapes) if np.ndim(p) == 0 else list(p)
+    if rng is None or not any(ps):
         return None
-    total = sum(int(np.prod(shape)) for shape in shapes)
+    total = sum(int(np.prod(shape)) for shape, q in zip(shapes, ps) if q)
     bits = rng.bit_generator.random_raw(-(-total // 4)).view(np.uint16)
-    masks, start, threshold = [], 0, int(round(p * 65536))
-    for shape in shapes:
+    masks, start = [], 0
+    for shape, q in zip(shapes, ps):
+        if not q:
+            masks.append(None)
+            continue
         mask = np.empty(shape, dtype)
-        dropout_mask(bits[start:start + mask.size], threshold, 1.0 / (1.0 - p), mask.reshape(-1))
+        dropout_mask(bits[start:start + mask.size], int(round(q * 65536)), 1.0 / (1.0 - q), mask.reshape(-1))
         masks.append(mask)
         start += mask.size
     return masks
+
+
+def _mask(masks, i):
+    """Mask ``i`` of ``draw_masks``'s list, or None (no dropout there)."""
+    return None if masks is None else masks[i]
 
 
 class RecurrentNetwork:
@@ -191,17 +201,19 @@ class RecurrentNetwork:
         return self._masks(T, B, rng)
 
     def _masks(self, T, B, rng):
-        """L+1 inverted-dropout masks (embedding output, each layer's output), or None without dropout
-        (``draw_masks``)."""
-        sizes = [self.config.embed] + [self.config.hidden] * self.config.layers
-        return draw_masks(rng, self.config.dropout, [(T, B, n) for n in sizes], self.dtype)
+        """L+1 inverted-dropout masks (embedding output at ``embed_dropout``, each layer's output at
+        ``dropout``), None where that probability is 0, or None without dropout (``draw_masks``)."""
+        cfg = self.config
+        sizes = [cfg.embed] + [cfg.hidden] * cfg.layers
+        ps = [cfg.embedding_dropout] + [cfg.dropout] * cfg.layers
+        return draw_masks(rng, ps, [(T, B, n) for n in sizes], self.dtype)
 
     def _input_table(self, pos, masks):
         """(rows: int64[k] the distinct embedding rows a segment reads, at: int32[T*B] each token's index
         in rows, -1 for none), when layer 0's x U is cheaper looked up in a table of k rows than
         computed per token (see ``TABLE_SHARE``); None otherwise, and under embedding dropout (each
         token's x is then its own) or with a cell that takes no projected input."""
-        if masks is not None or getattr(self.cell, "PROJECTION", None) is None:
+        if _mask(masks, 0) is not None or getattr(self.cell, "PROJECTION", None) is None:
             return None
         flat = pos.reshape(-1)
         rows, at = np.unique(flat, return_inverse=True)
@@ -230,7 +242,7 @@ class RecurrentNetwork:
             rows, at = table
             projected = np.dot(self.p["embed"][rows], self._layers_p[0]["U"])
             gather_rows(projected, at, wss[0][self.cell.PROJECTION].reshape(T * B, -1))
-        if masks is not None:
+        if _mask(masks, 0) is not None:
             multiply(x.reshape(-1), masks[0].reshape(-1), x.reshape(-1))
         inputs = []
         act = self.config.activation
@@ -244,7 +256,7 @@ class RecurrentNetwork:
             else:
                 self.cell.forward(x, self._layers_p[l], ws, reset, act)
             x = ws["h"][1:]
-            if masks is not None:
+            if _mask(masks, l + 1) is not None:
                 x = x * masks[l + 1]
         return inputs, wss, x, reset
 
@@ -290,7 +302,7 @@ class RecurrentNetwork:
         d = dtop
         act = self.config.activation
         for l in range(self.config.layers - 1, -1, -1):
-            if masks is not None:
+            if _mask(masks, l + 1) is not None:
                 multiply(d.reshape(-1), masks[l + 1].reshape(-1), d.reshape(-1))
             dx = np.empty_like(inputs[l])
             if l == 0 and table is not None:
@@ -302,7 +314,7 @@ class RecurrentNetwork:
         if table is not None:
             self._table_backward(table, wss[0][self.cell.PROJECTION_GRAD])
         else:
-            if masks is not None:
+            if _mask(masks, 0) is not None:
                 multiply(d.reshape(-1), masks[0].reshape(-1), d.reshape(-1))
             scatter_add_rows(d.reshape(T * B, -1), pos.reshape(-1), self.g["embed"])
         if not self.config.tie:  # the output layer may know its rows' norm: see grad_norm

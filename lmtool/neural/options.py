@@ -51,19 +51,19 @@ def _unless_computed(check):
 
 LEVEL_DEFAULTS = {
     "word": {"optimizer": "sgd", "batch": 20, "bptt": 35, "dropout": 0.25, "decay": 4.0},
-    "char": {"optimizer": "adam", "batch": 64, "bptt": 50, "dropout": 0.0, "decay": 2.0},
+    "char": {"optimizer": "adam", "batch": 64, "bptt": 25, "dropout": 0.1, "embed_dropout": 0.0, "decay": 2.0},
 }
 """The defaults of the recurrent cells that depend on ``--level`` (``--cell window`` has its own,
 ``choices.CELL_DEFAULTS``). Words: Zaremba et al.'s SGD schedule (lr 20, 20 streams of
-35 steps) with dropout 0.25, the rate divided by 4 on a plateau; characters: char-rnn's Adam over
-50-step segments (in a 10-minute budget they learn more than 100-step ones at about the same
-characters/s), 64 streams at ``CHAR_ADAM_LR`` (32 at 0.002 ended 0.006 nats lower in 10 minutes,
-but at 5% fewer characters a second they trained at 1.49x PyTorch's char-rnn in the run that
-measured it, under the 1.5x target), the rate halved on a plateau (with a time budget,
-``BUDGET_ANNEAL`` takes it to 0 instead), no dropout (in 10 minutes, dropout between the layers
-ends 0.01 nats worse, and dropout on the embeddings turns off the per-character lookup of the
-first layer's input projection: 106 s an epoch against 82).
-Measured in ``bench/RESULTS.md``."""
+35 steps) with dropout 0.25, the rate divided by 4 on a plateau; characters: char-rnn's Adam, 64
+streams at ``CHAR_ADAM_LR`` over 25-step segments, dropout 0.1 between the layers and before the
+output but none on the embeddings, the rate halved on a plateau (with a time budget,
+``BUDGET_ANNEAL`` takes it to 0 instead). Tiny-shakespeare, 10 minutes (11 epochs): the dropout
+takes 0.015 nats off (1.446 against 1.460 nats/char; 0.2: 1.459), where the network without it
+overfits the megabyte of text; on the embeddings it would turn off the per-character lookup of the
+first layer's input projection (a third slower). 25-step segments end 0.004 nats lower than 50-step
+ones (1.449) at the same characters/s, twice the updates; 32 streams learn about as much more but
+train 5% slower. Measured in ``bench/RESULTS.md``."""
 CLASS_SOFTMAX_ABOVE = 5000
 """``--softmax`` is class above this many tokens in the vocabulary, full up to it: past about 16 x
 --hidden words the full softmax costs more than two recurrent layers, and its advantage per epoch
@@ -80,8 +80,10 @@ takes hundreds of steps to carry its input (tiny-shakespeare, 160 steps: 1.91 na
 CHAR_ADAM_LR = 0.0028
 """``--lr`` for characters with Adam (other recurrent runs: ``choices.DEFAULT_LR``): char-rnn's 0.002
 for 32 streams, times sqrt(2) for the 64 of ``LEVEL_DEFAULTS``, as a batch twice the size gives a
-gradient with half the variance. Tiny-shakespeare, 10 minutes, annealed, seeds 0, 1 and 2:
-1.461, 1.467 and 1.470 nats/char against 1.468, 1.490 and 1.472 at 0.002; 0.004: 1.474 (seed 0)."""
+gradient with half the variance. Tiny-shakespeare, 10 minutes, annealed, 50-step segments without
+dropout, seeds 0, 1 and 2: 1.461, 1.467 and 1.470 nats/char against 1.468, 1.490 and 1.472 at
+0.002; 0.004: 1.474 (seed 0). With 25-step segments 0.002 still ends behind (1.465 against 1.460),
+and with dropout 0.0035 ends level (seed 1)."""
 BUDGET_MIN_IMPROVEMENT = 0.05
 """``--min-improvement`` with ``--max-time`` (and no ``--anneal``): RNNLM's rule, so the rate falls while
 there is time to use it (KJV, 15 minutes: test 29.7 against 33.9 when it only falls once validation worsens)."""
@@ -128,8 +130,12 @@ class TrainOptions:
                          default_text="256; 200 for --cell window", help="Units per recurrent (or hidden) layer.")
     layers: int = option(check=_unless_computed(positive(64)), resume=KEPT, default_text="2; 1 for --cell window")
     dropout: float = option(check=_probability, resume=KEPT,
-                            default_text="0.25 for words, 0 for characters and --cell window",
-                            help="Dropout between layers and before the output.")
+                            default_text="0.25 for words, 0.1 for characters, 0 for --cell window",
+                            help="Dropout between layers and before the output (on the embeddings: "
+                                 "--embed-dropout).")
+    embed_dropout: float = option(check=_probability, resume=KEPT, metavar="P",
+                                  default_text="--dropout for words, 0 for characters",
+                                  help="Dropout on the embeddings, the first layer's input (recurrent cells).")
     embed_range: float = option(check=positive_number, resume=KEPT, metavar="R",
                                 default_text=f"{ADAM_EMBED_RANGE:.3g} (unit variance) for a recurrent cell with adam "
                                              "and no --tie, else 0.1",
@@ -155,7 +161,7 @@ class TrainOptions:
     batch: int = option(check=_unless_computed(positive(65536)), resume=KEPT,
                         default_text="20 streams for words, 64 for characters; 1024 windows for --cell window",
                         help="Parallel streams per batch; windows per minibatch for --cell window.")
-    bptt: int = option(check=_unless_computed(positive(100000)), resume=KEPT, default_text="35 for words, 50 for "
+    bptt: int = option(check=_unless_computed(positive(100000)), resume=KEPT, default_text="35 for words, 25 for "
                        "characters", help="Steps of backpropagation through time.")
     optimizer: str = option(choices=OPTIMIZERS, resume=KEPT,
                             default_text="sgd for words, adam for characters and --cell window")
@@ -224,6 +230,9 @@ class TrainOptions:
                 if name in given and getattr(self, name):
                     raise LmtoolError(f"--{name} applies to --cell window only, not to {self.cell}")
             return
+        if "embed_dropout" in given:
+            raise LmtoolError("--embed-dropout applies to the recurrent cells; --cell window's --dropout covers "
+                              "its window's embeddings and its hidden layer")
         if "bptt" in given:
             raise LmtoolError("--bptt applies to the recurrent cells; --cell window predicts each word from its "
                               "window of --window words, with no backpropagation through time")
@@ -252,6 +261,8 @@ class TrainOptions:
                 setattr(self, name, value)
         if self.anneal is None:
             self.anneal = BUDGET_ANNEAL[self.level] if self.max_time is not None else 0.0
+        if self.embed_dropout is None:
+            self.embed_dropout = self.dropout
         if self.min_improvement is None:
             self.min_improvement = BUDGET_MIN_IMPROVEMENT if self.max_time is not None and not self.anneal else 0.0
         if self.lr is None and self.level == "char" and self.optimizer == "adam" and self.cell != "window":

@@ -63,7 +63,8 @@ class DataParallel:
 
         def run(k):
             a, b = self.bounds[k]
-            shard_masks = None if masks is None else [np.ascontiguousarray(m[:, a:b]) for m in masks]
+            shard_masks = None if masks is None else [None if m is None else np.ascontiguousarray(m[:, a:b])
+                                                      for m in masks]
             shard_state = state.select(slice(a, b))
             return self.nets[k].forward_backward(
                 np.ascontiguousarray(x_ids[:, a:b]), np.ascontiguousarray(y_ids[:, a:b]), shard_state,

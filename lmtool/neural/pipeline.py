@@ -133,6 +133,8 @@ def _new_model(options, data, progress, echo):
         shared = _shared_fields(options, architecture)
         if shared["embed_range"] == architecture.init_range:
             shared["embed_range"] = None  # the embedding starts as the output weights do, as before the option
+        if shared.get("embed_dropout") == shared["dropout"]:
+            shared["embed_dropout"] = None  # the embeddings drop as the layers do, as before the option
         net_config = architecture(**dict(shared, vocab_size=len(vocab),
                                          n_classes=0 if classes is None else classes.n_classes))
     except ValueError as err:
@@ -198,6 +200,7 @@ def _resumed_config(options, model, saved):
                 "n_classes": net.n_classes if net.softmax == "class" else None, "level": model.vocab.level,
                 "class_method": training.get("class_method"), "stream": bool(model.meta.get("stream")),
                 "embed_range": net.init_range if net.embed_range is None else net.embed_range,
+                "embed_dropout": getattr(net, "embedding_dropout", None),  # the window model has none
                 **{k: vocabulary.get(k, "not recorded") for k in VOCABULARY_OPTIONS}}
     differing = [f"{flag} {getattr(options, name)} (checkpoint: {recorded.get(name)})"
                  for name, flag in KEPT_ON_RESUME.items()

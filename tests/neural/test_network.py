@@ -56,6 +56,7 @@ CASES = [
     dict(cell="lstm-peephole", layers=2, dropout=0.3, softmax="class"),
     dict(cell="lstm-coupled", layers=2, softmax="class", tie=True, dropout=0.3),
     dict(cell="lstm-peephole", embed=4, hidden=6, layers=2), dict(cell="lstm-coupled", embed=4, hidden=6),
+    dict(cell="lstm", layers=2, dropout=0.3, embed_dropout=0.0), dict(cell="gru", dropout=0.0, embed_dropout=0.3),
 ]
 
 
@@ -70,7 +71,7 @@ def test_gradient_matches_central_differences_in_float64(case):
     x, y, reset = data()
     state = net.init_state(B)
     state.h[:] = np.random.default_rng(9).normal(size=state.h.shape)
-    dropout = case.get("dropout", 0) > 0
+    dropout = case.get("dropout", 0) > 0 or case.get("embed_dropout", 0) > 0
 
     def loss():
         rng = np.random.default_rng(42) if dropout else None  # the same masks at every evaluation
@@ -97,7 +98,7 @@ def test_gradient_matches_central_differences_in_float64(case):
 
 @pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
 def test_float32_log_probs_match_numpy_reference(case):
-    case = {k: v for k, v in case.items() if k != "dropout"}
+    case = {k: v for k, v in case.items() if k not in ("dropout", "embed_dropout")}
     net = network(config(dtype="float32", **case))
     x, y, reset = data(seed=1)
     state = net.init_state(B)
@@ -115,13 +116,15 @@ def test_float32_log_probs_match_numpy_reference(case):
 
 
 TABLE_CASES = [dict(cell="lstm", layers=2), dict(cell="gru", layers=2, tie=True), dict(cell="rnn", activation="relu"),
-               dict(cell="lstm", softmax="class", tie=True), dict(cell="gru", softmax="class", embed=4, hidden=6)]
+               dict(cell="lstm", softmax="class", tie=True), dict(cell="gru", softmax="class", embed=4, hidden=6),
+               dict(cell="lstm", layers=2, dropout=0.3, embed_dropout=0.0)]
 
 
 @pytest.mark.parametrize("case", TABLE_CASES, ids=[case_id(c) for c in TABLE_CASES])
 def test_the_input_table_gives_the_per_token_loss_state_and_gradient(case, monkeypatch):
     """Where a segment reads few distinct tokens, layer 0's x U is looked up in a table over them and its
-    gradient summed per token first (``network._input_table``): the same numbers, to float64 rounding."""
+    gradient summed per token first (``network._input_table``): the same numbers, to float64 rounding,
+    also under dropout that spares the embeddings."""
     import lmtool.neural.network as network_module
 
     x, y, reset = data()
@@ -132,7 +135,8 @@ def test_the_input_table_gives_the_per_token_loss_state_and_gradient(case, monke
         assert (net._input_table(net._positions(x), None) is not None) == used
         state = net.init_state(B)
         state.h[:] = np.random.default_rng(9).normal(size=state.h.shape)
-        loss, n, after = net.forward_backward(x, y, state, None, reset)
+        rng = np.random.default_rng(5) if net.config.dropout else None  # the same masks both times
+        loss, n, after = net.forward_backward(x, y, state, rng, reset)
         results.append((loss, net.grad.copy(), after.h.copy()))
     (loss_t, grad_t, h_t), (loss_p, grad_p, h_p) = results
     assert loss_t == pytest.approx(loss_p, rel=1e-12)
@@ -149,7 +153,11 @@ def test_the_input_table_serves_characters_not_words_nor_dropout():
     words = np.arange(35 * 20, dtype=np.int32).reshape(35, 20) % 400  # hundreds of distinct inputs
     assert net._input_table(words, None) is None
     assert net._input_table(chars, net._masks(100, 32, np.random.default_rng(0))) is None  # no dropout masks
-    assert network(config(cell="lstm", dropout=0.3, dtype="float32"))._masks(100, 32, None) is None
+    dropping = network(config(cell="lstm", dropout=0.3, dtype="float32"))
+    assert dropping._masks(100, 32, None) is None
+    assert dropping._input_table(chars, dropping._masks(100, 32, np.random.default_rng(0))) is None
+    sparing = network(config(cell="lstm", dropout=0.3, embed_dropout=0.0, dtype="float32"))
+    assert sparing._input_table(chars, sparing._masks(100, 32, np.random.default_rng(0))) is not None
 
 
 def test_dropout_masks_are_used_and_reproducible():
@@ -173,6 +181,27 @@ def test_dropout_masks_drop_at_the_configured_rate_and_keep_the_mean():
     assert np.mean(values == 0) == pytest.approx(0.3, abs=0.03)
     assert values.mean() == pytest.approx(1.0, abs=0.05)
     assert net._masks(50, 20, None) is None
+
+
+def test_embed_dropout_sets_the_embeddings_rate_apart_and_unset_draws_as_before():
+    """``embed_dropout`` drops the embedding output at its own rate (0: no mask there, none drawn); set
+    to ``dropout`` it draws the very masks of leaving it unset."""
+    shared = network(config(layers=2, dropout=0.3, dtype="float32"))._masks(50, 20, np.random.default_rng(0))
+    same = network(config(layers=2, dropout=0.3, embed_dropout=0.3, dtype="float32"))._masks(
+        50, 20, np.random.default_rng(0))
+    for a, b in zip(shared, same):
+        np.testing.assert_array_equal(a, b)
+    apart = network(config(layers=2, dropout=0.3, embed_dropout=0.1, dtype="float32"))._masks(
+        200, 20, np.random.default_rng(0))
+    assert [np.mean(m == 0) for m in apart] == pytest.approx([0.1, 0.3, 0.3], abs=0.02)
+    spared = network(config(layers=2, dropout=0.3, embed_dropout=0.0, dtype="float32"))._masks(
+        50, 20, np.random.default_rng(0))
+    assert spared[0] is None and [m.shape for m in spared[1:]] == [(50, 20, 5)] * 2
+    only = network(config(layers=2, dropout=0.0, embed_dropout=0.2, dtype="float32"))._masks(
+        50, 20, np.random.default_rng(0))
+    assert only[0].shape == (50, 20, 5) and only[1:] == [None, None]
+    with pytest.raises(ValueError, match="embed_dropout"):
+        config(embed_dropout=1.0)
 
 
 @pytest.mark.parametrize("softmax", ["full", "class"])

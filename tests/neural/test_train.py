@@ -143,6 +143,9 @@ def test_resume_reproduces_the_run(tmp_path, monkeypatch, cell):
                                           r"\(checkpoint: 0.1\); drop them"):
         run_training(options(tmp_path, "cut.lm", epochs=3, dropout=0.2, hidden=32, optimizer="adam", resume=str(ckpt),
                              cell=cell))
+    with pytest.raises(LmtoolError, match=r"these differ: --embed-dropout 0.0 \(checkpoint: 0.1\); drop them"):
+        run_training(options(tmp_path, "cut.lm", epochs=3, dropout=0.1, embed_dropout=0.0, optimizer="adam",
+                             resume=str(ckpt), cell=cell))
     run_training(options(tmp_path, "cut.lm", epochs=3, dropout=0.1, optimizer="adam", resume=str(ckpt), cell=cell))
     assert not ckpt.exists()
     assert (tmp_path / "full.lm").read_bytes() == (tmp_path / "cut.lm").read_bytes()
@@ -198,7 +201,7 @@ def test_divergence_stops_with_one_line_and_keeps_the_model(tmp_path):
 @pytest.mark.parametrize("kw,message", [
     ({"hidden": 0}, "--hidden must be a positive integer"),
     ({"layers": -1}, "--layers"),
-    ({"dropout": 1.0}, "--dropout"),
+    ({"dropout": 1.0}, "--dropout"), ({"embed_dropout": -0.1}, "--embed-dropout"),
     ({"lr": -1.0}, "--lr"),
     ({"tie": True, "embed": 8}, "--tie"),
     ({"init": "identity", "cell": "lstm"}, "--init identity"),
@@ -211,6 +214,18 @@ def test_bad_options(tmp_path, kw, message):
     with pytest.raises(LmtoolError, match=message):
         run_training(options(tmp_path, **kw))
     assert not (tmp_path / "m.lm").exists()
+
+
+def test_embed_dropout_is_recorded_only_apart_from_dropout(tmp_path):
+    """A model file names ``embed_dropout`` only where it differs from ``--dropout`` (words: it follows
+    it, as before the option); characters spare their embeddings by default."""
+    words = run_training(options(tmp_path, "words.lm", epochs=1, dropout=0.2)).config
+    assert "embed_dropout" not in words.to_dict() and words.embedding_dropout == 0.2
+    chars = lmtool.load(run_training(options(tmp_path, "chars.lm", epochs=1, level="char")) and
+                        tmp_path / "chars.lm").config
+    assert (chars.dropout, chars.embed_dropout) == (0.1, 0.0) and chars.to_dict()["embed_dropout"] == 0.0
+    apart = run_training(options(tmp_path, "apart.lm", epochs=1, dropout=0.2, embed_dropout=0.4)).config
+    assert (apart.dropout, apart.embedding_dropout) == (0.2, 0.4)
 
 
 def test_validation_without_known_words(tmp_path):
@@ -266,6 +281,7 @@ def test_defaults_by_cell_level_budget_and_vocabulary():
     assert (words.hidden, words.layers, words.optimizer, words.batch, words.bptt, words.dropout) == \
         (256, 2, "sgd", 20, 35, 0.25)
     assert words.min_improvement == 0.0 and words.softmax is None and words.embed == 256
+    assert words.embed_dropout == 0.25 and filled(dropout=0.4).embed_dropout == 0.4  # words: as --dropout
     assert filled(max_time="15m").min_improvement == BUDGET_MIN_IMPROVEMENT == 0.05
     assert words.anneal == filled(max_time="15m").anneal == BUDGET_ANNEAL["word"] == 0.0
     # characters with a budget anneal over its second half instead of RNNLM's rule; without one, neither
@@ -276,6 +292,7 @@ def test_defaults_by_cell_level_budget_and_vocabulary():
     chars = filled(level="char")
     assert {k: getattr(chars, k) for k in LEVEL_DEFAULTS["char"]} == LEVEL_DEFAULTS["char"]
     assert chars.optimizer == "adam" and chars.lr == CHAR_ADAM_LR == 0.0028
+    assert (chars.dropout, chars.embed_dropout) == (0.1, 0.0) and filled(level="char", dropout=0.3).embed_dropout == 0
     # elsewhere the optimiser's rate (neural.choices.DEFAULT_LR), as it is for characters with SGD
     assert words.lr is None and filled(level="char", optimizer="sgd").lr is None
     assert filled(cell="window", level="char").lr is None and filled(level="char", lr=0.01).lr == 0.01
@@ -309,7 +326,9 @@ def test_help_shows_the_computed_defaults():
     for rule in ("sgd for words, adam for characters and --cell window",
                  "class above 5,000 tokens of vocabulary, else full", "max(sqrt(V), min(300, V/16))",
                  "0.05 with --max-time and no --anneal, else 0",
-                 "0.5 for characters with --max-time, else 0", "0.25 for words, 0 for characters and --cell window",
+                 "0.5 for characters with --max-time, else 0",
+                 "0.25 for words, 0.1 for characters, 0 for --cell window", "--dropout for words, 0 for characters",
+                 "35 for words, 25 for characters",
                  "[default: 256; 200 for --cell window]", "[default: 2; 1 for --cell window]",
                  "20 streams for words, 64 for characters; 1024 windows for --cell window", "--stream",
                  "20 for sgd, 0.002 for adam (0.0028 for characters)"):
@@ -578,7 +597,7 @@ def test_train_help_lists_the_options_quickly():
     assert done.stdout.startswith("Usage: lmtool train [OPTIONS] CORPUS...")
     named = ("--patience", "--max-time", "--clip", "--plot", "--vocab", "--min-count", "--max-vocab", "--epochs",
              "--valid", "--resume", "--log", "--seed", "--threads")
-    declared = [opt for param in cli.commands["train"].params for opt in param.opts if opt.startswith("-")]
+    declared = [opt for param in cli.get_command(None, "train").params for opt in param.opts if opt.startswith("-")]
     assert set(named) <= set(declared)
     for option in declared:
         assert re.search(rf"(^|[\s,]){re.escape(option)}\b", done.stdout, re.M), option

@@ -263,6 +263,7 @@ def test_resume_reproduces_the_run(tmp_path, monkeypatch, optimizer):
     ({"tie": True}, "--tie needs --embed equal to --hidden"),
     ({"init": "identity"}, "--init identity is for --cell rnn"),
     ({"stream": True}, "--stream applies to the recurrent cells"),
+    ({"embed_dropout": 0.1}, "--embed-dropout applies to the recurrent cells"),
     ({"batch": 20000}, "too few for two batches of 20000 windows"),
 ])
 def test_bad_options_are_one_line_each(tmp_path, kw, message):
