@@ -61,7 +61,7 @@ output but none on the embeddings, the rate halved on a plateau (with a time bud
 ``BUDGET_ANNEAL`` takes it to 0 instead). Tiny-shakespeare, 10 minutes (11 epochs): the dropout
 takes 0.015 nats off (1.446 against 1.460 nats/char; 0.2: 1.459), where the network without it
 overfits the megabyte of text; on the embeddings it would turn off the per-character lookup of the
-first layer's input projection (a third slower). 25-step segments end 0.004 nats lower than 50-step
+first layer's input projection (a third slower). 25-step segments end 0.003 nats lower than 50-step
 ones (1.449) at the same characters/s, twice the updates; 32 streams learn about as much more but
 train 5% slower. Measured in ``bench/RESULTS.md``."""
 CLASS_SOFTMAX_ABOVE = 5000
